@@ -1,0 +1,103 @@
+"""The Algorithm interface: one batch in, named losses out.
+
+An algorithm owns no loop, optimizer, logging or checkpointing. It says which views
+of the labeled and unlabeled samples it needs, and turns a batch of them into a
+dict of scalar losses (``total`` is what is minimised) plus diagnostics.
+Per-batch vectors ``pseudo_labels`` and ``mask`` (for the unlabeled batch), when
+returned, let the loop score pseudo-labels against labels hidden from training.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from fewlabels.errors import FewLabelsError
+
+Batch = dict[str, dict[str, torch.Tensor]]
+
+
+class Algorithm:
+    name: ClassVar[str] = ""
+    views: ClassVar[dict[str, list[str]]] = {"labeled": ["weak"], "unlabeled": []}
+
+    @property
+    def uses_unlabeled(self) -> bool:
+        return bool(self.views.get("unlabeled"))
+
+    def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def hparams(self) -> dict[str, Any]:
+        """The constructor arguments, as given (for config files and run records)."""
+        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+# ---- argument checks: one sentence naming the parameter, the value and the allowed range
+
+
+def check_in_unit_interval(algorithm: str, name: str, value: float) -> None:
+    """Thresholds live in (0, 1]."""
+    if not (isinstance(value, (int, float)) and 0.0 < value <= 1.0):
+        raise FewLabelsError(f"{algorithm}: {name} must be in (0, 1], got {value!r}.")
+
+
+def check_non_negative(algorithm: str, name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and value >= 0):
+        raise FewLabelsError(f"{algorithm}: {name} must be 0 or more, got {value!r}.")
+
+
+def check_positive(algorithm: str, name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and value > 0):
+        raise FewLabelsError(f"{algorithm}: {name} must be greater than 0, got {value!r}.")
+
+
+# ---- registry
+
+_REGISTRY: dict[str, type[Algorithm]] = {}
+
+
+def register(cls: type[Algorithm]) -> type[Algorithm]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def options(name: str) -> dict[str, Any]:
+    """The hyper-parameters an algorithm takes, with their defaults."""
+    sig = inspect.signature(get_class(name).__init__)
+    return {k: p.default for k, p in sig.parameters.items() if k != "self"}
+
+
+def get_class(name: str) -> type[Algorithm]:
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise FewLabelsError(f"Unknown algorithm '{name}': {hint}choose one of {', '.join(names())}.")
+    return _REGISTRY[name]
+
+
+def get(name: str, **hparams: Any) -> Algorithm:
+    """Build an algorithm by name; unknown hyper-parameters are refused with the closest valid one."""
+    cls = get_class(name)
+    valid = options(name)
+    for key in hparams:
+        if key not in valid:
+            close = difflib.get_close_matches(key, list(valid), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            listing = ", ".join(valid) if valid else "none"
+            raise FewLabelsError(f"{name} has no option '{key}': {hint}its options are {listing}.")
+    return cls(**hparams)

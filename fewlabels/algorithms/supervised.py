@@ -1,0 +1,20 @@
+"""Supervised-only baseline: cross-entropy on the weakly augmented labeled batch."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fewlabels.algorithms.base import Algorithm, Batch, register
+from fewlabels.losses import cross_entropy
+
+
+@register
+class Supervised(Algorithm):
+    name = "supervised"
+    views = {"labeled": ["weak"], "unlabeled": []}
+
+    def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        logits, _ = model(batch["labeled"]["weak"])
+        sup = cross_entropy(logits, batch["labeled"]["y"])
+        return {"total": sup, "sup": sup}

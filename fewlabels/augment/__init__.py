@@ -1,0 +1,27 @@
+"""Batched augmentation with per-sample randomness; imports nothing else of fewlabels."""
+
+from __future__ import annotations
+
+from fewlabels.augment.features import FeatureNoise, make_feature_views
+from fewlabels.augment.policies import (
+    ALL_OPS,
+    COLOR_OPS,
+    GEOMETRIC_OPS,
+    Identity,
+    RandAugment,
+    Strong,
+    Weak,
+    check_images,
+    to_unit_float,
+)
+
+
+def make_views(hflip: bool = True) -> dict:
+    """The named views the algorithms ask for, for image data."""
+    return {"none": Identity(), "weak": Weak(hflip=hflip), "strong": Strong(hflip=hflip)}
+
+
+__all__ = [
+    "ALL_OPS", "COLOR_OPS", "FeatureNoise", "make_feature_views", "GEOMETRIC_OPS", "Identity", "RandAugment", "Strong", "Weak",
+    "check_images", "make_views", "to_unit_float",
+]

@@ -1,0 +1,46 @@
+"""Data sources, the labeled/unlabeled split, and a name -> loader registry."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+from fewlabels.data import digits, fashion_mnist, folder
+from fewlabels.data.arrays import from_arrays
+from fewlabels.data.dataset import Dataset, DataSource
+from fewlabels.data.split import Split, split
+from fewlabels.errors import FewLabelsError
+
+BUILTIN = {
+    "fashion-mnist": "Fashion-MNIST, 60k/10k 28x28 grayscale, 10 classes (local IDX files)",
+    "digits": "scikit-learn digits, 1,347/450 8x8 grayscale, 10 classes (bundled)",
+}
+
+
+def where(name: str, data_dir: str | os.PathLike | None = None) -> str | None:
+    """Where a built-in dataset would be loaded from, or None if it is not on this machine."""
+    if name == "digits":
+        return "bundled with scikit-learn"
+    if name == "fashion-mnist":
+        found = fashion_mnist.find(data_dir)
+        return str(found) if found else None
+    raise KeyError(name)
+
+
+def load(name: str, data_dir: str | os.PathLike | None = None) -> DataSource:
+    """A built-in dataset by name, or an image folder by path."""
+    if name == "fashion-mnist":
+        return fashion_mnist.load(data_dir)
+    if name == "digits":
+        return digits.load()
+    if Path(name).is_dir():
+        return folder.load(name)
+    close = difflib.get_close_matches(name, list(BUILTIN), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise FewLabelsError(
+        f"Unknown dataset '{name}': {hint}use one of {', '.join(BUILTIN)} or the path of an image folder."
+    )
+
+
+__all__ = ["BUILTIN", "Dataset", "DataSource", "Split", "from_arrays", "load", "split", "where"]

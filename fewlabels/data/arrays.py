@@ -1,0 +1,100 @@
+"""Datasets from user arrays: images (N,H,W), (N,H,W,C), (N,C,H,W) or features (N,D)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from fewlabels.data.dataset import Dataset
+from fewlabels.errors import FewLabelsError
+
+CHANNEL_COUNTS = (1, 3)
+
+
+def _as_numpy(a, what: str) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    try:
+        return np.asarray(a)
+    except Exception as exc:  # ragged lists and the like
+        raise FewLabelsError(f"{what} cannot be turned into an array: {exc}.") from None
+
+
+def images_to_uint8_nchw(x: np.ndarray, what: str = "X") -> torch.Tensor:
+    """Bring an image array into the (N, C, H, W) uint8 layout used everywhere."""
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4:
+        if x.shape[-1] in CHANNEL_COUNTS:
+            x = x.transpose(0, 3, 1, 2)
+        elif x.shape[1] not in CHANNEL_COUNTS:
+            raise FewLabelsError(
+                f"{what} has shape {x.shape}: 4-d images need 1 or 3 channels, first (N,C,H,W) or last (N,H,W,C)."
+            )
+    else:
+        raise FewLabelsError(f"{what} has shape {x.shape}; expected images (N,H,W[,C]) or features (N,D).")
+    if x.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(x))
+    if x.dtype == bool or not np.issubdtype(x.dtype, np.number):
+        raise FewLabelsError(f"{what} has dtype {x.dtype}; images must be numeric (uint8 0-255 or float 0-1).")
+    x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise FewLabelsError(f"{what} contains NaN or Inf values; clean or impute them first.")
+    if x.min() < 0:
+        raise FewLabelsError(f"{what} has negative pixel values; images must be in 0-1 (float) or 0-255.")
+    scale = 255.0 if x.max() <= 1.0 else 1.0
+    if x.max() * scale > 255.0 + 1e-6:
+        raise FewLabelsError(f"{what} has pixel values above 255; images must be in 0-1 (float) or 0-255.")
+    return torch.from_numpy(np.ascontiguousarray(np.rint(x * scale).clip(0, 255).astype(np.uint8)))
+
+
+def features_to_float(x: np.ndarray, what: str = "X") -> torch.Tensor:
+    if not np.issubdtype(x.dtype, np.number) or x.dtype == bool:
+        raise FewLabelsError(f"{what} has dtype {x.dtype}; features must be numeric.")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise FewLabelsError(f"{what} contains NaN or Inf values; clean or impute them first.")
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def labels_to_int64(y, n: int, num_classes: int | None, what: str = "y") -> torch.Tensor:
+    """Integer labels, -1 for unlabeled, checked against the row count and the class range."""
+    y = _as_numpy(y, what)
+    if y.ndim != 1:
+        raise FewLabelsError(f"{what} has shape {y.shape}; labels must be one value per row.")
+    if len(y) != n:
+        raise FewLabelsError(f"X has {n} rows but {what} has {len(y)}; they must match.")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise FewLabelsError(
+            f"{what} has dtype {y.dtype}; labels must be integers (class index, -1 for unlabeled)."
+        )
+    y = y.astype(np.int64)
+    if (y < -1).any():
+        raise FewLabelsError(f"{what} contains {int(y.min())}; labels must be class indices >= 0, or -1 for unlabeled.")
+    if num_classes is not None and y.size and y.max() >= num_classes:
+        raise FewLabelsError(f"{what} contains {int(y.max())} but there are only {num_classes} classes.")
+    return torch.from_numpy(y)
+
+
+def from_arrays(
+    X,
+    y,
+    classes: Sequence[str] | None = None,
+    name: str = "arrays",
+) -> Dataset:
+    """A dataset from arrays; 2-d X is taken as features, 3-d/4-d as images."""
+    x = _as_numpy(X, "X")
+    if x.ndim == 0 or len(x) == 0:
+        raise FewLabelsError("X is empty; give at least one sample.")
+    if x.ndim == 2:
+        xt = features_to_float(x)
+    else:
+        xt = images_to_uint8_nchw(x)
+    yt = labels_to_int64(y, len(xt), len(classes) if classes is not None else None)
+    if classes is None:
+        if (yt < 0).all():
+            raise FewLabelsError("y has no labeled rows (all -1); label at least one sample per class.")
+        classes = [str(c) for c in range(int(yt.max()) + 1)]
+    return Dataset(xt, yt, list(classes), name)

@@ -1,0 +1,124 @@
+"""Image folders: root/<class>/* plus an optional root/unlabeled/*.
+
+A ``train/`` + ``test/`` pair of such folders gives a test set too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fewlabels.data.dataset import Dataset, DataSource
+from fewlabels.errors import FewLabelsError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+UNLABELED = "unlabeled"
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+
+def _list_images(folder: Path) -> list[Path]:
+    files = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.is_dir():
+            continue
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            raise FewLabelsError(
+                f"{p} is not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))}); move it out of the data folder."
+            )
+        files.append(p)
+    return files
+
+
+def _open(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(path)
+        img.load()
+        return img
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise FewLabelsError(f"Cannot read image {path}: {exc}; the file is corrupt, replace or remove it.") from None
+
+
+def _to_array(img, size: tuple[int, int], gray: bool) -> np.ndarray:
+    from PIL import Image
+
+    img = img.convert("L" if gray else "RGB")
+    if img.size != size:
+        img = img.resize(size, Image.BILINEAR)
+    a = np.asarray(img, dtype=np.uint8)
+    return a[None] if gray else a.transpose(2, 0, 1)
+
+
+def load_files(
+    paths: list[Path], image_size: tuple[int, int] | None = None, channels: int | None = None
+) -> torch.Tensor:
+    """Read image files into one (N,C,H,W) uint8 tensor, resizing to one common size.
+
+    Without ``image_size`` the most common size wins; without ``channels`` the images
+    are grayscale only if all of them are.
+    """
+    images = [_open(p) for p in paths]
+    if image_size is None:
+        image_size = Counter(im.size for im in images).most_common(1)[0][0]
+    if channels is None:
+        channels = 1 if all(im.mode in GRAY_MODES for im in images) else 3
+    arrays = [_to_array(im, image_size, channels == 1) for im in images]
+    return torch.from_numpy(np.stack(arrays))
+
+
+def _read_tree(root: Path, image_size, channels, classes: list[str] | None):
+    if not root.is_dir():
+        raise FewLabelsError(f"Image folder {root} does not exist or is not a folder.")
+    subdirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = [d for d in subdirs if d != UNLABELED]
+    if classes is None:
+        classes = found
+        if not classes:
+            raise FewLabelsError(
+                f"{root} has no class folders; put labeled images in {root}/<class name>/ (and unlabeled ones in {root}/{UNLABELED}/)."
+            )
+        if len(classes) < 2:
+            raise FewLabelsError(f"{root} has only one class folder ({classes[0]}); a classifier needs at least two classes.")
+    else:
+        unknown = sorted(set(found) - set(classes))
+        if unknown:
+            raise FewLabelsError(f"{root} has class folders {unknown} that the training data does not have.")
+    paths: list[Path] = []
+    labels: list[int] = []
+    for i, c in enumerate(classes):
+        folder = root / c
+        if not folder.is_dir():
+            continue
+        files = _list_images(folder)
+        if not files:
+            raise FewLabelsError(f"Class folder {folder} holds no images; add images or remove the folder.")
+        paths += files
+        labels += [i] * len(files)
+    if (root / UNLABELED).is_dir():
+        files = _list_images(root / UNLABELED)
+        paths += files
+        labels += [-1] * len(files)
+    if not paths:
+        raise FewLabelsError(f"{root} holds no images.")
+    x = load_files(paths, image_size, channels)
+    return x, torch.tensor(labels, dtype=torch.int64), classes
+
+
+def load(root: str | os.PathLike, image_size: tuple[int, int] | None = None) -> DataSource:
+    root = Path(root)
+    test = None
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        x, y, classes = _read_tree(root / "train", image_size, None, None)
+        size = (x.shape[3], x.shape[2])
+        xt, yt, _ = _read_tree(root / "test", size, x.shape[1], classes)
+        if (yt < 0).any():
+            raise FewLabelsError(f"{root / 'test'} must not have an '{UNLABELED}' folder; test images need labels.")
+        test = Dataset(xt, yt, classes, root.name + "-test")
+    else:
+        x, y, classes = _read_tree(root, image_size, None, None)
+    return DataSource(train=Dataset(x, y, classes, root.name), test=test, hflip=True, origin=str(root))

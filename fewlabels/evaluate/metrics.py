@@ -1,0 +1,50 @@
+"""Accuracy, per-class accuracy, confusion matrix, and batched prediction."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, device: str | torch.device = "cpu",
+                   channels_last: bool = False) -> torch.Tensor:
+    """Logits for all of ``x`` in eval mode, batch by batch; the model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size].to(device, non_blocking=True)
+        if channels_last and xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        logits, _ = model(xb)
+        out.append(logits.float().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Rows are true classes, columns predicted ones."""
+    idx = y_true.long() * num_classes + y_pred.long()
+    return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def accuracy(y_true: torch.Tensor, y_pred: torch.Tensor) -> float:
+    return float((y_true == y_pred).float().mean()) if len(y_true) else float("nan")
+
+
+def per_class_accuracy(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> list[float]:
+    cm = confusion_matrix(y_true, y_pred, num_classes).double()
+    support = cm.sum(1)
+    return [float(cm[c, c] / support[c]) if support[c] > 0 else float("nan") for c in range(num_classes)]
+
+
+def summarize(logits: torch.Tensor, y_true: torch.Tensor, classes: list[str]) -> dict:
+    pred = logits.argmax(1)
+    k = len(classes)
+    return {
+        "accuracy": accuracy(y_true, pred),
+        "per_class_accuracy": dict(zip(classes, per_class_accuracy(y_true, pred, k))),
+        "confusion_matrix": confusion_matrix(y_true, pred, k).tolist(),
+        "n": len(y_true),
+    }

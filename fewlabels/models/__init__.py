@@ -1,0 +1,50 @@
+"""Backbones + a linear head, built by name."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable
+
+from torch import nn
+
+from fewlabels.errors import FewLabelsError
+from fewlabels.models.cnn import SmallCNN
+from fewlabels.models.common import Classifier
+from fewlabels.models.mlp import MLP
+from fewlabels.models.wrn import WideResNet
+
+_BACKBONES: dict[str, tuple[Callable[[tuple[int, ...]], nn.Module], str]] = {
+    "cnn": (lambda shape: SmallCNN(shape[0], width=16), "small 5-conv CNN, widths 16-32-64 (35k parameters, fast on CPU)"),
+    "cnn-wide": (lambda shape: SmallCNN(shape[0], width=32), "the same CNN at widths 32-64-128 (140k parameters)"),
+    "wrn-28-2": (lambda shape: WideResNet(shape[0], 28, 2), "WideResNet-28-2 (1.5M parameters)"),
+    "mlp": (lambda shape: MLP(int(shape[0])), "2-layer MLP for feature vectors"),
+}
+IMAGE_MODELS = ("cnn", "cnn-wide", "wrn-28-2")
+
+
+def names() -> list[str]:
+    return list(_BACKBONES)
+
+
+def describe() -> dict[str, str]:
+    return {k: v[1] for k, v in _BACKBONES.items()}
+
+
+def check_name(name: str) -> None:
+    if name not in _BACKBONES:
+        close = difflib.get_close_matches(name, list(_BACKBONES), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise FewLabelsError(f"Unknown model '{name}': {hint}choose one of {', '.join(_BACKBONES)}.")
+
+
+def get(name: str, sample_shape: tuple[int, ...], num_classes: int) -> Classifier:
+    """A classifier for samples of ``sample_shape`` ((C, H, W) images or (D,) features)."""
+    check_name(name)
+    is_image = len(sample_shape) == 3
+    if is_image != (name in IMAGE_MODELS):
+        kind = "images" if is_image else "feature vectors"
+        fits = [n for n in _BACKBONES if (n in IMAGE_MODELS) == is_image]
+        raise FewLabelsError(f"Model '{name}' does not take {kind}; use {' or '.join(fits)}.")
+    backbone = _BACKBONES[name][0](sample_shape)
+    norm_shape = (1, sample_shape[0], 1, 1) if is_image else (1, sample_shape[0])
+    return Classifier(backbone, backbone.out_dim, num_classes, norm_shape)

@@ -1,0 +1,346 @@
+"""The training loop: iteration-based, two index streams, EMA evaluation, a run folder.
+
+Everything that can be wrong with the input is checked in ``prepare`` before the
+run folder is touched, so a bad call leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import platform
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from fewlabels import __version__, algorithms, augment, models
+from fewlabels import data as data_mod
+from fewlabels.algorithms import Algorithm
+from fewlabels.data import DataSource, Split
+from fewlabels.errors import FewLabelsError
+from fewlabels.evaluate import accuracy, predict_logits, summarize
+from fewlabels.train.config import TrainConfig
+from fewlabels.train.distributed import is_main_process, rank_and_world
+from fewlabels.train.ema import EMA
+from fewlabels.train.optim import cosine_schedule, make_optimizer
+from fewlabels.train.streams import IndexStream
+from fewlabels.utils.io import atomic_torch_save, atomic_write_json, atomic_write_text, check_writable_dir
+
+CHECKPOINT_FORMAT = 1
+RUN_FILES = ("config.yaml", "metrics.csv", "results.json", "last.pt")
+METRIC_COLUMNS = ["step", "elapsed_s", "lr", "loss", "sup", "unsup", "mask_rate", "pseudo_label_acc",
+                  "test_acc", "test_acc_raw", "val_acc"]
+
+
+class TrainingError(RuntimeError):
+    """The run itself failed (diverged); the last good checkpoint is kept."""
+
+
+@dataclass
+class Prepared:
+    config: TrainConfig
+    source: DataSource
+    split: Split
+    algorithm: Algorithm
+    device: torch.device
+    hflip: bool
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FewLabelsError(f"device '{name}' was asked for but no CUDA GPU is available; use --device cpu.")
+    return torch.device(name)
+
+
+def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bool = False) -> Prepared:
+    """Validate everything and load the data; touches no file."""
+    config.validate()
+    algorithm = algorithms.get(config.algorithm, **config.options)
+    models.check_name(config.model)
+    device = resolve_device(config.device)
+    if config.out is not None:
+        check_writable_dir(config.out)
+        out = Path(config.out)
+        if out.is_dir() and any((out / f).exists() for f in RUN_FILES) and not overwrite:
+            raise FewLabelsError(f"{out} already holds a run; choose another --out folder or pass --overwrite.")
+    if source is None:
+        source = data_mod.load(config.dataset, config.data_dir)
+    train = source.train
+    split = data_mod.split(train.y, config.labels_per_class, config.num_labels, config.val_per_class,
+                           config.seed, train.classes)
+    if algorithm.uses_unlabeled and len(split.unlabeled) == 0:
+        raise FewLabelsError(f"{config.algorithm} needs unlabeled data but every sample is labeled; "
+                             "ask for fewer labels or use --algorithm supervised.")
+    if len(np.unique(train.y[split.labeled].numpy())) < 2:
+        raise FewLabelsError("The labeled data covers a single class; a classifier needs at least two.")
+    if train.is_image and config.model == "mlp" or not train.is_image and config.model != "mlp":
+        models.get(config.model, train.sample_shape, train.num_classes)  # raises the clear error
+    hflip = source.hflip if config.hflip is None else config.hflip
+    return Prepared(config, source, split, algorithm, device, hflip)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def normalization_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (images, on 0..1) or per-feature mean and std of the training pool."""
+    if x.dim() == 4:
+        sample = x[: 20000].float() / 255.0
+        return sample.mean(dim=(0, 2, 3)), sample.std(dim=(0, 2, 3))
+    return x.mean(0), x.std(0)
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _write_metrics(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in METRIC_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+class Trainer:
+    """Holds the run's state; ``run()`` trains to the end and returns the results record."""
+
+    def __init__(self, prepared: Prepared, progress: bool = True) -> None:
+        self.p = prepared
+        cfg = prepared.config
+        self.cfg = cfg
+        self.device = prepared.device
+        self.progress = progress
+        self.rank, self.world = rank_and_world()
+        train = prepared.source.train
+        self.train_x = train.x
+        self.train_y = train.y
+        self.classes = train.classes
+        seed_everything(cfg.seed)
+        self.model = models.get(cfg.model, train.sample_shape, train.num_classes)
+        mean, std = normalization_stats(train.x)
+        self.model.set_normalization(mean, std)
+        self.channels_last = cfg.channels_last and train.is_image
+        self.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.ema = EMA(self.model, cfg.ema_decay)
+        self.optimizer = make_optimizer(self.model, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov)
+        self.scheduler = cosine_schedule(self.optimizer, cfg.iterations)
+        self.algorithm = prepared.algorithm
+        self.views = (augment.make_views(prepared.hflip) if train.is_image
+                      else augment.make_feature_views(std.clamp(min=1e-6)))
+        split = prepared.split
+        self.labeled_stream = IndexStream(split.labeled, cfg.batch_size, cfg.seed, self.rank, self.world)
+        self.unlabeled_stream = (
+            IndexStream(split.unlabeled, cfg.batch_size * cfg.uratio, cfg.seed + 1, self.rank, self.world)
+            if self.algorithm.uses_unlabeled else None
+        )
+        self.generator = torch.Generator(device=self.device)
+        self.step = 0
+        self.rows: list[dict] = []
+        self.out = Path(cfg.out) if cfg.out else None
+
+    # ---- one step
+
+    def _views(self, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
+        out = {}
+        for name in names:
+            v = self.views[name](x, self.generator)
+            out[name] = v.contiguous(memory_format=torch.channels_last) if self.channels_last else v
+        return out
+
+    def make_batch(self) -> tuple[dict, torch.Tensor | None]:
+        # The augmentation RNG is re-seeded from (seed, step, rank): a resumed run draws the same views.
+        self.generator.manual_seed((self.cfg.seed * 1_000_003 + self.step) * 64 + self.rank)
+        li = self.labeled_stream.next()
+        batch = {"labeled": {"y": self.train_y[li].to(self.device)}, "unlabeled": {}}
+        batch["labeled"].update(self._views(self.train_x[li].to(self.device), self.algorithm.views["labeled"]))
+        hidden = None
+        if self.unlabeled_stream is not None:
+            ui = self.unlabeled_stream.next()
+            batch["unlabeled"].update(self._views(self.train_x[ui].to(self.device), self.algorithm.views["unlabeled"]))
+            hidden = self.train_y[ui]  # for diagnostics only; never given to the algorithm
+        return batch, hidden
+
+    def train_step(self, tally: dict[str, float]) -> None:
+        self.model.train()
+        batch, hidden = self.make_batch()
+        out = self.algorithm.losses(self.model, batch, self.step)
+        total = out["total"]
+        scalars = {k: v for k, v in out.items() if v.dim() == 0}
+        for name, value in scalars.items():
+            if not torch.isfinite(value):
+                where = f"; the last good checkpoint is {self.out / 'last.pt'}" if self.out else ""
+                raise TrainingError(
+                    f"Loss '{name}' became {float(value)} at step {self.step}{where}; lower the learning rate or check the data."
+                )
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.ema.update(self.model)
+        for k, v in scalars.items():
+            tally[k] = tally.get(k, 0.0) + float(v.detach())
+        tally["_n"] = tally.get("_n", 0) + 1
+        if hidden is not None and "mask" in out and "pseudo_labels" in out:
+            mask = out["mask"].cpu() & (hidden >= 0)
+            tally["_pl_right"] = tally.get("_pl_right", 0) + int((out["pseudo_labels"].cpu()[mask] == hidden[mask]).sum())
+            tally["_pl_total"] = tally.get("_pl_total", 0) + int(mask.sum())
+        self.step += 1
+
+    # ---- evaluation and records
+
+    def _predict(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return predict_logits(model, x, self.cfg.eval_batch_size, self.device, self.channels_last)
+
+    def evaluate(self, tally: dict[str, float], started: float) -> dict:
+        n = max(1, tally.get("_n", 0))
+        row: dict[str, Any] = {"step": self.step, "elapsed_s": round(time.time() - started, 2),
+                               "lr": self.optimizer.param_groups[0]["lr"]}
+        row["loss"] = tally.get("total", 0.0) / n
+        for k in ("sup", "unsup", "mask_rate"):
+            if k in tally:
+                row[k] = tally[k] / n
+        if tally.get("_pl_total"):
+            row["pseudo_label_acc"] = tally["_pl_right"] / tally["_pl_total"]
+        test = self.p.source.test
+        if test is not None:
+            row["test_acc"] = accuracy(test.y, self._predict(self.ema.module, test.x).argmax(1))
+            row["test_acc_raw"] = accuracy(test.y, self._predict(self.model, test.x).argmax(1))
+        if len(self.p.split.validation):
+            val = self.p.split.validation
+            row["val_acc"] = accuracy(self.train_y[val], self._predict(self.ema.module, self.train_x[val]).argmax(1))
+        return row
+
+    def checkpoint(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": __version__,
+            "config": self.cfg.to_dict(),
+            "classes": list(self.classes),
+            "sample_shape": list(self.train_x.shape[1:]),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "algorithm": self.algorithm.state_dict(),
+            "streams": {
+                "labeled": self.labeled_stream.state_dict(),
+                "unlabeled": self.unlabeled_stream.state_dict() if self.unlabeled_stream else None,
+            },
+        }
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        main = is_main_process()
+        if self.out is not None and main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            for stale in ("metrics.csv", "results.json", "last.pt"):
+                (self.out / stale).unlink(missing_ok=True)
+            atomic_write_text(self.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        bar = None
+        if self.progress and main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=cfg.iterations, desc=f"{cfg.algorithm}", dynamic_ncols=True)
+        started = time.time()
+        eval_time = 0.0
+        tally: dict[str, float] = {}
+        last_acc = None
+        while self.step < cfg.iterations:
+            self.train_step(tally)
+            if bar is not None:
+                bar.update(1)
+                if self.step % 10 == 0 or self.step == cfg.iterations:
+                    n = max(1, tally["_n"])
+                    post = {"loss": f"{tally['total'] / n:.3f}"}
+                    if "mask_rate" in tally:
+                        post["mask"] = f"{tally['mask_rate'] / n:.2f}"
+                    if last_acc is not None:
+                        post["test_acc"] = f"{last_acc:.4f}"
+                    bar.set_postfix(post, refresh=False)
+            if self.step % cfg.eval_every == 0 or self.step == cfg.iterations:
+                t0 = time.time()
+                row = self.evaluate(tally, started)
+                self.rows.append(row)
+                last_acc = row.get("test_acc")
+                tally = {}
+                if self.out is not None and main:
+                    _write_metrics(self.out / "metrics.csv", self.rows)
+                    atomic_torch_save(self.out / "last.pt", self.checkpoint())
+                eval_time += time.time() - t0
+        if bar is not None:
+            bar.close()
+        wall = time.time() - started
+        results = self.results(wall, eval_time)
+        if self.out is not None and main:
+            atomic_write_json(self.out / "results.json", results)
+        return results
+
+    def results(self, wall: float, eval_time: float) -> dict:
+        cfg, split, source = self.cfg, self.p.split, self.p.source
+        res: dict[str, Any] = {
+            "fewlabels_version": __version__,
+            "dataset": cfg.dataset if source.train.name == "data" else source.train.name,
+            "data_origin": source.origin,
+            "split_seed": cfg.seed,
+            "num_labeled": len(split.labeled),
+            "labels_per_class": cfg.labels_per_class,
+            "num_unlabeled": len(split.unlabeled),
+            "num_validation": len(split.validation),
+            "model": cfg.model,
+            "algorithm": cfg.algorithm,
+            "algorithm_options": self.algorithm.hparams(),
+            "iterations": self.step,
+            "batch_size": cfg.batch_size,
+            "uratio": cfg.uratio if self.unlabeled_stream is not None else 0,
+            "wall_time_s": round(wall, 2),
+            "eval_time_s": round(eval_time, 2),
+            "machine": machine_info(self.device),
+        }
+        test = source.test
+        if test is not None:
+            res["test"] = summarize(self._predict(self.ema.module, test.x), test.y, self.classes)
+            res["test_accuracy"] = res["test"]["accuracy"]  # final EMA model: the number to report
+            res["test_accuracy_raw_model"] = self.rows[-1].get("test_acc_raw") if self.rows else None
+        if self.rows:
+            last = self.rows[-1]
+            for k in ("mask_rate", "pseudo_label_acc", "val_acc"):
+                if last.get(k) is not None:
+                    res[f"final_{k}"] = last[k]
+        return res
+
+
+def train(config: TrainConfig, source: DataSource | None = None, progress: bool = True,
+          overwrite: bool = False) -> dict:
+    """Train as ``config`` says and return the results record (also in ``out/results.json``)."""
+    prepared = prepare(config, source, overwrite)
+    return Trainer(prepared, progress).run()
+
+
+__all__ = ["Prepared", "Trainer", "TrainingError", "prepare", "train"]

@@ -1,0 +1,25 @@
+"""FixMatch's optimizer recipe: SGD with Nesterov momentum, cosine decay, no decay on norms/biases."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float, nesterov: bool) -> torch.optim.SGD:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.dim() <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, cycles: float = 7.0 / 16.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """lr_k = lr * cos(pi * cycles * k / K): FixMatch's 7/16 keeps the final lr at ~20%."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda k: max(0.0, math.cos(math.pi * cycles * k / max(1, total_steps)))
+    )
