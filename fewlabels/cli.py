@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import yaml
 
@@ -85,6 +85,22 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_demo(args) -> int:
+    """FixMatch on Fashion-MNIST with 4 labels per class; digits when Fashion-MNIST is absent."""
+    from fewlabels import data
+
+    dataset = "fashion-mnist"
+    if data.where(dataset) is None:
+        print("Fashion-MNIST is not on this machine (apt-get install dataset-fashion-mnist); "
+              "running the demo on scikit-learn's digits instead.", file=sys.stderr)
+        dataset = "digits"
+    argv = ["train", "--dataset", dataset, "--labels-per-class", "4", "--algorithm", "fixmatch",
+            "--iterations", str(args.iterations), "--eval-every", str(max(1, args.iterations // 6)),
+            "--seed", str(args.seed), "--out", args.out, "--overwrite"]
+    print("fewlabels " + " ".join(argv), file=sys.stderr)
+    return _cmd_train(build_parser().parse_args(argv))
+
+
 def _cmd_datasets(args) -> int:
     from fewlabels import data
 
@@ -108,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fewlabels {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
+    p = sub.add_parser("demo", help="FixMatch on Fashion-MNIST with 40 labels (digits if absent)")
+    p.add_argument("--iterations", type=int, default=3000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/demo")
     p = sub.add_parser("datasets", help="list the built-in datasets and where each was found")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--json", action="store_true")
@@ -117,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"train": _cmd_train, "datasets": _cmd_datasets}
+    commands = {"train": _cmd_train, "demo": _cmd_demo, "datasets": _cmd_datasets}
     try:
         return commands[args.command](args)
     except FewLabelsError as exc:

@@ -34,7 +34,7 @@ class Algorithm:
 
     def hparams(self) -> dict[str, Any]:
         """The constructor arguments, as given (for config files and run records)."""
-        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+        return {k: getattr(self, k) for k in _init_defaults(type(self))}
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -76,10 +76,15 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def _init_defaults(cls: type) -> dict[str, Any]:
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = inspect.signature(cls.__init__).parameters
+    return {k: p.default for k, p in params.items() if k != "self" and p.kind in named}
+
+
 def options(name: str) -> dict[str, Any]:
     """The hyper-parameters an algorithm takes, with their defaults."""
-    sig = inspect.signature(get_class(name).__init__)
-    return {k: p.default for k, p in sig.parameters.items() if k != "self"}
+    return _init_defaults(get_class(name))
 
 
 def get_class(name: str) -> type[Algorithm]:

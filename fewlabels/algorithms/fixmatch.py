@@ -13,7 +13,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, check_in_unit_interval, check_non_negative, check_positive, register
+from fewlabels.algorithms.base import (
+    Algorithm,
+    Batch,
+    check_in_unit_interval,
+    check_non_negative,
+    check_positive,
+    register,
+)
 from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
 
 

@@ -7,7 +7,7 @@ with a single ``grid_sample``; colour ops run on the images that drew them.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

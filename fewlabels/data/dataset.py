@@ -35,7 +35,7 @@ class Dataset:
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.x.shape[1:])
 
-    def subset(self, index: torch.Tensor) -> "Dataset":
+    def subset(self, index: torch.Tensor) -> Dataset:
         return Dataset(self.x[index], self.y[index], self.classes, self.name)
 
 

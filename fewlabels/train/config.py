@@ -60,7 +60,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         valid = [f.name for f in dataclasses.fields(cls)]
         for key in d:
             if key not in valid:

@@ -10,7 +10,7 @@ from torch import nn
 
 def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float, nesterov: bool) -> torch.optim.SGD:
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if not p.requires_grad:
             continue
         (no_decay if p.dim() <= 1 else decay).append(p)

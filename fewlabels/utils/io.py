@@ -12,11 +12,18 @@ from typing import Any
 from fewlabels.errors import FewLabelsError
 
 
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename over ``path``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _default_mode())  # mkstemp's 0600 would make run files private
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -59,5 +66,12 @@ def check_writable_dir(path: str | os.PathLike) -> None:
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
         raise FewLabelsError(f"Output path {path} is blocked by the file {probe}; choose another --out folder.")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise FewLabelsError(f"Output folder {path} is not writable (no write permission on {probe}); choose another --out folder.")
+    writable = os.access(probe, os.W_OK | os.X_OK)
+    if writable:  # permissions can lie (root, read-only mounts, /proc): try a throwaway file
+        try:
+            with tempfile.TemporaryFile(dir=probe):
+                pass
+        except OSError:
+            writable = False
+    if not writable:
+        raise FewLabelsError(f"Output folder {path} is not writable (cannot write in {probe}); choose another --out folder.")

@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Both create .venv if needed, install a CPU build of torch pinned (so pip never
+# resolves a multi-GB CUDA build), then the package with its dev extras.
+# Idempotent: the stamp file makes a second run reinstall nothing.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.fewlabels-installed
+TORCH_VERSION := 2.13.0
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+DEMO_ITERATIONS ?= 3000
+
+.PHONY: demo test lint bench data clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+data:
+	@if [ -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ] || [ -f $(FMNIST_DIR)/train-images-idx3-ubyte ] || \
+	    $(PY) -c "from fewlabels.data import fashion_mnist as f; raise SystemExit(f.find() is None)" 2>/dev/null; then \
+	  true; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's dataset-fashion-mnist ..."; \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) || \
+	    echo "Could not install dataset-fashion-mnist; the demo will fall back to digits."; \
+	else \
+	  echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist' or put the four IDX files in ~/.cache/fewlabels/fashion-mnist/. The demo falls back to digits."; \
+	fi
+
+demo: $(STAMP) data
+	$(VENV)/bin/fewlabels demo --iterations $(DEMO_ITERATIONS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check fewlabels tests bench
+
+bench: $(STAMP) data
+	$(PY) bench/fixmatch_fmnist.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
