@@ -101,6 +101,37 @@ def _cmd_demo(args) -> int:
     return _cmd_train(build_parser().parse_args(argv))
 
 
+def _cmd_augment_preview(args) -> int:
+    import io
+    from pathlib import Path
+
+    import torch
+    from PIL import Image
+
+    from fewlabels import data
+    from fewlabels.augment.preview import preview_grid
+    from fewlabels.utils.io import atomic_write_bytes, check_writable_dir
+
+    if args.n < 1:
+        raise FewLabelsError(f"--n must be at least 1, got {args.n}.")
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise FewLabelsError(f"--out must name a .png file, got {out}.")
+    check_writable_dir(out.parent)
+    source = data.load(args.dataset, args.data_dir)
+    if not source.train.is_image:
+        raise FewLabelsError(f"{args.dataset} holds feature vectors, not images; there is nothing to preview.")
+    pick = torch.randperm(len(source.train), generator=torch.Generator().manual_seed(args.seed))[: args.n]
+    hflip = source.hflip and not args.no_hflip
+    grid = preview_grid(source.train.x[pick], hflip=hflip, strong_views=args.strong_views, seed=args.seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    Image.fromarray(grid).save(buf, format="PNG")
+    atomic_write_bytes(out, buf.getvalue())
+    print(f"wrote {out}: {args.n} images; columns: original, weak, {args.strong_views} strong views")
+    return 0
+
+
 def _cmd_datasets(args) -> int:
     from fewlabels import data
 
@@ -128,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=3000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/demo")
+    p = sub.add_parser("augment-preview", help="save a PNG of originals beside weak and strong views")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", default="augment-preview.png")
+    p.add_argument("--n", type=int, default=8, help="number of images (rows)")
+    p.add_argument("--strong-views", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-hflip", action="store_true")
     p = sub.add_parser("datasets", help="list the built-in datasets and where each was found")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--json", action="store_true")
@@ -137,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"train": _cmd_train, "demo": _cmd_demo, "datasets": _cmd_datasets}
+    commands = {"train": _cmd_train, "demo": _cmd_demo, "datasets": _cmd_datasets,
+                "augment-preview": _cmd_augment_preview}
     try:
         return commands[args.command](args)
     except FewLabelsError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fewlabels.augment.features import FeatureNoise, make_feature_views
+from fewlabels.augment.groups import GROUPS, TransformGroup, get_group
 from fewlabels.augment.policies import (
     ALL_OPS,
     COLOR_OPS,
@@ -22,6 +23,7 @@ def make_views(hflip: bool = True) -> dict:
 
 
 __all__ = [
-    "ALL_OPS", "COLOR_OPS", "FeatureNoise", "make_feature_views", "GEOMETRIC_OPS", "Identity", "RandAugment", "Strong", "Weak",
-    "check_images", "make_views", "to_unit_float",
+    "ALL_OPS", "COLOR_OPS", "GEOMETRIC_OPS", "GROUPS",
+    "FeatureNoise", "Identity", "RandAugment", "Strong", "TransformGroup", "Weak",
+    "check_images", "get_group", "make_feature_views", "make_views", "to_unit_float",
 ]

@@ -152,13 +152,13 @@ def hflip(x: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
 
 
 def pad_crop(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
-    """Reflect-pad by ``pad`` and crop back at per-sample offsets (0..2*pad), exactly, by indexing."""
+    """Reflect-pad by ``pad`` and crop back at per-sample offsets (0..2*pad), exactly, with one gather."""
     if pad <= 0:
         return x
-    b, _, h, w = x.shape
+    b, c, h, w = x.shape
     mode = "reflect" if pad < min(h, w) else "replicate"
     padded = F.pad(x, (pad, pad, pad, pad), mode=mode)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)[None])[:, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device)[None])[:, None, :]
-    batch = torch.arange(b, device=x.device)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
+    wp = w + 2 * pad
+    window = (torch.arange(h, device=x.device)[:, None] * wp + torch.arange(w, device=x.device)[None]).view(1, -1)
+    index = window + (dy * wp + dx)[:, None]
+    return padded.reshape(b, c, -1).gather(2, index[:, None, :].expand(b, c, h * w)).view(b, c, h, w)

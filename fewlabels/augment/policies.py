@@ -119,7 +119,7 @@ class RandAugment:
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         check_images(x)
-        x = to_unit_float(x)
+        x = to_unit_float(x).clone()  # the ops below write in place; never into the caller's tensor
         b, _, h, w = x.shape
         dev = x.device
         choice = _randint(gen, len(self.names), b, self.n_ops, device=dev)
@@ -140,7 +140,6 @@ class RandAugment:
                     warped[sel] = True
         sel = torch.nonzero(warped).squeeze(1)
         if len(sel):
-            x = x.clone()
             x[sel] = ops.warp_affine(x[sel], matrices[sel], self.fill)
         for slot in range(self.n_ops):
             for k, name in enumerate(self.names):

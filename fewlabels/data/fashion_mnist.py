@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +53,8 @@ def _find_file(folder: Path, stem: str) -> Path | None:
 
 
 def find(data_dir: str | os.PathLike | None = None) -> Path | None:
-    """The first folder holding all four files, or None."""
-    for root in search_roots(data_dir):
+    """The first folder holding all four files, or None; an explicit ``data_dir`` is the only place looked."""
+    for root in [Path(data_dir)] if data_dir else search_roots():
         for sub in SUBDIRS:
             folder = root / sub if sub else root
             if all(_find_file(folder, stem) for stem in FILES.values()):
@@ -64,8 +65,12 @@ def find(data_dir: str | os.PathLike | None = None) -> Path | None:
 def read_idx(path: Path, expected_magic: int) -> np.ndarray:
     """Parse one IDX file (raw or gzip), checking the magic number and the payload size."""
     try:
-        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        if path.suffix == ".gz":
+            with gzip.open(path) as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
         raise FewLabelsError(f"Cannot read {path}: {exc}; the file is corrupt, re-download it.") from None
     if len(raw) < 8:
         raise FewLabelsError(f"{path} is too short to be an IDX file ({len(raw)} bytes); the file is corrupt.")
@@ -94,6 +99,8 @@ def _read_split(folder: Path, images: str, labels: str) -> tuple[torch.Tensor, t
     lab_path = _find_file(folder, FILES[labels])
     x = read_idx(img_path, IMAGE_MAGIC)
     y = read_idx(lab_path, LABEL_MAGIC)
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise FewLabelsError(f"{img_path} holds images of shape {x.shape[1:]}, expected 28x28; it is not a Fashion-MNIST file.")
     if len(x) != len(y):
         raise FewLabelsError(f"{img_path} has {len(x)} images but {lab_path} has {len(y)} labels; one file is corrupt.")
     if y.size and y.max() >= len(CLASSES):
@@ -104,7 +111,7 @@ def _read_split(folder: Path, images: str, labels: str) -> tuple[torch.Tensor, t
 def load(data_dir: str | os.PathLike | None = None) -> DataSource:
     folder = find(data_dir)
     if folder is None:
-        looked = ", ".join(str(r) for r in search_roots(data_dir))
+        looked = str(data_dir) if data_dir else ", ".join(str(r) for r in search_roots())
         raise FewLabelsError(f"Fashion-MNIST not found (looked in {looked}); {HOW_TO_GET}.")
     x_train, y_train = _read_split(folder, "train_images", "train_labels")
     x_test, y_test = _read_split(folder, "test_images", "test_labels")

@@ -47,6 +47,10 @@ def _open(path: Path):
 def _to_array(img, size: tuple[int, int], gray: bool) -> np.ndarray:
     from PIL import Image
 
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float gray: scale, don't clip
+        a = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode != "F" or a.max() > 1.0 else 1.0
+        img = Image.fromarray(np.rint(a.clip(0, peak) * (255.0 / peak)).astype(np.uint8), mode="L")
     img = img.convert("L" if gray else "RGB")
     if img.size != size:
         img = img.resize(size, Image.BILINEAR)
