@@ -27,7 +27,39 @@ def _fmt_pct(values: list[float]) -> str:
     return f"{100 * m:.2f} ± {100 * s:.2f}"
 
 
+def augment_table(record: dict) -> str:
+    m = record["machine"]
+    t = record["default_threads"]
+    lines = [
+        f"## {record['title']}",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}. One process; the PIL reference runs one "
+        "image at a time (crop + flip; + 3 RandAugment ops + Cutout; to tensor), as research code does in DataLoader "
+        "workers. fewlabels makes both views of a whole batch with per-sample randomness.",
+        "",
+        f"Reproduce: `{record['command']}`",
+        "",
+        f"| images | batch | PIL reference (samples/s) | fewlabels, 1 thread | speed-up | fewlabels, {t} threads | speed-up |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in record["rows"]:
+        lines.append(
+            f"| {r['size']} | {r['batch']} | {r['pil_samples_per_s']:,.0f} | {r['fewlabels_1t_samples_per_s']:,.0f} | "
+            f"{r['speedup_1t']:.1f}x | {r[f'fewlabels_{t}t_samples_per_s']:,.0f} | {r[f'speedup_{t}t']:.1f}x |"
+        )
+    st = record["step"]
+    lines += [
+        "",
+        f"FixMatch step on {st['dataset']} (model `cnn`, batch 64, uratio 7, {st['steps']} steps): "
+        f"{st['step_time_ms']:.0f} ms per step, of which {st['augmentation_ms']:.1f} ms making views "
+        f"(**{100 * st['augmentation_share']:.1f}%** of the step).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def table(record: dict) -> str:
+    if record.get("bench") == "augment":
+        return augment_table(record)
     methods: dict[str, list[dict]] = {}
     for row in record["rows"]:
         methods.setdefault(row["method"], []).append(row)
