@@ -37,14 +37,20 @@ def check_name(name: str) -> None:
         raise FewLabelsError(f"Unknown model '{name}': {hint}choose one of {', '.join(_BACKBONES)}.")
 
 
-def get(name: str, sample_shape: tuple[int, ...], num_classes: int) -> Classifier:
-    """A classifier for samples of ``sample_shape`` ((C, H, W) images or (D,) features)."""
+def check(name: str, sample_shape: tuple[int, ...]) -> None:
+    """Refuse an unknown model, or one that does not take this kind of sample."""
     check_name(name)
     is_image = len(sample_shape) == 3
     if is_image != (name in IMAGE_MODELS):
         kind = "images" if is_image else "feature vectors"
         fits = [n for n in _BACKBONES if (n in IMAGE_MODELS) == is_image]
         raise FewLabelsError(f"Model '{name}' does not take {kind}; use {' or '.join(fits)}.")
+
+
+def get(name: str, sample_shape: tuple[int, ...], num_classes: int) -> Classifier:
+    """A classifier for samples of ``sample_shape`` ((C, H, W) images or (D,) features)."""
+    check(name, sample_shape)
+    is_image = len(sample_shape) == 3
     backbone = _BACKBONES[name][0](sample_shape)
     norm_shape = (1, sample_shape[0], 1, 1) if is_image else (1, sample_shape[0])
     return Classifier(backbone, backbone.out_dim, num_classes, norm_shape)

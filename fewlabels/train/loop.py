@@ -65,7 +65,7 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
     """Validate everything and load the data; touches no file."""
     config.validate()
     algorithm = algorithms.get(config.algorithm, **config.options)
-    models.check_name(config.model)
+    models.check_name(config.model)  # before loading data: a typo should not cost a dataset load
     device = resolve_device(config.device)
     if config.out is not None:
         check_writable_dir(config.out)
@@ -82,8 +82,7 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
                              "ask for fewer labels or use --algorithm supervised.")
     if len(np.unique(train.y[split.labeled].numpy())) < 2:
         raise FewLabelsError("The labeled data covers a single class; a classifier needs at least two.")
-    if train.is_image and config.model == "mlp" or not train.is_image and config.model != "mlp":
-        models.get(config.model, train.sample_shape, train.num_classes)  # raises the clear error
+    models.check(config.model, train.sample_shape)
     hflip = source.hflip if config.hflip is None else config.hflip
     return Prepared(config, source, split, algorithm, device, hflip)
 
@@ -306,7 +305,7 @@ class Trainer:
         cfg, split, source = self.cfg, self.p.split, self.p.source
         res: dict[str, Any] = {
             "fewlabels_version": __version__,
-            "dataset": cfg.dataset if source.train.name == "data" else source.train.name,
+            "dataset": source.train.name,
             "data_origin": source.origin,
             "split_seed": cfg.seed,
             "num_labeled": len(split.labeled),
