@@ -18,70 +18,128 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
 
-def _parse_option(text: str) -> tuple[str, object]:
+def _parse_assignment(text: str, flag: str) -> tuple[str, object]:
     if "=" not in text:
-        raise FewLabelsError(f"--option '{text}' must look like name=value, e.g. threshold=0.9.")
+        raise FewLabelsError(f"{flag} '{text}' must look like name=value, e.g. {flag} threshold=0.9.")
     key, value = text.split("=", 1)
     return key.strip(), yaml.safe_load(value)
+
+
+# flags that set a TrainConfig field of the same name; absent unless given (argparse.SUPPRESS)
+CONFIG_FLAGS = ("dataset", "data_dir", "labels_per_class", "num_labels", "val_per_class", "algorithm", "model",
+                "iterations", "batch_size", "uratio", "lr", "weight_decay", "ema_decay", "eval_every", "checkpoint_every",
+                "keep_checkpoints", "seed", "device", "out", "deterministic")
 
 
 def _add_train(sub) -> None:
     from fewlabels.train import TrainConfig
 
     d = TrainConfig()
-    p = sub.add_parser("train", help="train a classifier from a few labels and unlabeled data")
-    p.add_argument("--dataset", default=d.dataset, help="fashion-mnist, digits, or an image folder path")
-    p.add_argument("--data-dir", default=None, help="folder holding the dataset's files")
+    p = sub.add_parser("train", help="train a classifier from a few labels and unlabeled data", argument_default=argparse.SUPPRESS)
+    p.add_argument("--config", help="YAML file of settings (keys as in a run's config.yaml); flags override it")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting, e.g. --set lr=0.01 (repeatable)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--dataset", help=f"fashion-mnist, digits, an image folder or an .npz file (default {d.dataset})")
+    p.add_argument("--data-dir", help="folder holding the dataset's files")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--labels-per-class", type=int, default=None, help=f"labeled samples per class (default {d.labels_per_class})")
-    g.add_argument("--num-labels", type=int, default=None, help="total labeled samples, spread over the classes")
-    p.add_argument("--val-per-class", type=int, default=d.val_per_class, help="labeled samples per class held out for validation")
-    p.add_argument("--algorithm", default=d.algorithm, help="fixmatch or supervised")
-    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+    g.add_argument("--labels-per-class", type=int, help=f"labeled samples per class (default {d.labels_per_class})")
+    g.add_argument("--num-labels", type=int, help="total labeled samples, spread over the classes")
+    p.add_argument("--val-per-class", type=int, help="labeled samples per class held out for validation (default 0)")
+    p.add_argument("--algorithm", help=f"fixmatch or supervised (default {d.algorithm})")
+    p.add_argument("--option", action="append", metavar="NAME=VALUE",
                    help="algorithm hyper-parameter, e.g. --option threshold=0.9 (repeatable)")
-    p.add_argument("--model", default=d.model, help="cnn, cnn-wide, wrn-28-2 (images) or mlp (features)")
-    p.add_argument("--iterations", type=int, default=d.iterations)
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="labeled batch size")
-    p.add_argument("--uratio", type=int, default=d.uratio, help="unlabeled batch = uratio x batch size")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--ema-decay", type=float, default=d.ema_decay)
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--seed", type=int, default=d.seed, help="seeds the split, the model and the augmentation")
+    p.add_argument("--model", help=f"cnn, cnn-wide, wrn-28-2 (images) or mlp (features) (default {d.model})")
+    p.add_argument("--iterations", type=int, help=f"training steps (default {d.iterations})")
+    p.add_argument("--batch-size", type=int, help=f"labeled batch size (default {d.batch_size})")
+    p.add_argument("--uratio", type=int, help=f"unlabeled batch = uratio x batch size (default {d.uratio})")
+    p.add_argument("--lr", type=float, help=f"learning rate (default {d.lr})")
+    p.add_argument("--weight-decay", type=float, help=f"(default {d.weight_decay})")
+    p.add_argument("--ema-decay", type=float, help=f"(default {d.ema_decay})")
+    p.add_argument("--eval-every", type=int, help=f"steps between evaluations (default {d.eval_every})")
+    p.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {d.checkpoint_every})")
+    p.add_argument("--keep-checkpoints", type=int, help=f"how many checkpoints to keep (default {d.keep_checkpoints})")
+    p.add_argument("--seed", type=int, help="seeds the split, the model and the augmentation (default 0)")
     p.add_argument("--no-hflip", action="store_true", help="never flip images horizontally")
-    p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
-    p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<algorithm>-<labels>-s<seed>)")
+    p.add_argument("--deterministic", action="store_true", help="deterministic kernels only")
+    p.add_argument("--device", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--out", help="run folder (default runs/<dataset>-<algorithm>-<labels>-s<seed>)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _cmd_train(args) -> int:
+def _load_config_file(path: str) -> dict:
     from pathlib import Path
 
-    from fewlabels.train import TrainConfig, train
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise FewLabelsError(f"Cannot read config file {path}: {exc.strerror}.") from None
+    except yaml.YAMLError as exc:
+        raise FewLabelsError(f"Config file {path} is not valid YAML ({str(exc).splitlines()[0]}).") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise FewLabelsError(f"Config file {path} must be a mapping of settings, got a {type(loaded).__name__}.")
+    return loaded
 
-    labels_per_class = args.labels_per_class
-    if labels_per_class is None and args.num_labels is None:
-        labels_per_class = TrainConfig.labels_per_class
-    options = dict(_parse_option(o) for o in args.option)
-    name = Path(args.dataset).name if Path(args.dataset).is_dir() else args.dataset
-    labels = f"{labels_per_class}pc" if labels_per_class is not None else f"{args.num_labels}l"
-    out = args.out or f"runs/{name}-{args.algorithm}-{labels}-s{args.seed}"
-    config = TrainConfig(
-        dataset=args.dataset, data_dir=args.data_dir, labels_per_class=labels_per_class, num_labels=args.num_labels,
-        val_per_class=args.val_per_class, seed=args.seed, hflip=False if args.no_hflip else None,
-        algorithm=args.algorithm, options=options, model=args.model, iterations=args.iterations,
-        batch_size=args.batch_size, uratio=args.uratio, lr=args.lr, weight_decay=args.weight_decay,
-        ema_decay=args.ema_decay, eval_every=args.eval_every, out=out, device=args.device,
-    )
-    results = train(config, progress=not args.quiet, overwrite=args.overwrite)
-    acc = results.get("test_accuracy")
-    summary = (f"{results['algorithm']} on {results['dataset']} with {results['num_labeled']} labels, "
-               f"{results['iterations']} iterations in {results['wall_time_s'] / 60:.1f} min")
-    print(summary)
-    if acc is not None:
-        print(f"final test accuracy (EMA model): {acc:.4f}")
+
+def config_from_args(args):
+    """Defaults, then --config, then flags, then --set: the last word wins."""
+    from pathlib import Path
+
+    from fewlabels.train import TrainConfig
+
+    given = vars(args)
+    settings: dict = _load_config_file(given["config"]) if "config" in given else {}
+    TrainConfig.from_dict(settings)  # unknown keys are refused here, with the closest valid one
+    for name in CONFIG_FLAGS:
+        if name in given:
+            settings[name] = given[name]
+    if "num_labels" in given and "labels_per_class" not in given:
+        settings["labels_per_class"] = None
+    if given.get("no_hflip"):
+        settings["hflip"] = False
+    if "option" in given:
+        settings["options"] = {**settings.get("options", {}), **dict(_parse_assignment(o, "--option") for o in given["option"])}
+    for text in given.get("set", []):
+        key, value = _parse_assignment(text, "--set")
+        if key.startswith("options."):
+            settings["options"] = {**settings.get("options", {}), key.split(".", 1)[1]: value}
+        else:
+            settings[key] = value
+    config = TrainConfig.from_dict(settings)
+    if not isinstance(config.options, dict):
+        raise FewLabelsError(f"options must be a mapping of algorithm hyper-parameters, got {config.options!r}.")
+    if config.out is None:
+        name = Path(config.dataset).stem if ("/" in config.dataset or config.dataset.endswith(".npz")) else config.dataset
+        labels = f"{config.labels_per_class}pc" if config.labels_per_class is not None else f"{config.num_labels}l"
+        config.out = f"runs/{name}-{config.algorithm}-{labels}-s{config.seed}"
+    return config
+
+
+def _print_results(results: dict, out: str) -> None:
+    print(f"{results['algorithm']} on {results['dataset']} with {results['num_labeled']} labels, "
+          f"{results['iterations']} iterations in {results['wall_time_s'] / 60:.1f} min")
+    if results.get("test_accuracy") is not None:
+        print(f"final test accuracy (EMA model): {results['test_accuracy']:.4f}")
     print(f"run written to {out}")
+
+
+def _cmd_train(args) -> int:
+    from fewlabels.train import resume, train
+
+    given = vars(args)
+    quiet = given.get("quiet", False)
+    if "resume" in given:
+        extra = [f"--{k.replace('_', '-')}" for k in (*CONFIG_FLAGS, "config", "set", "option", "no_hflip") if k in given]
+        if extra:
+            raise FewLabelsError(f"--resume continues a run with its saved settings; drop {extra[0]}.")
+        results = resume(given["resume"], progress=not quiet)
+        _print_results(results, given["resume"])
+        return 0
+    config = config_from_args(args)
+    results = train(config, progress=not quiet, overwrite=given.get("overwrite", False))
+    _print_results(results, config.out)
     return 0
 
 
@@ -183,12 +241,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FewLabelsError as exc:
         print(f"fewlabels: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside the training loop (which stops cleanly by itself)
         print("fewlabels: interrupted.", file=sys.stderr)
         return 130
-    except Exception as exc:  # a failed run: say what, keep it short
-        from fewlabels.train import TrainingError
+    except Exception as exc:  # a failed or stopped run: say what, keep it short
+        from fewlabels.train import TrainingError, TrainingInterrupted
 
+        if isinstance(exc, TrainingInterrupted):
+            print(f"fewlabels: {exc}.", file=sys.stderr)
+            return 128 + exc.signum
         if isinstance(exc, TrainingError):
             print(f"fewlabels: error: {exc}", file=sys.stderr)
             return EXIT_FAILED

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import pytest
 import torch
@@ -29,7 +30,9 @@ def test_fixmatch_on_digits_learns_and_writes_the_run_folder(tmp_path):
     assert res["final_mask_rate"] > 0.1
     assert res["final_pseudo_label_acc"] > 0.8
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "last.pt", "metrics.csv", "results.json"]
+    names = sorted(p.name for p in run.iterdir())
+    assert names == ["checkpoint-00000120.pt", "config.yaml", "last.pt", "metrics.csv", "results.json"]
+    assert os.path.samefile(run / "last.pt", run / "checkpoint-00000120.pt")  # a link, not a second write
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["algorithm"] == "fixmatch" and cfg["labels_per_class"] == 5
     rows = list(csv.DictReader((run / "metrics.csv").open()))

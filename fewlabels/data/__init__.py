@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from fewlabels.data import digits, fashion_mnist, folder
-from fewlabels.data.arrays import from_arrays
+from fewlabels.data.arrays import from_arrays, load_npz
 from fewlabels.data.dataset import Dataset, DataSource
 from fewlabels.data.split import Split, split
 from fewlabels.errors import FewLabelsError
@@ -36,10 +36,12 @@ def load(name: str, data_dir: str | os.PathLike | None = None) -> DataSource:
         return digits.load()
     if Path(name).is_dir():
         return folder.load(name)
+    if name.endswith(".npz") and Path(name).is_file():
+        return load_npz(name)
     close = difflib.get_close_matches(name, list(BUILTIN), n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
     raise FewLabelsError(
-        f"Unknown dataset '{name}': {hint}use one of {', '.join(BUILTIN)} or the path of an image folder."
+        f"Unknown dataset '{name}': {hint}use one of {', '.join(BUILTIN)}, an image folder or an .npz file."
     )
 
 

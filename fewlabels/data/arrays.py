@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from fewlabels.data.dataset import Dataset
+from fewlabels.data.dataset import Dataset, DataSource
 from fewlabels.errors import FewLabelsError
 
 CHANNEL_COUNTS = (1, 3)
@@ -98,3 +98,30 @@ def from_arrays(
             raise FewLabelsError("y has no labeled rows (all -1); label at least one sample per class.")
         classes = [str(c) for c in range(int(yt.max()) + 1)]
     return Dataset(xt, yt, list(classes), name)
+
+
+def load_npz(path) -> DataSource:
+    """Arrays from an ``.npz`` file: ``X`` and ``y`` (-1 = unlabeled), optional ``X_test``, ``y_test``, ``classes``."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as exc:
+        raise FewLabelsError(f"Cannot read {path} as an .npz archive ({type(exc).__name__}); save it with numpy.savez.") from None
+    missing = [k for k in ("X", "y") if k not in arrays]
+    if missing:
+        raise FewLabelsError(f"{path} has no array named '{missing[0]}'; it needs X and y (and optionally X_test, y_test, classes).")
+    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
+    train = from_arrays(arrays["X"], arrays["y"], classes, name=path.stem)
+    test = None
+    if "X_test" in arrays or "y_test" in arrays:
+        if "X_test" not in arrays or "y_test" not in arrays:
+            raise FewLabelsError(f"{path} has only one of X_test and y_test; give both or neither.")
+        test = from_arrays(arrays["X_test"], arrays["y_test"], train.classes, name=path.stem + "-test")
+        if test.x.shape[1:] != train.x.shape[1:]:
+            raise FewLabelsError(f"{path}: X_test samples have shape {tuple(test.x.shape[1:])} but X has {tuple(train.x.shape[1:])}.")
+        if (test.y < 0).any():
+            raise FewLabelsError(f"{path}: y_test contains -1; test samples need labels.")
+    return DataSource(train=train, test=test, hflip=False, origin=str(path))

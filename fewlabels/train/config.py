@@ -36,14 +36,18 @@ class TrainConfig:
     # evaluation and output
     eval_every: int = 500
     eval_batch_size: int = 1024
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 1
     out: str | None = None
     # execution
     device: str = "auto"
     channels_last: bool = True
+    deterministic: bool = False  # deterministic kernels only (bit-identical resume on GPUs too)
 
     def validate(self) -> None:
         positive = {"iterations": self.iterations, "batch_size": self.batch_size, "uratio": self.uratio,
-                    "eval_every": self.eval_every, "eval_batch_size": self.eval_batch_size}
+                    "eval_every": self.eval_every, "eval_batch_size": self.eval_batch_size,
+                    "checkpoint_every": self.checkpoint_every, "keep_checkpoints": self.keep_checkpoints}
         for name, value in positive.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise FewLabelsError(f"{name} must be a whole number of at least 1, got {value!r}.")

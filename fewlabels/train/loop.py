@@ -11,6 +11,8 @@ import io
 import os
 import platform
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +36,43 @@ from fewlabels.train.streams import IndexStream
 from fewlabels.utils.io import atomic_torch_save, atomic_write_json, atomic_write_text, check_writable_dir
 
 CHECKPOINT_FORMAT = 1
-RUN_FILES = ("config.yaml", "metrics.csv", "results.json", "last.pt")
-METRIC_COLUMNS = ["step", "elapsed_s", "lr", "loss", "sup", "unsup", "mask_rate", "pseudo_label_acc",
+RUN_FILES = ("config.yaml", "metrics.csv", "results.json", "last.pt")  # plus checkpoint-<step>.pt
+METRIC_COLUMNS = ["step", "train_time_s", "lr", "loss", "sup", "unsup", "mask_rate", "pseudo_label_acc",
                   "test_acc", "test_acc_raw", "val_acc"]
 
 
 class TrainingError(RuntimeError):
     """The run itself failed (diverged); the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGINT/SIGTERM arrived; the step finished and a checkpoint was written."""
+
+    def __init__(self, signum: int, step: int, out: Path | None) -> None:
+        self.signum = signum
+        how = f"; continue with: fewlabels train --resume {out}" if out is not None else ""
+        super().__init__(f"Stopped by {signal.Signals(signum).name} after step {step}, checkpoint saved{how}")
+
+
+class StopSignals:
+    """Turn SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
+
+    def __init__(self) -> None:
+        self.signal = 0
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        self.signal = signum
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 @dataclass
@@ -139,6 +171,9 @@ class Trainer:
         self.train_y = train.y
         self.classes = train.classes
         seed_everything(cfg.seed)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
         self.model = models.get(cfg.model, train.sample_shape, train.num_classes)
         mean, std = normalization_stats(train.x)
         self.model.set_normalization(mean, std)
@@ -161,6 +196,8 @@ class Trainer:
         self.generator = torch.Generator(device=self.device)
         self.step = 0
         self.rows: list[dict] = []
+        self.tally: dict[str, float] = {}  # sums since the last evaluation
+        self.train_time = self.eval_time = self.checkpoint_time = 0.0
         self.out = Path(cfg.out) if cfg.out else None
 
     # ---- one step
@@ -195,7 +232,7 @@ class Trainer:
             if not torch.isfinite(value):
                 where = f"; the last good checkpoint is {self.out / 'last.pt'}" if self.out else ""
                 raise TrainingError(
-                    f"Loss '{name}' became {float(value)} at step {self.step}{where}; lower the learning rate or check the data."
+                    f"Loss '{name}' became {float(value.detach())} at step {self.step}{where}; lower the learning rate or check the data."
                 )
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -216,9 +253,9 @@ class Trainer:
     def _predict(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return predict_logits(model, x, self.cfg.eval_batch_size, self.device, self.channels_last)
 
-    def evaluate(self, tally: dict[str, float], started: float) -> dict:
+    def evaluate(self, tally: dict[str, float]) -> dict:
         n = max(1, tally.get("_n", 0))
-        row: dict[str, Any] = {"step": self.step, "elapsed_s": round(time.time() - started, 2),
+        row: dict[str, Any] = {"step": self.step, "train_time_s": round(self.train_time, 2),
                                "lr": self.optimizer.param_groups[0]["lr"]}
         row["loss"] = tally.get("total", 0.0) / n
         for k in ("sup", "unsup", "mask_rate"):
@@ -236,6 +273,9 @@ class Trainer:
         return row
 
     def checkpoint(self) -> dict:
+        """Everything needed to continue exactly: weights, optimizer, schedule, streams, RNGs, tallies."""
+        py_state = random.getstate()
+        np_state = np.random.get_state()
         return {
             "format": CHECKPOINT_FORMAT,
             "version": __version__,
@@ -252,56 +292,118 @@ class Trainer:
                 "labeled": self.labeled_stream.state_dict(),
                 "unlabeled": self.unlabeled_stream.state_dict() if self.unlabeled_stream else None,
             },
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "python": [py_state[0], list(py_state[1]), py_state[2]],
+                "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+            },
+            "rows": self.rows,
+            "tally": self.tally,
+            "timing": {"train_s": self.train_time, "eval_s": self.eval_time, "checkpoint_s": self.checkpoint_time},
         }
 
-    def run(self) -> dict:
+    def restore(self, ckpt: dict) -> None:
+        """Continue from ``checkpoint()``'s output (already checked to belong to this config)."""
+        self.model.load_state_dict(ckpt["model"])
+        self.ema.load_state_dict(ckpt["ema"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.algorithm.load_state_dict(ckpt["algorithm"])
+        self.labeled_stream.load_state_dict(ckpt["streams"]["labeled"])
+        if self.unlabeled_stream is not None:
+            self.unlabeled_stream.load_state_dict(ckpt["streams"]["unlabeled"])
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        version, internal, gauss = rng["python"]
+        random.setstate((version, tuple(internal), gauss))
+        name, keys, *rest = rng["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+        self.step = int(ckpt["step"])
+        self.rows = list(ckpt["rows"])
+        self.tally = dict(ckpt["tally"])
+        timing = ckpt["timing"]
+        self.train_time, self.eval_time, self.checkpoint_time = timing["train_s"], timing["eval_s"], timing["checkpoint_s"]
+
+    def save_checkpoint(self) -> None:
+        """Write checkpoint-<step>.pt atomically, point last.pt at it, keep the newest ``keep_checkpoints``."""
+        t0 = time.time()
+        name = f"checkpoint-{self.step:08d}.pt"
+        atomic_torch_save(self.out / name, self.checkpoint())
+        link_tmp = self.out / f".last.pt.{os.getpid()}.tmp"
+        link_tmp.unlink(missing_ok=True)
+        os.link(self.out / name, link_tmp)  # same bytes, no second write
+        os.replace(link_tmp, self.out / "last.pt")
+        for old in sorted(self.out.glob("checkpoint-*.pt"))[: -self.cfg.keep_checkpoints]:
+            old.unlink(missing_ok=True)
+        self.checkpoint_time += time.time() - t0
+
+    def start_run_folder(self) -> None:
+        """A fresh run: clear what an earlier run left (with --overwrite), write the config."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        stale_files = [*self.out.glob("checkpoint-*.pt"), *self.out.glob(".*.tmp"),
+                       *(self.out / f for f in RUN_FILES if f != "config.yaml")]
+        for stale in stale_files:
+            stale.unlink(missing_ok=True)
+        atomic_write_text(self.out / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+
+    def run(self, resumed: bool = False) -> dict:
+        """Train to ``cfg.iterations``; SIGINT/SIGTERM stop after the current step with a checkpoint."""
         cfg = self.cfg
         main = is_main_process()
-        if self.out is not None and main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            for stale in ("metrics.csv", "results.json", "last.pt"):
-                (self.out / stale).unlink(missing_ok=True)
-            atomic_write_text(self.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        writing = self.out is not None and main
+        if writing and not resumed:
+            self.start_run_folder()
         bar = None
         if self.progress and main:
             from tqdm import tqdm
 
-            bar = tqdm(total=cfg.iterations, desc=f"{cfg.algorithm}", dynamic_ncols=True)
-        started = time.time()
-        eval_time = 0.0
-        tally: dict[str, float] = {}
-        last_acc = None
-        while self.step < cfg.iterations:
-            self.train_step(tally)
-            if bar is not None:
-                bar.update(1)
-                if self.step % 10 == 0 or self.step == cfg.iterations:
-                    n = max(1, tally["_n"])
-                    post = {"loss": f"{tally['total'] / n:.3f}"}
-                    if "mask_rate" in tally:
-                        post["mask"] = f"{tally['mask_rate'] / n:.2f}"
-                    if last_acc is not None:
-                        post["test_acc"] = f"{last_acc:.4f}"
-                    bar.set_postfix(post, refresh=False)
-            if self.step % cfg.eval_every == 0 or self.step == cfg.iterations:
+            bar = tqdm(total=cfg.iterations, initial=self.step, desc=f"{cfg.algorithm}", dynamic_ncols=True)
+        last_acc = self.rows[-1].get("test_acc") if self.rows else None
+        with StopSignals() as stop:
+            while self.step < cfg.iterations:
                 t0 = time.time()
-                row = self.evaluate(tally, started)
-                self.rows.append(row)
-                last_acc = row.get("test_acc")
-                tally = {}
-                if self.out is not None and main:
-                    _write_metrics(self.out / "metrics.csv", self.rows)
-                    atomic_torch_save(self.out / "last.pt", self.checkpoint())
-                eval_time += time.time() - t0
+                self.train_step(self.tally)
+                self.train_time += time.time() - t0
+                if bar is not None:
+                    bar.update(1)
+                    if self.step % 10 == 0 or self.step == cfg.iterations:
+                        bar.set_postfix(self._postfix(last_acc), refresh=False)
+                done = self.step == cfg.iterations
+                if self.step % cfg.eval_every == 0 or done:
+                    t0 = time.time()
+                    row = self.evaluate(self.tally)
+                    self.rows.append(row)
+                    last_acc = row.get("test_acc")
+                    self.tally = {}
+                    if writing:
+                        _write_metrics(self.out / "metrics.csv", self.rows)
+                    self.eval_time += time.time() - t0
+                if writing and (self.step % cfg.checkpoint_every == 0 or done or stop.signal):
+                    self.save_checkpoint()
+                if stop.signal and not done:
+                    if bar is not None:
+                        bar.close()
+                    raise TrainingInterrupted(stop.signal, self.step, self.out)
         if bar is not None:
             bar.close()
-        wall = time.time() - started
-        results = self.results(wall, eval_time)
-        if self.out is not None and main:
+        results = self.results()
+        if writing:
             atomic_write_json(self.out / "results.json", results)
         return results
 
-    def results(self, wall: float, eval_time: float) -> dict:
+    def _postfix(self, last_acc: float | None) -> dict[str, str]:
+        n = max(1, self.tally.get("_n", 0))
+        post = {"loss": f"{self.tally.get('total', 0.0) / n:.3f}"}
+        if "mask_rate" in self.tally:
+            post["mask"] = f"{self.tally['mask_rate'] / n:.2f}"
+        if last_acc is not None:
+            post["test_acc"] = f"{last_acc:.4f}"
+        return post
+
+    def results(self) -> dict:
         cfg, split, source = self.cfg, self.p.split, self.p.source
         res: dict[str, Any] = {
             "fewlabels_version": __version__,
@@ -318,8 +420,10 @@ class Trainer:
             "iterations": self.step,
             "batch_size": cfg.batch_size,
             "uratio": cfg.uratio if self.unlabeled_stream is not None else 0,
-            "wall_time_s": round(wall, 2),
-            "eval_time_s": round(eval_time, 2),
+            "wall_time_s": round(self.train_time + self.eval_time + self.checkpoint_time, 2),
+            "train_time_s": round(self.train_time, 2),
+            "eval_time_s": round(self.eval_time, 2),
+            "checkpoint_time_s": round(self.checkpoint_time, 3),
             "machine": machine_info(self.device),
         }
         test = source.test
@@ -342,4 +446,57 @@ def train(config: TrainConfig, source: DataSource | None = None, progress: bool 
     return Trainer(prepared, progress).run()
 
 
-__all__ = ["Prepared", "Trainer", "TrainingError", "prepare", "train"]
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint (a file, or a run folder's last.pt) safely, or explain why not."""
+    path = Path(path)
+    file = path / "last.pt" if path.is_dir() else path
+    if not file.is_file():
+        raise FewLabelsError(f"{path} holds no checkpoint (last.pt); it is not a fewlabels run folder, "
+                             "or the run stopped before its first checkpoint.")
+    try:
+        ckpt = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise FewLabelsError(f"{file} cannot be read as a fewlabels checkpoint ({type(exc).__name__}); "
+                             "it is corrupt or was written by another program.") from None
+    if not isinstance(ckpt, dict) or "format" not in ckpt or "config" not in ckpt:
+        raise FewLabelsError(f"{file} is not a fewlabels checkpoint.")
+    if ckpt["format"] != CHECKPOINT_FORMAT:
+        raise FewLabelsError(f"{file} was written by fewlabels {ckpt.get('version', '?')} in checkpoint format "
+                             f"{ckpt['format']}; this fewlabels {__version__} reads format {CHECKPOINT_FORMAT}.")
+    return ckpt
+
+
+def resume(run_dir: str | os.PathLike, progress: bool = True) -> dict:
+    """Continue the run in ``run_dir`` from its last checkpoint, with the run's own configuration."""
+    run_dir = Path(run_dir)
+    ckpt = load_checkpoint(run_dir if run_dir.is_dir() else run_dir)
+    if not run_dir.is_dir():
+        raise FewLabelsError(f"--resume needs a run folder, got the file {run_dir}.")
+    saved = ckpt["config"]
+    config_file = run_dir / "config.yaml"
+    if config_file.is_file():
+        on_disk = yaml.safe_load(config_file.read_text()) or {}
+        differs = [k for k in ("dataset", "model", "algorithm", "labels_per_class", "num_labels", "seed")
+                   if on_disk.get(k) != saved.get(k)]
+        if differs:
+            k = differs[0]
+            raise FewLabelsError(f"{run_dir} mixes two runs: config.yaml has {k}={on_disk.get(k)!r} but last.pt was "
+                                 f"trained with {k}={saved.get(k)!r}; resume from the folder the checkpoint came from.")
+    config = TrainConfig.from_dict(saved)
+    config.out = str(run_dir)
+    for stray in run_dir.glob(".*.tmp"):  # a write cut short by a kill
+        stray.unlink(missing_ok=True)
+    trainer = Trainer(prepare(config, overwrite=True), progress)
+    if list(trainer.classes) != list(ckpt["classes"]) or list(trainer.train_x.shape[1:]) != list(ckpt["sample_shape"]):
+        raise FewLabelsError(f"{run_dir} was trained on data with classes {ckpt['classes']} and sample shape "
+                             f"{tuple(ckpt['sample_shape'])}, but {config.dataset} now gives {trainer.classes} and "
+                             f"{tuple(trainer.train_x.shape[1:])}; resume with the same data.")
+    try:
+        trainer.restore(ckpt)
+    except (KeyError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise FewLabelsError(f"{run_dir / 'last.pt'} does not fit model '{config.model}' ({first[:160]}).") from None
+    return trainer.run(resumed=True)
+
+
+__all__ = ["Prepared", "Trainer", "TrainingError", "TrainingInterrupted", "prepare", "resume", "train"]
