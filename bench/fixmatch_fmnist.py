@@ -65,7 +65,8 @@ def main() -> None:
             rows.append({"method": algorithm, "seed": seed, "test_accuracy": res["test_accuracy"],
                          "wall_time_s": res["wall_time_s"], "iterations": res["iterations"],
                          "mask_rate": res.get("final_mask_rate"),
-                         "pseudo_label_acc": res.get("final_pseudo_label_acc")})
+                         "pseudo_label_acc": res.get("final_pseudo_label_acc"),
+                         "checkpoint_share": res["checkpoint_time_s"] / res["wall_time_s"]})
             print(f"seed {seed} {algorithm}: {res['test_accuracy']:.4f} in {res['wall_time_s']:.0f}s", flush=True)
         rows.append(label_spreading(source, split, seed))
         print(f"seed {seed} LabelSpreading: {rows[-1]['test_accuracy']:.4f}", flush=True)

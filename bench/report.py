@@ -85,6 +85,10 @@ def table(record: dict) -> str:
             f"| {name} | {acc} | {len(rows)} | {its} | {wall:.0f} | "
             f"{_fmt_pct(mask) if mask else '—'} | {_fmt_pct(pla) if pla else '—'} |"
         )
+    shares = [r["checkpoint_share"] for r in record["rows"] if r.get("checkpoint_share") is not None]
+    if shares:
+        lines += ["", f"Checkpoint writing (every {record.get('checkpoint_every', 500)} steps, atomic, fsync'd): "
+                      f"{100 * max(shares):.2f}% of wall time at most."]
     if record.get("notes"):
         lines += ["", record["notes"]]
     return "\n".join(lines) + "\n"

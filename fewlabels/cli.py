@@ -6,6 +6,7 @@ Bad input ends in one sentence on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from fewlabels.errors import FewLabelsError
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+USER_FIXABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def _parse_assignment(text: str, flag: str) -> tuple[str, object]:
@@ -240,6 +242,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args.command](args)
     except FewLabelsError as exc:
         print(f"fewlabels: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # disk full, read-only file system, permissions: the user's environment, not a bug
+        if exc.errno not in USER_FIXABLE_ERRNOS:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"fewlabels: error: could not write{where}: {exc.strerror}; free space or choose another --out folder.",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:  # outside the training loop (which stops cleanly by itself)
         print("fewlabels: interrupted.", file=sys.stderr)
