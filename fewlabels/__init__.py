@@ -1,3 +1,15 @@
 """fewlabels: accurate classifiers from a few labels plus lots of unlabeled data."""
 
 __version__ = "0.1.0"
+
+__all__ = ["Run", "fit", "load", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy: `from fewlabels.api import Run, fit, load` on first use, so `import fewlabels`
+    # (and the CLI's --help) does not pay for importing torch.
+    if name in ("Run", "fit", "load"):
+        from fewlabels import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'fewlabels' has no attribute '{name}'")

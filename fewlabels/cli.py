@@ -93,12 +93,13 @@ def config_from_args(args):
 
     given = vars(args)
     settings: dict = _load_config_file(given["config"]) if "config" in given else {}
-    TrainConfig.from_dict(settings)  # unknown keys are refused here, with the closest valid one
+    try:
+        TrainConfig.from_dict(settings)  # unknown keys are refused here, with the closest valid one
+    except FewLabelsError as exc:
+        raise FewLabelsError(f"{given['config']}: {exc}") from None
     for name in CONFIG_FLAGS:
         if name in given:
             settings[name] = given[name]
-    if "num_labels" in given and "labels_per_class" not in given:
-        settings["labels_per_class"] = None
     if given.get("no_hflip"):
         settings["hflip"] = False
     if "option" in given:
@@ -109,9 +110,10 @@ def config_from_args(args):
             settings["options"] = {**settings.get("options", {}), key.split(".", 1)[1]: value}
         else:
             settings[key] = value
+    if settings.get("num_labels") is not None and "labels_per_class" not in settings:
+        settings["labels_per_class"] = None  # the default of 4 per class gives way to an explicit total
     config = TrainConfig.from_dict(settings)
-    if not isinstance(config.options, dict):
-        raise FewLabelsError(f"options must be a mapping of algorithm hyper-parameters, got {config.options!r}.")
+    config.validate()
     if config.out is None:
         name = Path(config.dataset).stem if ("/" in config.dataset or config.dataset.endswith(".npz")) else config.dataset
         labels = f"{config.labels_per_class}pc" if config.labels_per_class is not None else f"{config.num_labels}l"
@@ -175,8 +177,8 @@ def _cmd_augment_preview(args) -> int:
     if args.n < 1:
         raise FewLabelsError(f"--n must be at least 1, got {args.n}.")
     out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise FewLabelsError(f"--out must name a .png file, got {out}.")
+    if out.suffix.lower() != ".png" or out.is_dir():
+        raise FewLabelsError(f"--out must name a .png file, got {out}{' (a folder)' if out.is_dir() else ''}.")
     check_writable_dir(out.parent)
     source = data.load(args.dataset, args.data_dir)
     if not source.train.is_image:
@@ -208,10 +210,21 @@ def _cmd_datasets(args) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """A malformed command line (argparse's complaint), reported like any other bad input."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one sentence and exit code 2 from ``main``, not a usage dump."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see '{self.prog} --help').")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fewlabels import __version__
 
-    parser = argparse.ArgumentParser(prog="fewlabels", description="Train classifiers from a few labels plus unlabeled data.")
+    parser = OneLineParser(prog="fewlabels", description="Train classifiers from a few labels plus unlabeled data.")
     parser.add_argument("--version", action="version", version=f"fewlabels {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
@@ -235,7 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"fewlabels: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     commands = {"train": _cmd_train, "demo": _cmd_demo, "datasets": _cmd_datasets,
                 "augment-preview": _cmd_augment_preview}
     try:

@@ -602,7 +602,7 @@ def test_folder_nonexistent_root(tmp_path):
 
 
 def test_data_load_nonexistent_path_is_an_error(tmp_path):
-    with pytest.raises(FewLabelsError, match="Unknown dataset"):
+    with pytest.raises(FewLabelsError, match="does not exist"):
         fldata.load(str(tmp_path / "nope"))
 
 

@@ -45,12 +45,15 @@ def contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 
 def sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """Blend with PIL's SMOOTH kernel; border pixels stay as they are, as in PIL."""
-    c, h, w = x.shape[1:]
+    """Blend with PIL's SMOOTH kernel (ones with a 5 in the centre, /13); border pixels stay, as in PIL."""
+    h, w = x.shape[2:]
     if h < 3 or w < 3:
         return x
-    kernel = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]], device=x.device, dtype=x.dtype) / 13.0
-    smooth = F.conv2d(x, kernel.expand(c, 1, 3, 3), groups=c)
+    inner = x[:, :, 1:-1, 1:-1]
+    # 3x3 box sum from shifted slices (on CPU ~2x faster than avg_pool2d, ~4x than a depthwise conv)
+    rows = x[:, :, :-2] + x[:, :, 1:-1] + x[:, :, 2:]
+    box = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
+    smooth = (box + 4.0 * inner) / 13.0
     degenerate = x.clone()
     degenerate[:, :, 1:-1, 1:-1] = smooth
     return blend(degenerate, x, factor)
@@ -131,7 +134,14 @@ def warp_affine(x: torch.Tensor, matrices: torch.Tensor, fill: float = 0.5) -> t
     to_norm = torch.diag(torch.tensor([2.0 / w, 2.0 / h, 1.0], device=x.device, dtype=x.dtype))
     from_norm = torch.diag(torch.tensor([w / 2.0, h / 2.0, 1.0], device=x.device, dtype=x.dtype))
     theta = (to_norm @ matrices.to(x.dtype) @ from_norm)[:, :2]
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # the sampling grid by broadcasting: x' = a*x + (b*y + c) per sample (F.affine_grid is ~3x slower on CPU)
+    xs = (torch.arange(w, device=x.device, dtype=x.dtype) * 2 + 1) / w - 1
+    ys = (torch.arange(h, device=x.device, dtype=x.dtype) * 2 + 1) / h - 1
+    grid = torch.empty(len(x), h, w, 2, device=x.device, dtype=x.dtype)
+    for axis in (0, 1):
+        along_x = theta[:, axis, 0, None] * xs[None]  # (B, W)
+        along_y = theta[:, axis, 1, None] * ys[None] + theta[:, axis, 2, None]  # (B, H)
+        torch.add(along_x[:, None, :], along_y[:, :, None], out=grid[..., axis])
     return F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
 
 
@@ -144,21 +154,33 @@ def cutout(x: torch.Tensor, size: torch.Tensor, cy: torch.Tensor, cx: torch.Tens
     in_rows = (rows >= cy[:, None] - half) & (rows < cy[:, None] + half)
     in_cols = (cols >= cx[:, None] - half) & (cols < cx[:, None] + half)
     box = (in_rows[:, :, None] & in_cols[:, None, :])[:, None]
-    return torch.where(box, torch.full_like(x, fill), x)
+    return x.masked_fill(box, fill)
 
 
 def hflip(x: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
     return torch.where(which.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
-def pad_crop(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
-    """Reflect-pad by ``pad`` and crop back at per-sample offsets (0..2*pad), exactly, with one gather."""
-    if pad <= 0:
-        return x
+def flip_pad_crop(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Reflect-pad by ``pad``, crop back at per-sample offsets (0..2*pad), mirror where ``flip``: one gather, exact.
+
+    Works on any dtype, so uint8 batches stay uint8 (4x less memory traffic).
+    """
     b, c, h, w = x.shape
-    mode = "reflect" if pad < min(h, w) else "replicate"
-    padded = F.pad(x, (pad, pad, pad, pad), mode=mode)
-    wp = w + 2 * pad
-    window = (torch.arange(h, device=x.device)[:, None] * wp + torch.arange(w, device=x.device)[None]).view(1, -1)
-    index = window + (dy * wp + dx)[:, None]
-    return padded.reshape(b, c, -1).gather(2, index[:, None, :].expand(b, c, h * w)).view(b, c, h, w)
+    if pad > 0:
+        mode = "reflect" if pad < min(h, w) else "replicate"
+        x = F.pad(x, (pad, pad, pad, pad), mode=mode)
+    else:
+        dy = dx = torch.zeros(b, dtype=torch.long, device=x.device)
+    wp = w + 2 * max(pad, 0)
+    cols = torch.arange(w, device=x.device).expand(b, w)
+    if flip is not None:
+        cols = torch.where(flip.view(-1, 1), w - 1 - cols, cols)
+    rows = torch.arange(h, device=x.device)[None] + dy[:, None]
+    index = (rows[:, :, None] * wp + (cols + dx[:, None])[:, None, :]).view(b, 1, h * w)
+    return x.reshape(b, c, -1).gather(2, index.expand(b, c, h * w)).view(b, c, h, w)
+
+
+def pad_crop(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """Reflect-pad by ``pad`` and crop back at per-sample offsets (0..2*pad), exactly."""
+    return x if pad <= 0 else flip_pad_crop(x, pad, dy, dx)

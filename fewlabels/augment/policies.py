@@ -76,16 +76,14 @@ class Weak:
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         check_images(x)
-        x = to_unit_float(x)
         b, _, h, w = x.shape
-        if self.hflip:
-            x = ops.hflip(x, _rand(gen, b, device=x.device) < 0.5)
+        flip = _rand(gen, b, device=x.device) < 0.5 if self.hflip else None
         pad = int(round(self.pad_fraction * min(h, w)))
-        if pad > 0:
-            dy = _randint(gen, 2 * pad + 1, b, device=x.device)
-            dx = _randint(gen, 2 * pad + 1, b, device=x.device)
-            x = ops.pad_crop(x, pad, dy, dx)
-        return x
+        dy = _randint(gen, 2 * pad + 1, b, device=x.device)
+        dx = _randint(gen, 2 * pad + 1, b, device=x.device)
+        if pad > 0 or flip is not None:
+            x = ops.flip_pad_crop(x, pad, dy, dx, flip)  # on uint8 when given uint8: cheaper, and exact
+        return to_unit_float(x)
 
 
 class RandAugment:
@@ -119,7 +117,10 @@ class RandAugment:
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         check_images(x)
-        x = to_unit_float(x).clone()  # the ops below write in place; never into the caller's tensor
+        return self.apply_in_place(to_unit_float(x).clone(), gen)  # never write into the caller's tensor
+
+    def apply_in_place(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """The ops on a float batch this call may overwrite (saves a copy when the caller owns it)."""
         b, _, h, w = x.shape
         dev = x.device
         choice = _randint(gen, len(self.names), b, self.n_ops, device=dev)
@@ -162,7 +163,10 @@ class Strong:
         self.randaugment = RandAugment(**randaugment)
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return self.randaugment(self.weak(x, gen), gen)
+        weak = self.weak(x, gen)
+        if weak is x or weak.data_ptr() == x.data_ptr():  # the weak view was a no-op on float input
+            weak = weak.clone()
+        return self.randaugment.apply_in_place(weak, gen)
 
 
 class Identity:

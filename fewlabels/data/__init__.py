@@ -38,6 +38,8 @@ def load(name: str, data_dir: str | os.PathLike | None = None) -> DataSource:
         return folder.load(name)
     if name.endswith(".npz") and Path(name).is_file():
         return load_npz(name)
+    if "/" in name or "\\" in name or name.endswith(".npz"):
+        raise FewLabelsError(f"Dataset path {name} does not exist; check the path (an image folder or an .npz file).")
     close = difflib.get_close_matches(name, list(BUILTIN), n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
     raise FewLabelsError(

@@ -11,6 +11,7 @@ from fewlabels.data.dataset import Dataset, DataSource
 from fewlabels.errors import FewLabelsError
 
 CHANNEL_COUNTS = (1, 3)
+MAX_CLASSES = 100_000  # class indices beyond this are a data error, not a real label set
 
 
 def _as_numpy(a, what: str) -> np.ndarray:
@@ -37,8 +38,8 @@ def images_to_uint8_nchw(x: np.ndarray, what: str = "X") -> torch.Tensor:
         raise FewLabelsError(f"{what} has shape {x.shape}; expected images (N,H,W[,C]) or features (N,D).")
     if x.dtype == np.uint8:
         return torch.from_numpy(np.ascontiguousarray(x))
-    if x.dtype == bool or not np.issubdtype(x.dtype, np.number):
-        raise FewLabelsError(f"{what} has dtype {x.dtype}; images must be numeric (uint8 0-255 or float 0-1).")
+    if x.dtype == bool or not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise FewLabelsError(f"{what} has dtype {x.dtype}; images must be real numbers (uint8 0-255 or float 0-1).")
     x = x.astype(np.float64)
     if not np.isfinite(x).all():
         raise FewLabelsError(f"{what} contains NaN or Inf values; clean or impute them first.")
@@ -51,8 +52,8 @@ def images_to_uint8_nchw(x: np.ndarray, what: str = "X") -> torch.Tensor:
 
 
 def features_to_float(x: np.ndarray, what: str = "X") -> torch.Tensor:
-    if not np.issubdtype(x.dtype, np.number) or x.dtype == bool:
-        raise FewLabelsError(f"{what} has dtype {x.dtype}; features must be numeric.")
+    if not np.issubdtype(x.dtype, np.number) or x.dtype == bool or np.issubdtype(x.dtype, np.complexfloating):
+        raise FewLabelsError(f"{what} has dtype {x.dtype}; features must be real numbers.")
     x = x.astype(np.float32)
     if not np.isfinite(x).all():
         raise FewLabelsError(f"{what} contains NaN or Inf values; clean or impute them first.")
@@ -65,7 +66,7 @@ def labels_to_int64(y, n: int, num_classes: int | None, what: str = "y") -> torc
     if y.ndim != 1:
         raise FewLabelsError(f"{what} has shape {y.shape}; labels must be one value per row.")
     if len(y) != n:
-        raise FewLabelsError(f"X has {n} rows but {what} has {len(y)}; they must match.")
+        raise FewLabelsError(f"{'X' if what == 'y' else what.replace('y', 'X', 1)} has {n} rows but {what} has {len(y)}; they must match.")
     if not np.issubdtype(y.dtype, np.integer):
         raise FewLabelsError(
             f"{what} has dtype {y.dtype}; labels must be integers (class index, -1 for unlabeled)."
@@ -83,19 +84,25 @@ def from_arrays(
     y,
     classes: Sequence[str] | None = None,
     name: str = "arrays",
+    what: str = "X",
 ) -> Dataset:
-    """A dataset from arrays; 2-d X is taken as features, 3-d/4-d as images."""
-    x = _as_numpy(X, "X")
+    """A dataset from arrays; 2-d X is taken as features, 3-d/4-d as images. ``what`` names X in messages."""
+    x = _as_numpy(X, what)
+    label_name = "y" if what == "X" else what.replace("X", "y", 1)
     if x.ndim == 0 or len(x) == 0:
-        raise FewLabelsError("X is empty; give at least one sample.")
+        raise FewLabelsError(f"{what} is empty; give at least one sample.")
+    if 0 in x.shape[1:]:
+        raise FewLabelsError(f"{what} has shape {x.shape}; every sample needs at least one feature or pixel.")
     if x.ndim == 2:
-        xt = features_to_float(x)
+        xt = features_to_float(x, what)
     else:
-        xt = images_to_uint8_nchw(x)
-    yt = labels_to_int64(y, len(xt), len(classes) if classes is not None else None)
+        xt = images_to_uint8_nchw(x, what)
+    yt = labels_to_int64(y, len(xt), len(classes) if classes is not None else None, label_name)
     if classes is None:
         if (yt < 0).all():
-            raise FewLabelsError("y has no labeled rows (all -1); label at least one sample per class.")
+            raise FewLabelsError(f"{label_name} has no labeled rows (all -1); label at least one sample per class.")
+        if int(yt.max()) >= MAX_CLASSES:
+            raise FewLabelsError(f"{label_name} contains {int(yt.max())}; labels must be class indices below {MAX_CLASSES}.")
         classes = [str(c) for c in range(int(yt.max()) + 1)]
     return Dataset(xt, yt, list(classes), name)
 
@@ -119,7 +126,7 @@ def load_npz(path) -> DataSource:
     if "X_test" in arrays or "y_test" in arrays:
         if "X_test" not in arrays or "y_test" not in arrays:
             raise FewLabelsError(f"{path} has only one of X_test and y_test; give both or neither.")
-        test = from_arrays(arrays["X_test"], arrays["y_test"], train.classes, name=path.stem + "-test")
+        test = from_arrays(arrays["X_test"], arrays["y_test"], train.classes, name=path.stem + "-test", what="X_test")
         if test.x.shape[1:] != train.x.shape[1:]:
             raise FewLabelsError(f"{path}: X_test samples have shape {tuple(test.x.shape[1:])} but X has {tuple(train.x.shape[1:])}.")
         if (test.y < 0).any():

@@ -45,7 +45,7 @@ class DataSource:
 
     train: Dataset
     test: Dataset | None
-    hflip: bool = True  # is a horizontal flip label-preserving for this data?
+    hflip: bool = False  # is a horizontal flip label-preserving for this data? (loaders that know say so)
     origin: str = ""  # where the data was found, for messages and run records
     extra: dict = field(default_factory=dict)
 

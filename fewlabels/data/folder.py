@@ -40,6 +40,8 @@ def _open(path: Path):
         img = Image.open(path)
         img.load()
         return img
+    except Image.DecompressionBombError:
+        raise FewLabelsError(f"Image {path} is far too large to load safely; shrink it or remove it.") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise FewLabelsError(f"Cannot read image {path}: {exc}; the file is corrupt, replace or remove it.") from None
 

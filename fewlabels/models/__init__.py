@@ -20,6 +20,7 @@ _BACKBONES: dict[str, tuple[Callable[[tuple[int, ...]], nn.Module], str]] = {
     "mlp": (lambda shape: MLP(int(shape[0])), "2-layer MLP for feature vectors"),
 }
 IMAGE_MODELS = ("cnn", "cnn-wide", "wrn-28-2")
+MIN_IMAGE_SIDE = {"cnn": 4, "cnn-wide": 4, "wrn-28-2": 4}  # two 2x downsamplings need at least 4 pixels
 
 
 def names() -> list[str]:
@@ -45,6 +46,10 @@ def check(name: str, sample_shape: tuple[int, ...]) -> None:
         kind = "images" if is_image else "feature vectors"
         fits = [n for n in _BACKBONES if (n in IMAGE_MODELS) == is_image]
         raise FewLabelsError(f"Model '{name}' does not take {kind}; use {' or '.join(fits)}.")
+    if is_image and min(sample_shape[1:]) < MIN_IMAGE_SIDE[name]:
+        side = MIN_IMAGE_SIDE[name]
+        raise FewLabelsError(f"Model '{name}' needs images of at least {side}x{side} pixels, got "
+                             f"{sample_shape[1]}x{sample_shape[2]}, which is too small; resize the images.")
 
 
 def get(name: str, sample_shape: tuple[int, ...], num_classes: int) -> Classifier:

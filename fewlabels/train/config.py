@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,20 +47,49 @@ class TrainConfig:
     deterministic: bool = False  # deterministic kernels only (bit-identical resume on GPUs too)
 
     def validate(self) -> None:
-        positive = {"iterations": self.iterations, "batch_size": self.batch_size, "uratio": self.uratio,
-                    "eval_every": self.eval_every, "eval_batch_size": self.eval_batch_size,
-                    "checkpoint_every": self.checkpoint_every, "keep_checkpoints": self.keep_checkpoints}
-        for name, value in positive.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise FewLabelsError(f"{name} must be a whole number of at least 1, got {value!r}.")
-        for name in ("lr", "weight_decay", "momentum"):
+        """Types and ranges of every setting, so a bad value fails here with one sentence, not deep inside."""
+
+        def fail(name: str, what: str) -> None:
+            raise FewLabelsError(f"{name} must be {what}, got {getattr(self, name)!r}.")
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+        for name in ("dataset", "algorithm", "model", "device"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                fail(name, "a non-empty string")
+        for name in ("data_dir", "out"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                fail(name, "a path (string)")
+        for name in ("iterations", "batch_size", "uratio", "eval_every", "eval_batch_size", "checkpoint_every",
+                     "keep_checkpoints"):
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
+                fail(name, "a whole number of at least 1")
+        for name in ("labels_per_class", "num_labels"):
+            if getattr(self, name) is not None and not is_int(getattr(self, name)):
+                fail(name, "a whole number (or empty)")
+        for name in ("seed", "val_per_class"):
+            if not is_int(getattr(self, name)) or getattr(self, name) < 0:
+                fail(name, "a whole number of 0 or more")
+        for name in ("nesterov", "channels_last", "deterministic"):
+            if not isinstance(getattr(self, name), bool):
+                fail(name, "true or false")
+        if self.hflip is not None and not isinstance(self.hflip, bool):
+            fail("hflip", "true, false or empty")
+        if not isinstance(self.options, dict):
+            fail("options", "a mapping of algorithm hyper-parameters")
+        for name in ("lr", "weight_decay", "momentum", "ema_decay"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0 or (name == "lr" and value == 0):
-                raise FewLabelsError(f"{name} must be {'greater than 0' if name == 'lr' else '0 or more'}, got {value!r}.")
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+                fail(name, "a finite number")
+        if self.lr <= 0:
+            fail("lr", "greater than 0")
+        if self.weight_decay < 0 or self.momentum < 0:
+            fail("weight_decay" if self.weight_decay < 0 else "momentum", "0 or more")
         if not 0.0 <= self.ema_decay < 1.0:
-            raise FewLabelsError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}.")
+            fail("ema_decay", "in [0, 1)")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise FewLabelsError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}.")
+            fail("device", "'auto', 'cpu' or 'cuda[:N]'")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -71,4 +102,6 @@ class TrainConfig:
                 close = difflib.get_close_matches(key, valid, n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 raise FewLabelsError(f"Unknown config key '{key}'{hint}")
-        return cls(**d)
+        config = cls(**d)
+        config.validate()
+        return config

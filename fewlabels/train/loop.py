@@ -50,8 +50,8 @@ class TrainingInterrupted(RuntimeError):
 
     def __init__(self, signum: int, step: int, out: Path | None) -> None:
         self.signum = signum
-        how = f"; continue with: fewlabels train --resume {out}" if out is not None else ""
-        super().__init__(f"Stopped by {signal.Signals(signum).name} after step {step}, checkpoint saved{how}")
+        how = f", checkpoint saved; continue with: fewlabels train --resume {out}" if out is not None else ""
+        super().__init__(f"Stopped by {signal.Signals(signum).name} after step {step}{how}")
 
 
 class StopSignals:
@@ -230,7 +230,8 @@ class Trainer:
         scalars = {k: v for k, v in out.items() if v.dim() == 0}
         for name, value in scalars.items():
             if not torch.isfinite(value):
-                where = f"; the last good checkpoint is {self.out / 'last.pt'}" if self.out else ""
+                last = self.out / "last.pt" if self.out else None
+                where = f"; the last good checkpoint is {last}" if last is not None and last.exists() else ""
                 raise TrainingError(
                     f"Loss '{name}' became {float(value.detach())} at step {self.step}{where}; lower the learning rate or check the data."
                 )
@@ -458,11 +459,17 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     except Exception as exc:
         raise FewLabelsError(f"{file} cannot be read as a fewlabels checkpoint ({type(exc).__name__}); "
                              "it is corrupt or was written by another program.") from None
-    if not isinstance(ckpt, dict) or "format" not in ckpt or "config" not in ckpt:
+    needed = ("format", "config", "classes", "sample_shape", "step", "model", "ema", "optimizer", "scheduler",
+              "algorithm", "streams", "rng", "rows", "tally", "timing")
+    if not isinstance(ckpt, dict) or "format" not in ckpt:
         raise FewLabelsError(f"{file} is not a fewlabels checkpoint.")
     if ckpt["format"] != CHECKPOINT_FORMAT:
         raise FewLabelsError(f"{file} was written by fewlabels {ckpt.get('version', '?')} in checkpoint format "
                              f"{ckpt['format']}; this fewlabels {__version__} reads format {CHECKPOINT_FORMAT}.")
+    missing = [k for k in needed if k not in ckpt]
+    if missing or not isinstance(ckpt["config"], dict):
+        what = f"has no '{missing[0]}'" if missing else "has a malformed config"
+        raise FewLabelsError(f"{file} {what}; it is damaged or not a complete fewlabels checkpoint.")
     return ckpt
 
 
@@ -475,7 +482,12 @@ def resume(run_dir: str | os.PathLike, progress: bool = True) -> dict:
     saved = ckpt["config"]
     config_file = run_dir / "config.yaml"
     if config_file.is_file():
-        on_disk = yaml.safe_load(config_file.read_text()) or {}
+        try:
+            on_disk = yaml.safe_load(config_file.read_text()) or {}
+        except yaml.YAMLError:
+            raise FewLabelsError(f"{config_file} is not valid YAML; restore it or delete it to use the checkpoint's settings.") from None
+        if not isinstance(on_disk, dict):
+            raise FewLabelsError(f"{config_file} must hold a mapping of settings; restore it or delete it.")
         differs = [k for k in ("dataset", "model", "algorithm", "labels_per_class", "num_labels", "seed")
                    if on_disk.get(k) != saved.get(k)]
         if differs:

@@ -1,0 +1,322 @@
+"""The Python API: ``fit`` a classifier from a few labels; the ``Run`` it returns predicts and saves; ``load`` reads it back.
+
+    import fewlabels
+    run = fewlabels.fit(X, y, iterations=500, threshold=0.9)  # y == -1 marks unlabeled rows
+    run.predict(X_new); run.save("model.pt"); fewlabels.load("model.pt").predict_proba(X_new)
+
+``fit`` is a thin layer over ``fewlabels.train`` (the same loop as the CLI), so a model
+from the API, the CLI or the scikit-learn estimator is the same kind of object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fewlabels import __version__, algorithms, models
+from fewlabels import data as data_mod
+from fewlabels.data import Dataset, DataSource, from_arrays
+from fewlabels.data.arrays import _as_numpy, features_to_float, images_to_uint8_nchw, labels_to_int64
+from fewlabels.errors import FewLabelsError
+from fewlabels.evaluate import predict_logits, summarize
+from fewlabels.train import TrainConfig, Trainer, prepare
+from fewlabels.utils.io import atomic_torch_save
+
+MODEL_FORMAT = 1  # the layout of a file written by Run.save
+PREDICT_BATCH = 1024
+# TrainConfig fields that fit() sets from its own arguments; the rest may come in **options.
+_SET_BY_FIT = ("dataset", "labels_per_class", "num_labels", "seed", "algorithm", "options", "model", "iterations", "out")
+# ITU-R BT.601 luma, the usual RGB -> gray weights.
+_LUMA = (0.299, 0.587, 0.114)
+
+DataLike = str | os.PathLike | DataSource | Dataset | np.ndarray | torch.Tensor | Sequence
+
+
+class Run:
+    """A trained classifier: the final EMA model, its classes, the run's results and configuration.
+
+    ``predict``/``predict_proba`` take arrays in any layout ``fit`` accepts; images of another
+    size are resized (bilinear) and gray/RGB are converted, so a model keeps working on
+    slightly different inputs without the caller re-implementing the preprocessing.
+    """
+
+    def __init__(self, model: nn.Module, classes: Sequence[str], results: dict, config: TrainConfig,
+                 sample_shape: Sequence[int]) -> None:
+        self.classes = list(classes)
+        self.results = results
+        self.config = config
+        self.sample_shape = tuple(int(s) for s in sample_shape)
+        # Same memory format as in training: conv kernels then sum in the same order, so a saved and
+        # re-loaded model (and the loop's own evaluation) give bit-identical outputs.
+        self._channels_last = self.is_image and bool(config.channels_last)
+        if self._channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model.eval()
+
+    def __repr__(self) -> str:
+        acc = self.results.get("test_accuracy")
+        tail = f", test_accuracy={acc:.4f}" if isinstance(acc, float) else ""
+        return (f"Run(model={self.config.model!r}, algorithm={self.config.algorithm!r}, classes={len(self.classes)}, "
+                f"sample_shape={self.sample_shape}{tail})")
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.sample_shape) == 3
+
+    # ---- inputs
+
+    def _as_input(self, X: Any) -> torch.Tensor:
+        """uint8 (N, C, H, W) images or float32 (N, D) features, checked against what the model takes."""
+        x = _as_numpy(X, "X")
+        if self.is_image:
+            c, h, w = self.sample_shape
+            if x.ndim == 2:
+                raise FewLabelsError(f"X has shape {x.shape} but this model takes images of {c}x{h}x{w}; "
+                                     "reshape flat rows to (N, H, W) or (N, H, W, C) first.")
+            if x.ndim in (3, 4) and len(x) == 0:
+                return torch.empty((0, c, h, w), dtype=torch.uint8)
+            xt = images_to_uint8_nchw(x)
+            if xt.shape[1] != c and {int(xt.shape[1]), c} != {1, 3}:
+                raise FewLabelsError(f"X has {xt.shape[1]} channels but the model takes {c}; give gray or RGB images.")
+            return xt
+        (d,) = self.sample_shape
+        if x.ndim != 2 or x.shape[1] != d:
+            hint = " (for one sample, use X.reshape(1, -1))" if x.ndim == 1 and len(x) == d else ""
+            raise FewLabelsError(f"X has shape {x.shape} but this model takes feature vectors of shape (N, {d}){hint}.")
+        return features_to_float(x)
+
+    def _conform(self, xb: torch.Tensor) -> torch.Tensor:
+        """Convert a batch of images to the training channel count and size; features pass through."""
+        if not self.is_image:
+            return xb
+        c, h, w = self.sample_shape
+        if xb.shape[1] == c and tuple(xb.shape[2:]) == (h, w):
+            return xb
+        x = xb.float()
+        if x.shape[1] == 1 and c == 3:
+            x = x.expand(-1, 3, -1, -1)
+        elif x.shape[1] == 3 and c == 1:
+            x = (x * torch.tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        if tuple(x.shape[2:]) != (h, w):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        return (x / 255.0).clamp(0.0, 1.0)  # the model takes float images on 0..1
+
+    @torch.no_grad()
+    def logits(self, X: Any) -> torch.Tensor:
+        """Raw class scores (N, K), computed in batches."""
+        x = self._as_input(X)
+        device = next(self.model.parameters()).device
+        out = [predict_logits(self.model, self._conform(x[i : i + PREDICT_BATCH]), PREDICT_BATCH, device, self._channels_last)
+               for i in range(0, len(x), PREDICT_BATCH)]
+        return torch.cat(out) if out else torch.empty((0, len(self.classes)))
+
+    # ---- outputs
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (N, K), columns in the order of ``classes``."""
+        return torch.softmax(self.logits(X).double(), dim=1).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class indices (N,) into ``classes``."""
+        return self.logits(X).argmax(1).numpy()
+
+    def evaluate(self, X: Any, y: Any) -> dict:
+        """Accuracy, per-class accuracy and the confusion matrix of the model on labeled data."""
+        logits = self.logits(X)
+        yt = labels_to_int64(y, len(logits), len(self.classes))
+        if (yt < 0).any():
+            raise FewLabelsError("y contains -1; evaluation needs a label for every sample.")
+        return summarize(logits, yt, self.classes)
+
+    # ---- files
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model to one file, atomically; ``fewlabels.load`` reads it back with ``weights_only=True``."""
+        path = Path(path)
+        if path.is_dir():
+            raise FewLabelsError(f"{path} is a folder; give a file name such as {path / 'model.pt'}.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}
+        record = {
+            "fewlabels_model": MODEL_FORMAT,
+            "version": __version__,
+            "model_name": self.config.model,
+            "sample_shape": list(self.sample_shape),
+            "classes": list(self.classes),
+            "config": _plain(self.config.to_dict()),
+            "results": _plain(self.results),
+            "state_dict": state,
+        }
+        atomic_torch_save(path, record)
+
+
+def _plain(obj: Any) -> Any:
+    """Only JSON-like values survive ``torch.load(weights_only=True)``: turn NumPy scalars and the like into them."""
+    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def _config_from_dict(d: dict) -> TrainConfig:
+    """A TrainConfig from a saved dict, ignoring keys this version does not know (files outlive code)."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in d.items() if k in known})
+
+
+def load(path: str | os.PathLike) -> Run:
+    """Read a model written by ``Run.save``, or a run folder (or its ``last.pt``) written by the CLI."""
+    path = Path(path)
+    if not path.exists():
+        raise FewLabelsError(f"{path} does not exist; give a file written by Run.save() or a fewlabels run folder.")
+    file = path
+    if path.is_dir():
+        file = path / "last.pt"
+        if not file.is_file():
+            raise FewLabelsError(f"{path} is a folder without last.pt, so it is not a fewlabels run folder.")
+    try:
+        obj = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise FewLabelsError(f"{file} is not a fewlabels model: it cannot be read as a safe PyTorch file "
+                             f"({type(exc).__name__}).") from None
+    if not isinstance(obj, dict):
+        raise FewLabelsError(f"{file} is not a fewlabels model: it holds a {type(obj).__name__}, not a model record.")
+    if "fewlabels_model" in obj:
+        if obj["fewlabels_model"] != MODEL_FORMAT:
+            raise FewLabelsError(f"{file} was written by fewlabels {obj.get('version', '?')} in model format "
+                                 f"{obj['fewlabels_model']}; this fewlabels {__version__} reads format {MODEL_FORMAT}.")
+        config, state, results = obj["config"], obj["state_dict"], obj.get("results", {})
+        name = obj["model_name"]
+    elif {"config", "classes", "sample_shape", "ema"} <= obj.keys() and isinstance(obj["ema"], dict) and "module" in obj["ema"]:
+        config, state = obj["config"], obj["ema"]["module"]  # the EMA model is the one the run reports
+        name = config.get("model", "")
+        results_file = file.parent / "results.json"
+        results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    else:
+        raise FewLabelsError(f"{file} is a PyTorch file but not a fewlabels model (no model record or run checkpoint in it).")
+    classes, shape = [str(c) for c in obj["classes"]], tuple(int(s) for s in obj["sample_shape"])
+    model = models.get(name, shape, len(classes))
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FewLabelsError(f"{file}: the saved weights do not fit model '{name}' ({first[:160]}).") from None
+    return Run(model, classes, results, _config_from_dict(config), shape)
+
+
+# ---- fit
+
+
+def _training_options(algorithm: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``**options`` into TrainConfig fields and algorithm hyper-parameters; refuse anything else."""
+    settable = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _SET_BY_FIT]
+    algo_valid = list(algorithms.options(algorithm))
+    config_kw, algo_kw = {}, {}
+    for key, value in options.items():
+        value = _item(value)  # np.float32(0.1), np.int64 from np.arange grids
+        if key in settable:
+            config_kw[key] = value
+        elif key in algo_valid:
+            algo_kw[key] = value
+        elif key in _SET_BY_FIT:
+            raise FewLabelsError(f"'{key}' is set by fit() itself (from data or its own argument); do not pass it as an option.")
+        else:
+            close = difflib.get_close_matches(key, algo_valid + settable, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise FewLabelsError(f"fit() has no option '{key}': {hint}{algorithm} takes {', '.join(algo_valid) or 'no options'}, "
+                                 f"and training options are {', '.join(settable)}.")
+    return config_kw, algo_kw
+
+
+def _item(value: Any) -> Any:
+    """A NumPy scalar as the Python number the training config checks for."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _test_set(test: Any, train: Dataset) -> Dataset:
+    if isinstance(test, Dataset):
+        ds = test
+    elif isinstance(test, (tuple, list)) and len(test) == 2:
+        ds = from_arrays(test[0], test[1], train.classes, name="test")
+    else:
+        raise FewLabelsError("test must be a Dataset or a pair (X_test, y_test).")
+    if ds.sample_shape != train.sample_shape:
+        raise FewLabelsError(f"test samples have shape {ds.sample_shape} but training samples have {train.sample_shape}.")
+    if (ds.y < 0).any():
+        raise FewLabelsError("test labels contain -1; every test sample needs a label.")
+    if ds.num_classes != train.num_classes:
+        raise FewLabelsError(f"test has {ds.num_classes} classes but the training data has {train.num_classes}.")
+    return ds
+
+
+def _source(data: Any, y: Any, data_dir: str | None) -> tuple[DataSource, str]:
+    """Whatever ``fit`` was given, as a DataSource plus a name for the run record."""
+    if isinstance(data, (str, os.PathLike)):
+        if y is not None:
+            raise FewLabelsError("y goes with array data only; a dataset name or folder brings its own labels.")
+        return data_mod.load(str(data), data_dir), str(data)
+    if isinstance(data, (DataSource, Dataset)):
+        if y is not None:
+            raise FewLabelsError(f"y goes with array data only; a {type(data).__name__} brings its own labels.")
+        if isinstance(data, DataSource):
+            return data, data.train.name
+        # A horizontal flip keeps the label of a photo but not of a digit or a letter: only flip when asked (hflip=True).
+        return DataSource(data, None, hflip=False, origin="Dataset given to fit()"), data.name
+    if y is None:
+        raise FewLabelsError("y is required with array data: one label per row, -1 for unlabeled rows.")
+    return DataSource(from_arrays(data, y), None, hflip=False, origin="arrays given to fit()"), "arrays"
+
+
+def fit(
+    data: DataLike,
+    y: Any = None,
+    *,
+    algorithm: str = "fixmatch",
+    labels_per_class: int | None = None,
+    num_labels: int | None = None,
+    test: Dataset | tuple[Any, Any] | None = None,
+    model: str | None = None,
+    iterations: int = 3000,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    progress: bool = False,
+    overwrite: bool = False,
+    **options: Any,
+) -> Run:
+    """Train a classifier from a few labels plus unlabeled data and return it as a ``Run``.
+
+    ``data`` is a built-in dataset name, an image folder or .npz path, a ``DataSource``, a
+    ``Dataset``, or an array X with labels ``y`` (-1 = unlabeled). With neither
+    ``labels_per_class`` nor ``num_labels`` the labels are used as given; otherwise a
+    stratified, seeded subset of them is kept. ``model`` defaults to "cnn" for images and
+    "mlp" for feature vectors. ``**options`` are algorithm hyper-parameters (threshold=0.9)
+    or training settings (batch_size, uratio, lr, eval_every, hflip, ...). Array data is not
+    flipped horizontally unless ``hflip=True``. ``out`` also writes a CLI-style run folder.
+    """
+    config_kw, algo_kw = _training_options(algorithm, options)
+    source, name = _source(data, y, config_kw.get("data_dir"))
+    if test is not None:
+        source = dataclasses.replace(source, test=_test_set(test, source.train))
+    train = source.train
+    if model is None:
+        model = "cnn" if train.is_image else "mlp"
+    uses_unlabeled = algorithms.get(algorithm, **algo_kw).uses_unlabeled
+    if uses_unlabeled and labels_per_class is None and num_labels is None and bool((train.y >= 0).all()):
+        raise FewLabelsError(f"{algorithm} needs unlabeled data but every sample is labeled; mark unlabeled rows "
+                             "with -1, pass labels_per_class or num_labels, or use algorithm='supervised'.")
+    config = TrainConfig(dataset=name, labels_per_class=_item(labels_per_class), num_labels=_item(num_labels), seed=_item(seed),
+                         algorithm=algorithm, options=algo_kw, model=model, iterations=_item(iterations),
+                         out=None if out is None else str(out), **config_kw)
+    trainer = Trainer(prepare(config, source, overwrite=overwrite), progress)
+    results = trainer.run()
+    return Run(trainer.ema.module, trainer.classes, results, config, train.sample_shape)
+
+
+__all__ = ["Run", "fit", "load"]
