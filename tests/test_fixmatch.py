@@ -63,7 +63,7 @@ def test_no_gradient_flows_through_the_targets():
     model = LogitsAreInputs()
     out = fm.losses(model, make_batch(u_weak, u_strong, x_l, torch.tensor([0, 1])), 0)
     out["total"].backward()
-    assert u_weak.grad is None
+    assert u_weak.grad is None or torch.count_nonzero(u_weak.grad) == 0  # targets are constants
     assert u_strong.grad is not None and u_strong.grad.abs().sum() > 0
     assert model.scale.grad is not None
     assert not out["pseudo_labels"].requires_grad

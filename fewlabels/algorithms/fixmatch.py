@@ -4,8 +4,11 @@
     with q_b = softmax(logits(u_weak_b) / T), computed without gradient.
 
 Paper defaults: tau = 0.95, lambda_u = 1, T = 1 (B = 64 and mu = 7 live in the loop).
-The weak unlabeled view goes through its own no-grad forward pass: the targets get
-no gradient anyway, and skipping their backward saves about a third of the step.
+All three views go through one forward pass, as in the paper's implementation, so
+BatchNorm normalises them with the same batch statistics. A separate no-grad pass for
+the weak view is ~35% cheaper per step, but on a Fashion-MNIST validation split (seed
+100, 50 held-out labels per class) it reached 64.6% after 2,000 steps against 71.8% for
+the joint pass; the targets are detached either way.
 """
 
 from __future__ import annotations
@@ -40,12 +43,11 @@ class FixMatch(Algorithm):
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
         u_weak, u_strong = batch["unlabeled"]["weak"], batch["unlabeled"]["strong"]
+        logits, _ = model(torch.cat([x_l, u_weak, u_strong]))
+        logits_l, logits_weak, logits_strong = logits.split([len(x_l), len(u_weak), len(u_strong)])
         with torch.no_grad():
-            logits_weak, _ = model(u_weak)
-            probs = torch.softmax(logits_weak.float() / self.temperature, dim=-1)
+            probs = torch.softmax(logits_weak.detach().float() / self.temperature, dim=-1)
             pseudo, _, mask = confident_pseudo_labels(probs, self.threshold)
-        logits, _ = model(torch.cat([x_l, u_strong]))
-        logits_l, logits_strong = logits.split([len(x_l), len(u_strong)])
         sup = cross_entropy(logits_l, y_l)
         unsup = masked_mean(cross_entropy(logits_strong, pseudo, reduction="none"), mask)
         return {
