@@ -108,7 +108,8 @@ def test_crash_during_checkpoint_write_keeps_the_previous_one(reference, tmp_pat
     assert_identical(reference, out)
 
 
-def test_sigterm_finishes_the_step_saves_and_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_finishes_the_step_saves_and_says_how_to_resume(tmp_path, sig):
     out = tmp_path / "run"
     flags = [f if f != "60" else "100000" for f in FLAGS]  # long enough to be stopped
     proc = cli(*flags, "--out", str(out), "--quiet", "--checkpoint-every", "100000", "--eval-every", "100000")
@@ -116,9 +117,9 @@ def test_sigterm_finishes_the_step_saves_and_says_how_to_resume(tmp_path):
     while not (out / "config.yaml").exists() and time.time() < deadline:
         time.sleep(0.05)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM
+    assert proc.returncode == 128 + sig
     assert f"fewlabels train --resume {out}" in err and "Traceback" not in err
     step = load_checkpoint(out)["step"]
     assert 0 < step < 100000

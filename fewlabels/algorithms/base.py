@@ -5,6 +5,12 @@ of the labeled and unlabeled samples it needs, and turns a batch of them into a
 dict of scalar losses (``total`` is what is minimised) plus diagnostics.
 Per-batch vectors ``pseudo_labels`` and ``mask`` (for the unlabeled batch), when
 returned, let the loop score pseudo-labels against labels hidden from training.
+
+The batch: ``batch["labeled"]`` holds ``y`` and one tensor per labeled view;
+``batch["unlabeled"]`` one tensor per unlabeled view and ``index`` (positions in the
+unlabeled pool, for per-sample state); ``batch["generator"]`` is the step's seeded
+``torch.Generator`` for any randomness of the algorithm's own (mixup, VAT), so resumed
+runs draw the same numbers.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from torch import nn
 
 from fewlabels.errors import FewLabelsError
 
-Batch = dict[str, dict[str, torch.Tensor]]
+Batch = dict[str, Any]
 
 
 class Algorithm:
@@ -28,6 +34,12 @@ class Algorithm:
     @property
     def uses_unlabeled(self) -> bool:
         return bool(self.views.get("unlabeled"))
+
+    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int) -> None:
+        """Called once by the loop before training, for state that depends on the data or model."""
+
+    def after_step(self, model: nn.Module) -> None:
+        """Called after each optimizer step (EMA teachers update here)."""
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -189,10 +189,13 @@ class Trainer:
                       else augment.make_feature_views(std.clamp(min=1e-6)))
         split = prepared.split
         self.labeled_stream = IndexStream(split.labeled, cfg.batch_size, cfg.seed, self.rank, self.world)
+        # the unlabeled stream yields positions in the pool (0..n-1): per-sample algorithm state is indexed by them
+        self.unlabeled_pool = torch.as_tensor(split.unlabeled, dtype=torch.int64)
         self.unlabeled_stream = (
-            IndexStream(split.unlabeled, cfg.batch_size * cfg.uratio, cfg.seed + 1, self.rank, self.world)
+            IndexStream(np.arange(len(split.unlabeled)), cfg.batch_size * cfg.uratio, cfg.seed + 1, self.rank, self.world)
             if self.algorithm.uses_unlabeled else None
         )
+        self.algorithm.setup(self.model, train.num_classes, len(split.unlabeled), cfg.iterations)
         self.generator = torch.Generator(device=self.device)
         self.step = 0
         self.rows: list[dict] = []
@@ -213,12 +216,14 @@ class Trainer:
         # The augmentation RNG is re-seeded from (seed, step, rank): a resumed run draws the same views.
         self.generator.manual_seed((self.cfg.seed * 1_000_003 + self.step) * 64 + self.rank)
         li = self.labeled_stream.next()
-        batch = {"labeled": {"y": self.train_y[li].to(self.device)}, "unlabeled": {}}
+        batch = {"labeled": {"y": self.train_y[li].to(self.device)}, "unlabeled": {}, "generator": self.generator}
         batch["labeled"].update(self._views(self.train_x[li].to(self.device), self.algorithm.views["labeled"]))
         hidden = None
         if self.unlabeled_stream is not None:
-            ui = self.unlabeled_stream.next()
+            positions = self.unlabeled_stream.next()
+            ui = self.unlabeled_pool[positions]
             batch["unlabeled"].update(self._views(self.train_x[ui].to(self.device), self.algorithm.views["unlabeled"]))
+            batch["unlabeled"]["index"] = positions.to(self.device)
             hidden = self.train_y[ui]  # for diagnostics only; never given to the algorithm
         return batch, hidden
 
@@ -239,6 +244,7 @@ class Trainer:
         total.backward()
         self.optimizer.step()
         self.scheduler.step()
+        self.algorithm.after_step(self.model)
         self.ema.update(self.model)
         for k, v in scalars.items():
             tally[k] = tally.get(k, 0.0) + float(v.detach())
