@@ -198,7 +198,10 @@ def load(path: str | os.PathLike) -> Run:
         config, state = obj["config"], obj["ema"]["module"]  # the EMA model is the one the run reports
         name = config.get("model", "")
         results_file = file.parent / "results.json"
-        results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+        try:
+            results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+        except ValueError:
+            raise FewLabelsError(f"{results_file} is damaged (not valid JSON); restore it or delete it.") from None
     else:
         raise FewLabelsError(f"{file} is a PyTorch file but not a fewlabels model (no model record or run checkpoint in it).")
     classes, shape = [str(c) for c in obj["classes"]], tuple(int(s) for s in obj["sample_shape"])

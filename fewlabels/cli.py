@@ -1,4 +1,4 @@
-"""The command line: ``fewlabels train | datasets``.
+"""The command line: ``fewlabels train | evaluate | predict | report | export | datasets``.
 
 Bad input ends in one sentence on stderr and exit code 2, never a traceback.
 """
@@ -210,6 +210,181 @@ def _cmd_datasets(args) -> int:
     return 0
 
 
+def _logits(run, batches, total: int, quiet: bool, desc: str):
+    """Logits for a stream of input batches, with a progress bar (to stderr) unless ``quiet``."""
+    import torch
+    from tqdm import tqdm
+
+    out = []
+    # disable=None: no bar when stderr is not a terminal (logs, pipes), so an error stays the only line there
+    with tqdm(total=total, desc=desc, unit="img" if run.is_image else "row", disable=True if quiet else None, dynamic_ncols=True,
+              leave=False) as bar:
+        for xb in batches:
+            out.append(run.logits(xb))
+            bar.update(len(xb))
+    return torch.cat(out) if out else torch.empty((0, len(run.classes)))
+
+
+def _positive(value: int, flag: str) -> int:
+    if value < 1:
+        raise FewLabelsError(f"{flag} must be at least 1, got {value}.")
+    return value
+
+
+def _output_file(path, suffix: str, flag: str = "--out"):
+    """Check an output file can be written before any work, so a typo does not cost an evaluation."""
+    from pathlib import Path
+
+    from fewlabels.utils.io import check_writable_dir
+
+    path = Path(path)
+    if path.is_dir():
+        raise FewLabelsError(f"{flag} must name a file, but {path} is a folder; e.g. {path / ('out' + suffix)}.")
+    check_writable_dir(path.parent)
+    return path
+
+
+def _load_run(path: str):
+    from fewlabels.api import load
+
+    return load(path)
+
+
+def _evaluate_run(run, run_dir: str, dataset: str | None, data_dir: str | None, batch_size: int, quiet: bool):
+    """The run's test set (or --dataset), its logits, and the evaluation record."""
+    from fewlabels.evaluate.inputs import labeled_set
+    from fewlabels.evaluate.report import evaluation_record
+
+    own = dataset is None
+    name = run.config.dataset if own else dataset
+    data_dir = data_dir if data_dir is not None else (run.config.data_dir if own else None)
+    test = labeled_set(name, data_dir, run.classes, run.sample_shape, own=own)
+    if len(test.y) == 0:
+        raise FewLabelsError(f"{name} holds no labeled samples to evaluate on.")
+    batches = (test.x[i : i + batch_size] for i in range(0, len(test.x), batch_size))
+    logits = _logits(run, batches, len(test.x), quiet, "evaluate")
+    record = evaluation_record(logits, test.y, run.classes)
+    record = {"run": str(run_dir), "dataset": test.name, "data_origin": test.origin, "model": run.config.model,
+              "algorithm": run.config.algorithm, **record}
+    return test, logits, record
+
+
+def _cmd_evaluate(args) -> int:
+    from pathlib import Path
+
+    from fewlabels.evaluate.report import format_evaluation
+    from fewlabels.utils.io import atomic_write_json
+
+    _positive(args.batch_size, "--batch-size")
+    src = Path(args.run_dir)
+    default = src / "evaluation.json" if src.is_dir() else src.with_name(src.stem + ".evaluation.json")
+    out = _output_file(args.json or default, ".json", "--json")
+    run = _load_run(args.run_dir)
+    _, _, record = _evaluate_run(run, args.run_dir, args.dataset, args.data_dir, args.batch_size, args.quiet)
+    atomic_write_json(out, record)  # before printing: a closed pipe (| head) must not cost the file
+    print(f"{args.run_dir} ({run.config.algorithm}, {run.config.model}) evaluated on {record['dataset']}, from {record['data_origin']}")
+    print(format_evaluation(record))
+    print(f"\nwritten to {out}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    import csv
+    import io
+
+    import torch
+
+    from fewlabels.evaluate import inputs
+    from fewlabels.utils.io import atomic_write_text
+
+    bs = _positive(args.batch_size, "--batch-size")
+    out = _output_file(args.out, ".csv")
+    npy = [i for i in args.inputs if i.lower().endswith(".npy")]
+    if npy and len(args.inputs) > 1:
+        raise FewLabelsError(f"A .npy array ({npy[0]}) must be the only input; predict it on its own.")
+    run = _load_run(args.run_dir)
+    if npy:
+        x = inputs.load_npy(npy[0], run.sample_shape)
+        items = [str(i) for i in range(len(x))]
+        batches = (x[i : i + bs] for i in range(0, len(x), bs))
+    else:
+        paths = inputs.image_paths(args.inputs)
+        items = [str(p) for p in paths]
+        batches = inputs.image_batches(paths, run.sample_shape, bs)
+    probs = torch.softmax(_logits(run, batches, len(items), args.quiet, "predict").double(), dim=1)
+    conf, pred = probs.max(1)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["item", "class", "probability", *(f"p_{c}" for c in run.classes)])
+    for item, k, p, row in zip(items, pred.tolist(), conf.tolist(), probs.tolist()):
+        writer.writerow([item, run.classes[k], f"{p:.6f}", *(f"{v:.6f}" for v in row)])
+    atomic_write_text(out, buf.getvalue())
+    counts = torch.bincount(pred, minlength=len(run.classes)).tolist()
+    top = sorted(zip(counts, run.classes), reverse=True)[:5]
+    print(f"wrote {out}: {len(items)} predictions; most predicted: " + ", ".join(f"{c} ({n})" for n, c in top if n))
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from fewlabels.evaluate.report import PLOTS, build_report, read_metrics, read_results
+    from fewlabels.utils.io import atomic_write_bytes, atomic_write_text, check_writable_dir
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise FewLabelsError(f"report needs a run folder (with metrics.csv and last.pt), got {'the file ' if run_dir.exists() else ''}"
+                             f"{run_dir}{'' if run_dir.exists() else ', which does not exist'}.")
+    out = _output_file(args.out or run_dir / "report.html", ".html")
+    png_dir = run_dir / "report"
+    check_writable_dir(png_dir)
+    run = _load_run(str(run_dir))
+    results = read_results(run_dir / "results.json")
+    rows = read_metrics(run_dir / "metrics.csv")
+    config = run.config.to_dict()  # from last.pt: the settings the weights were trained with
+    notes = []
+    if not results:
+        notes.append("results.json is missing: the run has not finished; this reports its last checkpoint.")
+    test = logits = evaluation = None
+    try:
+        test, logits, evaluation = _evaluate_run(run, str(run_dir), args.dataset, args.data_dir, 512, args.quiet)
+    except FewLabelsError as exc:
+        if args.dataset is not None:
+            raise
+        notes.append("The test set could not be loaded, so the confusion matrix comes from results.json and the reliability "
+                     f"diagram and the mistakes are left out (pass --dataset to include them): {exc}")
+        print(f"fewlabels: warning: {exc}", file=sys.stderr)
+    probs = torch.softmax(logits.double(), dim=1) if logits is not None else None
+    html_text, pngs = build_report(run_dir.resolve().name, results, config, rows, evaluation,
+                                   test.x if test is not None else None, probs, test.y if test is not None else None, notes)
+    png_dir.mkdir(parents=True, exist_ok=True)
+    for name in PLOTS:  # an earlier report's plot that this one no longer has must not linger
+        if name not in pngs:
+            (png_dir / f"{name}.png").unlink(missing_ok=True)
+    for name, data in pngs.items():
+        atomic_write_bytes(png_dir / f"{name}.png", data)
+    atomic_write_text(out, html_text)
+    print(f"wrote {out} ({len(html_text) / 1024:.0f} KB, self-contained) and {len(pngs)} plots in {png_dir}/")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from fewlabels import export
+
+    out = _output_file(args.out or export.default_path(args.run_dir, args.format), export.FORMATS[args.format])
+    if args.format == "onnx":
+        export.require_onnx()  # before loading the model
+    run = _load_run(args.run_dir)
+    export.export(run, out, args.format)
+    shape = f"(N, {', '.join(map(str, run.sample_shape))})"
+    kind = f"float images {shape} on 0..1" if run.is_image else f"float features {shape}"
+    print(f"wrote {out} ({args.format}): takes {kind}, returns logits (N, {len(run.classes)}) "
+          f"for classes {', '.join(run.classes[:10])}{', ...' if len(run.classes) > 10 else ''}")
+    return 0
+
+
 class UsageError(Exception):
     """A malformed command line (argparse's complaint), reported like any other bad input."""
 
@@ -240,6 +415,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strong-views", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-hflip", action="store_true")
+    p = sub.add_parser("evaluate", help="score a trained model: accuracy, per-class, macro-F1, calibration (ECE), confusion")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (or a model file saved by Run.save)")
+    p.add_argument("--dataset", help="evaluate on this instead of the run's own test set: a built-in name, an image folder "
+                   "of class subfolders, or an .npz (X_test/y_test, or fully labeled X/y)")
+    p.add_argument("--data-dir", help="folder holding the dataset's files")
+    p.add_argument("--json", metavar="OUT.json", help="where to write the results (default RUN_DIR/evaluation.json)")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("predict", help="classify images or an .npy array and write a CSV of classes and probabilities")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (or a model file saved by Run.save)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="an image folder (searched recursively), image files, or one .npy array")
+    p.add_argument("--out", required=True, metavar="PREDS.csv", help="the CSV to write")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("report", help="write an HTML report with learning curves, confusion matrix, calibration and mistakes")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder")
+    p.add_argument("--out", metavar="REPORT.html", help="the HTML file (default RUN_DIR/report.html); plots go to RUN_DIR/report/")
+    p.add_argument("--dataset", help="test data to use when the run's own cannot be found (as for evaluate)")
+    p.add_argument("--data-dir", help="folder holding the dataset's files")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("export", help="save the model as TorchScript (or ONNX) for serving without fewlabels")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (or a model file saved by Run.save)")
+    p.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript")
+    p.add_argument("--out", help="the file to write (default RUN_DIR/model.ts or model.onnx)")
     p = sub.add_parser("datasets", help="list the built-in datasets and where each was found")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--json", action="store_true")
@@ -254,12 +453,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fewlabels: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     commands = {"train": _cmd_train, "demo": _cmd_demo, "datasets": _cmd_datasets,
-                "augment-preview": _cmd_augment_preview}
+                "augment-preview": _cmd_augment_preview, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+                "report": _cmd_report, "export": _cmd_export}
     try:
         return commands[args.command](args)
     except FewLabelsError as exc:
         print(f"fewlabels: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into `head` and the like: the reader has seen enough
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush does not fail again
+        return 141  # 128 + SIGPIPE, as a shell reports it
     except OSError as exc:  # disk full, read-only file system, permissions: the user's environment, not a bug
         if exc.errno not in USER_FIXABLE_ERRNOS:
             raise

@@ -43,7 +43,8 @@ def _open(path: Path):
     except Image.DecompressionBombError:
         raise FewLabelsError(f"Image {path} is far too large to load safely; shrink it or remove it.") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise FewLabelsError(f"Cannot read image {path}: {exc}; the file is corrupt, replace or remove it.") from None
+        reason = "not a recognisable image" if isinstance(exc, UnidentifiedImageError) else type(exc).__name__
+        raise FewLabelsError(f"Cannot read image {path} ({reason}); the file is corrupt, replace or remove it.") from None
 
 
 def _to_array(img, size: tuple[int, int], gray: bool) -> np.ndarray:

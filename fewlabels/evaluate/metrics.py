@@ -30,7 +30,7 @@ def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: in
 
 
 def accuracy(y_true: torch.Tensor, y_pred: torch.Tensor) -> float:
-    return float((y_true == y_pred).float().mean()) if len(y_true) else float("nan")
+    return int((y_true == y_pred).sum()) / len(y_true) if len(y_true) else float("nan")  # exact, not float32
 
 
 def per_class_accuracy(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> list[float]:
@@ -48,3 +48,21 @@ def summarize(logits: torch.Tensor, y_true: torch.Tensor, classes: list[str]) ->
         "confusion_matrix": confusion_matrix(y_true, pred, k).tolist(),
         "n": len(y_true),
     }
+
+
+def per_class_f1(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> list[float]:
+    """F1 = 2TP / (2TP + FP + FN) per class; NaN for a class that is neither present nor predicted."""
+    cm = confusion_matrix(y_true, y_pred, num_classes).double()
+    tp = cm.diag()
+    denom = 2 * tp + (cm.sum(0) - tp) + (cm.sum(1) - tp)
+    return [float(2 * tp[c] / denom[c]) if denom[c] > 0 else float("nan") for c in range(num_classes)]
+
+
+def macro_f1(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> float:
+    """Unweighted mean of per-class F1 over the classes that occur in ``y_true`` or ``y_pred``.
+
+    Unlike accuracy it gives a rare class the same weight as a common one, so a model that
+    ignores a class cannot hide behind the others.
+    """
+    scores = [s for s in per_class_f1(y_true, y_pred, num_classes) if s == s]
+    return sum(scores) / len(scores) if scores else float("nan")

@@ -1,0 +1,383 @@
+"""What a trained model is worth: the evaluation record, its text table, and the HTML report with plots.
+
+Everything here works on plain data (logits, labels, rows of metrics.csv, results.json), so it
+is testable without training and never needs the training loop. Plots use matplotlib's
+object API on an Agg canvas: no display is needed and the caller's pyplot backend is untouched.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fewlabels.errors import FewLabelsError
+from fewlabels.evaluate.calibration import DEFAULT_BINS, expected_calibration_error, reliability_bins
+from fewlabels.evaluate.metrics import confusion_matrix, macro_f1, per_class_accuracy, per_class_f1
+
+PLOTS = ("accuracy", "loss", "pseudo_labels", "confusion", "reliability", "mistakes")
+MAX_MISTAKES = 24
+
+
+def _finite(v: float) -> float | None:
+    """NaN (a class with no samples) becomes null: JSON has no NaN."""
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def evaluation_record(logits: torch.Tensor, y: torch.Tensor, classes: Sequence[str], bins: int = DEFAULT_BINS) -> dict[str, Any]:
+    """Accuracy, macro-F1, ECE, per-class scores, confusion matrix and reliability bins, JSON-ready."""
+    classes = list(classes)
+    k = len(classes)
+    y = y.long()
+    probs = torch.softmax(logits.double(), dim=1)
+    pred = probs.argmax(1)
+    acc_c = per_class_accuracy(y, pred, k)
+    f1_c = per_class_f1(y, pred, k)
+    support = torch.bincount(y, minlength=k).tolist()
+    return {
+        "n": len(y),
+        "accuracy": int((pred == y).sum()) / len(y) if len(y) else None,
+        "macro_f1": _finite(macro_f1(y, pred, k)),
+        "ece": _finite(expected_calibration_error(probs, y, bins)),
+        "ece_bins": bins,
+        "mean_confidence": _finite(float(probs.max(1).values.mean())) if len(y) else None,
+        "classes": classes,
+        "per_class": {c: {"support": support[i], "accuracy": _finite(acc_c[i]), "f1": _finite(f1_c[i])} for i, c in enumerate(classes)},
+        "confusion_matrix": confusion_matrix(y, pred, k).tolist(),
+        "reliability": reliability_bins(probs, y, bins),
+    }
+
+
+def _num(v: float | None, digits: int = 4) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def format_evaluation(record: dict[str, Any]) -> str:
+    """The record as a plain-text table: summary line, per-class scores, confusion matrix."""
+    classes = record["classes"]
+    lines = [f"accuracy {_num(record['accuracy'])}   macro-F1 {_num(record['macro_f1'])}   "
+             f"ECE ({record['ece_bins']} bins) {_num(record['ece'])}   samples {record['n']}", ""]
+    w = max(5, *(len(c) for c in classes))
+    lines.append(f"{'class':<{w}}  {'support':>7}  {'accuracy':>8}  {'F1':>6}")
+    for c in classes:
+        row = record["per_class"][c]
+        lines.append(f"{c:<{w}}  {row['support']:>7}  {_num(row['accuracy']):>8}  {_num(row['f1']):>6}")
+    cm = record["confusion_matrix"]
+    cell = max(4, len(str(max((max(r) for r in cm), default=0))) + 1)
+    lines += ["", "confusion matrix (rows: true class, columns: predicted class index)",
+              f"{'':<{w}}  " + "".join(f"{i:>{cell}}" for i in range(len(classes)))]
+    for i, c in enumerate(classes):
+        lines.append(f"{c:<{w}}  " + "".join(f"{v:>{cell}}" for v in cm[i]))
+    return "\n".join(lines)
+
+
+# ---- the run folder
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float | None]]:
+    """metrics.csv as rows of floats (None where a column is empty); [] when the file is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    try:
+        with path.open(newline="") as f:
+            for raw in csv.DictReader(f):
+                row: dict[str, float | None] = {}
+                for key, value in raw.items():
+                    if key is None:
+                        continue
+                    try:
+                        row[key] = float(value) if value not in ("", None) else None
+                    except ValueError:
+                        row[key] = None
+                rows.append(row)
+    except (OSError, csv.Error) as exc:
+        raise FewLabelsError(f"Cannot read {path} ({exc}); it is damaged.") from None
+    return rows
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """results.json, or {} for a run that has not finished (the report then says so)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise FewLabelsError(f"Cannot read {path} as JSON ({type(exc).__name__}); it is damaged.") from None
+    return loaded if isinstance(loaded, dict) else {}
+
+
+# ---- plots
+
+
+def _figure(width: float = 6.0, height: float = 3.6):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", facecolor="white")
+    return buf.getvalue()
+
+
+def _series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
+    pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None and r.get("step") is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _line_plot(rows: list[dict], lines: Sequence[tuple[str, str, str]], title: str, ylabel: str, unit_range: bool) -> bytes | None:
+    """One axis of metrics against step; ``lines`` are (column, label, style). None if no column has data."""
+    drawn = [(key, label, style, *_series(rows, key)) for key, label, style in lines]
+    drawn = [d for d in drawn if d[3]]
+    if not drawn:
+        return None
+    fig = _figure()
+    ax = fig.add_subplot()
+    for _key, label, style, xs, ys in drawn:
+        ax.plot(xs, ys, style, label=label, linewidth=1.8, markersize=3.5)
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    if unit_range:
+        ax.set_ylim(-0.02, 1.02)
+    else:
+        ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=9, frameon=False)
+    return _png(fig)
+
+
+def confusion_png(cm: Sequence[Sequence[int]], classes: Sequence[str]) -> bytes:
+    """Counts in each cell; colour is the share of the true class, so small classes are as readable as large ones."""
+    m = np.asarray(cm, dtype=np.float64)
+    k = len(classes)
+    rate = m / np.maximum(m.sum(1, keepdims=True), 1)
+    side = min(9.0, max(4.2, 0.45 * k + 2.2))
+    fig = _figure(side + 0.8, side)
+    ax = fig.add_subplot()
+    im = ax.imshow(rate, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
+    if k <= 25:
+        for i in range(k):
+            for j in range(k):
+                if m[i, j]:
+                    ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=8 if k > 12 else 9,
+                            color="white" if rate[i, j] > 0.55 else "#222")
+    labels = [c if len(c) <= 14 else c[:13] + "…" for c in classes]
+    long = max(map(len, labels), default=0) > 2
+    ax.set_xticks(range(k), labels, rotation=45 if long else 0, ha="right" if long else "center", fontsize=8)
+    ax.set_yticks(range(k), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix (test set)")
+    return _png(fig)
+
+
+def reliability_png(bins: list[dict], ece: float | None) -> bytes:
+    """Accuracy per confidence bin (bars) against the bin's mean confidence (red marks): their gap is miscalibration."""
+    fig = _figure(6.0, 4.4)
+    ax, hist = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.08})
+    width = bins[0]["upper"] - bins[0]["lower"] if bins else 1.0
+    full = [b for b in bins if b["count"]]
+    ax.plot([0, 1], [0, 1], "--", color="#888", linewidth=1, label="perfect calibration")
+    ax.bar([b["lower"] for b in full], [b["accuracy"] for b in full], width=width, align="edge", color="#4c72b0",
+           edgecolor="white", label="accuracy in bin")
+    ax.hlines([b["confidence"] for b in full], [b["lower"] for b in full], [b["upper"] for b in full], colors="#d62728",
+              linewidth=2.5, label="mean confidence in bin")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Reliability (ECE {_num(ece, 3)}, {len(bins)} bins)", pad=24)
+    # the legend goes above the axes: bars can fill any corner
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8.5, frameon=False, handlelength=1.6)
+    ax.grid(alpha=0.3)
+    hist.bar([b["lower"] for b in bins], [b["count"] for b in bins], width=width, align="edge", color="#999", edgecolor="white")
+    top = max((b["count"] for b in bins), default=0)
+    for b in full:  # one large bin dwarfs the rest: print the counts so small bins stay readable
+        hist.text(b["lower"] + width / 2, b["count"] + 0.04 * top, str(b["count"]), ha="center", va="bottom", fontsize=6.5)
+    hist.set_ylim(0, max(1, top) * 1.45)
+    hist.set_xlabel("confidence (top class probability)")
+    hist.set_ylabel("samples")
+    hist.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _show(ax, img: np.ndarray) -> None:
+    if img.shape[0] == 1:
+        ax.imshow(img[0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    else:
+        ax.imshow(img.transpose(1, 2, 0), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def confident_mistakes(probs: torch.Tensor, y: torch.Tensor, limit: int = MAX_MISTAKES) -> list[int]:
+    """Indices of wrong predictions, most confident first: where the model is sure and wrong (or the label is)."""
+    conf, pred = probs.max(1)
+    wrong = torch.nonzero(pred != y).flatten()
+    order = torch.argsort(conf[wrong], descending=True, stable=True)
+    return wrong[order][:limit].tolist()
+
+
+def mistakes_png(x: torch.Tensor, probs: torch.Tensor, y: torch.Tensor, classes: Sequence[str], picks: Sequence[int]) -> bytes:
+    """A grid of images, each titled with its true class, the predicted class and the confidence."""
+    cols = 8
+    rows = max(1, math.ceil(len(picks) / cols))
+    fig = _figure(cols * 1.25, rows * 1.55)
+    for n, i in enumerate(picks):
+        ax = fig.add_subplot(rows, cols, n + 1)
+        _show(ax, x[i].cpu().numpy())
+        conf, pred = probs[i].max(0)
+        ax.set_title(f"true {classes[int(y[i])][:10]}\npred {classes[int(pred)][:10]} {float(conf):.2f}", fontsize=7.5, color="#a00")
+    fig.subplots_adjust(wspace=0.15, hspace=0.55)
+    return _png(fig)
+
+
+# ---- the report
+
+
+def _cell(v: Any) -> str:
+    return html.escape("-" if v is None or v == "" else str(v))
+
+
+def _header(results: dict, config: dict, evaluation: dict | None) -> list[tuple[str, str]]:
+    labels = results.get("num_labeled")
+    lpc = results.get("labels_per_class", config.get("labels_per_class"))
+    if labels is None:
+        labels = f"{lpc} per class" if lpc is not None else config.get("num_labels")
+    elif lpc is not None:
+        labels = f"{labels} ({lpc} per class)"
+    options = results.get("algorithm_options") or config.get("options") or {}
+    algo = results.get("algorithm", config.get("algorithm"))
+    if options:
+        algo = f"{algo} (" + ", ".join(f"{k}={v}" for k, v in options.items()) + ")"
+    wall = results.get("wall_time_s")
+    acc = results.get("test_accuracy")
+    iters = results.get("iterations")
+    planned = config.get("iterations")
+    machine = results.get("machine") or {}
+    rows = [
+        ("dataset", results.get("dataset", config.get("dataset"))),
+        ("algorithm", algo),
+        ("labels", labels),
+        ("unlabeled samples", results.get("num_unlabeled")),
+        ("model", results.get("model", config.get("model"))),
+        ("iterations", iters if iters is not None else f"unfinished (planned {planned})"),
+        ("wall time", f"{wall / 60:.1f} min ({wall:.0f} s)" if isinstance(wall, (int, float)) else None),
+        ("seed", results.get("split_seed", config.get("seed"))),
+        ("final EMA test accuracy", f"{acc:.4f}" if isinstance(acc, (int, float)) else None),
+    ]
+    if evaluation is not None:
+        rows.append(("macro-F1 / ECE (re-evaluated)", f"{_num(evaluation['macro_f1'])} / {_num(evaluation['ece'])}"))
+    if machine:
+        rows.append(("machine", f"{machine.get('device', '?')}, {machine.get('cpu_count', '?')} CPUs, torch {machine.get('torch', '?')}"))
+    return [(k, _cell(v)) for k, v in rows]
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
+main{max-width:1160px;margin:0 auto;padding:24px 20px 40px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px;border-bottom:1px solid #d8dce3;padding-bottom:4px}
+.sub{color:#5b6475;margin:0 0 16px;font-size:14px}
+.cards{display:flex;gap:12px;flex-wrap:wrap;margin:8px 0 4px}
+.card{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:10px 16px;min-width:150px}
+.card b{display:block;font-size:24px}.card span{color:#5b6475;font-size:13px}
+table{border-collapse:collapse;background:#fff;font-size:13px}
+td,th{border:1px solid #dde1e8;padding:4px 10px;text-align:left}th{background:#eef0f4}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:14px}
+figure{margin:0;background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:8px;text-align:center}
+figure img{max-width:100%;height:auto}figcaption{color:#5b6475;font-size:12px;margin-top:4px}
+.note{color:#5b6475;font-size:13px}
+"""
+
+
+def _img(png: bytes, alt: str, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def build_report(run_name: str, results: dict, config: dict, rows: list[dict], evaluation: dict | None,
+                 test_x: torch.Tensor | None, test_probs: torch.Tensor | None, test_y: torch.Tensor | None,
+                 notes: Sequence[str] = ()) -> tuple[str, dict[str, bytes]]:
+    """The report: HTML with every image embedded, and the PNGs by name. Nothing is written here."""
+    pngs: dict[str, bytes | None] = {
+        "accuracy": _line_plot(rows, [("test_acc", "EMA model (test)", "-o"), ("test_acc_raw", "raw model (test)", "--s"),
+                                      ("val_acc", "EMA model (validation)", ":^")], "Accuracy during training", "accuracy", True),
+        "loss": _line_plot(rows, [("sup", "supervised", "-o"), ("unsup", "unsupervised", "--s")]
+                           + ([] if _series(rows, "sup")[0] else [("loss", "total", "-o")]),
+                           "Training loss", "loss (mean since last evaluation)", False),
+        "pseudo_labels": _line_plot(rows, [("mask_rate", "mask rate (share above threshold)", "-o"),
+                                           ("pseudo_label_acc", "pseudo-label accuracy (hidden labels)", "--s")],
+                                    "Pseudo-labels on the unlabeled batch", "share", True),
+    }
+    classes = (evaluation or {}).get("classes") or list((results.get("test") or {}).get("per_class_accuracy", {}))
+    cm = (evaluation or {}).get("confusion_matrix") or (results.get("test") or {}).get("confusion_matrix")
+    pngs["confusion"] = confusion_png(cm, classes) if cm and classes else None
+    pngs["reliability"] = reliability_png(evaluation["reliability"], evaluation["ece"]) if evaluation else None
+    picks: list[int] = []
+    if test_x is not None and test_probs is not None and test_y is not None and test_x.dim() == 4:
+        picks = confident_mistakes(test_probs, test_y)
+        pngs["mistakes"] = mistakes_png(test_x, test_probs, test_y, classes, picks) if picks else None
+    else:
+        pngs["mistakes"] = None
+
+    acc = results.get("test_accuracy", (evaluation or {}).get("accuracy"))
+    cards = [("final EMA test accuracy", _num(acc) if isinstance(acc, (int, float)) else "-")]
+    if evaluation is not None:
+        cards += [("macro-F1", _num(evaluation["macro_f1"])), (f"ECE ({evaluation['ece_bins']} bins)", _num(evaluation["ece"], 3)),
+                  ("test samples", str(evaluation["n"]))]
+    sub = [results.get("dataset", config.get("dataset")), results.get("algorithm", config.get("algorithm")),
+           f"{results.get('num_labeled', '?')} labels", f"fewlabels {results.get('fewlabels_version', '?')}"]
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>fewlabels report: {html.escape(run_name)}</title><style>{_CSS}</style></head><body><main>",
+           f"<h1>fewlabels report: {html.escape(run_name)}</h1>",
+           f'<p class="sub">{" · ".join(_cell(v) for v in sub)}</p>',
+           '<div class="cards">' + "".join(f'<div class="card"><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>'
+                                            for k, v in cards) + "</div>",
+           "<h2>Run</h2><table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>"
+                                           for k, v in _header(results, config, evaluation)) + "</table>"]
+    out += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
+
+    def figures(names_captions: list[tuple[str, str]]) -> str:
+        items = [_img(pngs[n], n, c) for n, c in names_captions if pngs.get(n)]
+        return '<div class="grid">' + "".join(items) + "</div>" if items else ""
+
+    curves = figures([("accuracy", "Test accuracy of the EMA model (reported) and the raw model, at each evaluation."),
+                      ("loss", "Mean training losses between evaluations.")])
+    out.append("<h2>Learning curves</h2>" + (curves or '<p class="note">No metrics.csv rows to plot.</p>'))
+    if pngs["pseudo_labels"]:
+        out.append("<h2>Pseudo-labels</h2>" + figures([("pseudo_labels", "Share of unlabeled samples above the confidence "
+                                                        "threshold, and how often those pseudo-labels match the hidden labels.")]))
+    out.append("<h2>Test set</h2>" + (figures([("confusion", "Rows: true class; columns: predicted class."),
+                                                ("reliability", "Top-class confidence against accuracy, in equal-width bins.")])
+                                       or '<p class="note">No test set to evaluate.</p>'))
+    if evaluation is not None:
+        out.append("<h2>Per class</h2><table><tr><th>class</th><th>support</th><th>accuracy</th><th>F1</th></tr>" + "".join(
+            f'<tr><td>{html.escape(c)}</td><td class="n">{r["support"]}</td><td class="n">{_num(r["accuracy"])}</td>'
+            f'<td class="n">{_num(r["f1"])}</td></tr>' for c, r in evaluation["per_class"].items()) + "</table>")
+    if pngs["mistakes"]:
+        out.append("<h2>Most confident mistakes</h2>" + figures([("mistakes", f"The {len(picks)} wrong test predictions with the "
+                                                                    "highest confidence: true class, predicted class, confidence.")]))
+    elif evaluation is not None and test_x is not None and test_x.dim() == 4:
+        out.append('<h2>Most confident mistakes</h2><p class="note">No mistakes on the test set.</p>')
+    out.append("</main></body></html>")
+    return "\n".join(out) + "\n", {k: v for k, v in pngs.items() if v is not None}
