@@ -24,7 +24,13 @@ def _parse_assignment(text: str, flag: str) -> tuple[str, object]:
     if "=" not in text:
         raise FewLabelsError(f"{flag} '{text}' must look like name=value, e.g. {flag} threshold=0.9.")
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    parsed = yaml.safe_load(value)
+    if isinstance(parsed, str):  # YAML 1.1 reads 1e-3 as a string; a number was meant
+        try:
+            parsed = float(parsed)
+        except ValueError:
+            pass
+    return key.strip(), parsed
 
 
 # flags that set a TrainConfig field of the same name; absent unless given (argparse.SUPPRESS)

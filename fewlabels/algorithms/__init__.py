@@ -1,6 +1,19 @@
 """Algorithms by name: ``fewlabels.algorithms.get("fixmatch", threshold=0.9)``."""
 
-from fewlabels.algorithms import fixmatch, supervised  # noqa: F401  (registers them)
+from fewlabels.algorithms import (  # noqa: F401  (importing a module registers its algorithm)
+    fixmatch,
+    flexmatch,
+    freematch,
+    meanteacher,
+    mixmatch,
+    pimodel,
+    pseudolabel,
+    remixmatch,
+    softmatch,
+    supervised,
+    uda,
+    vat,
+)
 from fewlabels.algorithms.base import Algorithm, Batch, get, get_class, names, options, register
 
 __all__ = ["Algorithm", "Batch", "get", "get_class", "names", "options", "register"]

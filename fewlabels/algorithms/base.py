@@ -41,6 +41,10 @@ class Algorithm:
     def after_step(self, model: nn.Module) -> None:
         """Called after each optimizer step (EMA teachers update here)."""
 
+    def parameters(self) -> list[nn.Parameter]:
+        """Trainable parameters of the algorithm's own (created in ``setup``); the loop optimizes them with the model."""
+        return []
+
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
@@ -67,6 +71,18 @@ def check_in_unit_interval(algorithm: str, name: str, value: float) -> None:
 def check_non_negative(algorithm: str, name: str, value: float) -> None:
     if not (isinstance(value, (int, float)) and value >= 0):
         raise FewLabelsError(f"{algorithm}: {name} must be 0 or more, got {value!r}.")
+
+
+def check_fraction(algorithm: str, name: str, value: float) -> None:
+    """Ramp-up lengths are fractions of the run, in [0, 1]."""
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0):
+        raise FewLabelsError(f"{algorithm}: {name} must be a fraction of the run in [0, 1], got {value!r}.")
+
+
+def check_count(algorithm: str, name: str, value: int) -> None:
+    """Numbers of augmentations are whole numbers of at least 1."""
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        raise FewLabelsError(f"{algorithm}: {name} must be a whole number of at least 1, got {value!r}.")
 
 
 def check_positive(algorithm: str, name: str, value: float) -> None:

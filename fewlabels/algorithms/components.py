@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -261,12 +263,13 @@ def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tenso
     return (p * (F.log_softmax(p_logits, dim=-1) - F.log_softmax(q_logits, dim=-1))).sum(-1)
 
 
-def vat_perturbation(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, xi: float = 1e-6, eps: float = 6.0,
+def vat_perturbation(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, xi: float = 1e-3, eps: float = 6.0,
                      power_iterations: int = 1, gen: torch.Generator | None = None) -> torch.Tensor:
     """The virtual adversarial direction r_adv = eps * d / ||d||, d found by power iteration.
 
     Label-free: it maximises KL(p(x) || p(x + r)) around the model's own prediction.
-    BatchNorm running statistics are not updated by the probing passes.
+    BatchNorm running statistics are not updated by the probing passes. The paper's xi = 1e-6
+    is lost to float32 rounding (the probe's direction comes out nearly random), hence 1e-3.
     """
     def unit(v: torch.Tensor) -> torch.Tensor:
         flat = v.flatten(1)
@@ -274,31 +277,34 @@ def vat_perturbation(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, xi
 
     target = logits.detach()
     d = unit(torch.randn(x.shape, generator=gen, device=gen.device if gen is not None else "cpu").to(x.device))
-    bn_momenta = _freeze_bn_stats(model)
-    try:
+    with bn_stats_frozen(model):
         for _ in range(power_iterations):
             d = (xi * d).requires_grad_(True)
             adv_logits, _ = model(x.detach() + d)
             dist_ = kl_divergence(target, adv_logits).mean()
             (grad,) = torch.autograd.grad(dist_, d)
             d = unit(grad.detach())
-    finally:
-        _restore_bn_stats(model, bn_momenta)
     return eps * d
 
 
-def _freeze_bn_stats(model: nn.Module) -> list[tuple[nn.Module, float | None]]:
+@contextmanager
+def bn_stats_frozen(model: nn.Module) -> Iterator[None]:
+    """Forward passes inside leave BatchNorm running statistics alone (guessing, adversarial probes)."""
     saved = []
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             saved.append((m, m.momentum))
             m.momentum = 0.0
-    return saved
+    try:
+        yield
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum
 
 
-def _restore_bn_stats(model: nn.Module, saved: list[tuple[nn.Module, float | None]]) -> None:
-    for m, momentum in saved:
-        m.momentum = momentum
+def ramp_steps(fraction: float, total_steps: int) -> int:
+    """A ramp-up given as a fraction of the run, in steps."""
+    return int(round(fraction * total_steps))
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -318,3 +324,10 @@ def sigmoid_rampup(step: int, length: int) -> float:
         return 1.0
     t = min(1.0, step / length)
     return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+def joint_forward(model: nn.Module, *inputs: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """One forward pass over several batches (BatchNorm sees them together), split back: logits, features."""
+    logits, feats = model(torch.cat(inputs))
+    sizes = [len(x) for x in inputs]
+    return list(logits.split(sizes)), list(feats.split(sizes))

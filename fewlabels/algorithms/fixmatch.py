@@ -24,6 +24,7 @@ from fewlabels.algorithms.base import (
     check_positive,
     register,
 )
+from fewlabels.algorithms.components import joint_forward
 from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
 
 
@@ -43,8 +44,7 @@ class FixMatch(Algorithm):
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
         u_weak, u_strong = batch["unlabeled"]["weak"], batch["unlabeled"]["strong"]
-        logits, _ = model(torch.cat([x_l, u_weak, u_strong]))
-        logits_l, logits_weak, logits_strong = logits.split([len(x_l), len(u_weak), len(u_strong)])
+        (logits_l, logits_weak, logits_strong), _ = joint_forward(model, x_l, u_weak, u_strong)
         with torch.no_grad():
             probs = torch.softmax(logits_weak.detach().float() / self.temperature, dim=-1)
             pseudo, _, mask = confident_pseudo_labels(probs, self.threshold)

@@ -32,3 +32,8 @@ def confident_pseudo_labels(probs: torch.Tensor, threshold: float) -> tuple[torc
     """Hard pseudo-labels, their confidence, and the mask ``confidence >= threshold``."""
     confidence, labels = probs.max(dim=-1)
     return labels, confidence, confidence >= threshold
+
+
+def softmax_mse(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample squared error between softmax(logits) and a target distribution, averaged over classes."""
+    return (F.softmax(logits, dim=-1) - target).pow(2).mean(dim=-1)

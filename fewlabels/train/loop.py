@@ -182,12 +182,15 @@ class Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.ema = EMA(self.model, cfg.ema_decay)
-        self.optimizer = make_optimizer(self.model, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov)
-        self.scheduler = cosine_schedule(self.optimizer, cfg.iterations)
         self.algorithm = prepared.algorithm
+        split = prepared.split
+        # before the optimizer: an algorithm may bring parameters of its own (ReMixMatch's rotation head)
+        self.algorithm.setup(self.model, train.num_classes, len(split.unlabeled), cfg.iterations)
+        self.optimizer = make_optimizer(self.model, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov,
+                                        extra=self.algorithm.parameters())
+        self.scheduler = cosine_schedule(self.optimizer, cfg.iterations)
         self.views = (augment.make_views(prepared.hflip) if train.is_image
                       else augment.make_feature_views(std.clamp(min=1e-6)))
-        split = prepared.split
         self.labeled_stream = IndexStream(split.labeled, cfg.batch_size, cfg.seed, self.rank, self.world)
         # the unlabeled stream yields positions in the pool (0..n-1): per-sample algorithm state is indexed by them
         self.unlabeled_pool = torch.as_tensor(split.unlabeled, dtype=torch.int64)
@@ -195,7 +198,6 @@ class Trainer:
             IndexStream(np.arange(len(split.unlabeled)), cfg.batch_size * cfg.uratio, cfg.seed + 1, self.rank, self.world)
             if self.algorithm.uses_unlabeled else None
         )
-        self.algorithm.setup(self.model, train.num_classes, len(split.unlabeled), cfg.iterations)
         self.generator = torch.Generator(device=self.device)
         self.step = 0
         self.rows: list[dict] = []
@@ -206,9 +208,10 @@ class Trainer:
     # ---- one step
 
     def _views(self, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
+        """One draw per name; "weak#2", "strong#3" ... are further independent draws of the same view."""
         out = {}
         for name in names:
-            v = self.views[name](x, self.generator)
+            v = self.views[name.split("#", 1)[0]](x, self.generator)
             out[name] = v.contiguous(memory_format=torch.channels_last) if self.channels_last else v
         return out
 

@@ -8,9 +8,11 @@ import torch
 from torch import nn
 
 
-def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float, nesterov: bool) -> torch.optim.SGD:
+def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float, nesterov: bool,
+                   extra: list[nn.Parameter] | tuple = ()) -> torch.optim.SGD:
+    """``extra``: parameters outside the model that train with it (an algorithm's own heads)."""
     decay, no_decay = [], []
-    for p in model.parameters():
+    for p in [*model.parameters(), *extra]:
         if not p.requires_grad:
             continue
         (no_decay if p.dim() <= 1 else decay).append(p)

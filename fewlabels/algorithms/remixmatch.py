@@ -1,0 +1,157 @@
+"""ReMixMatch ("ReMixMatch: Semi-Supervised Learning with Distribution Alignment and
+Augmentation Anchoring", Berthelot, Carlini, Cubuk, Kurakin, Sohn, Zhang and Raffel).
+
+    q_b = Sharpen( Normalize( p(u_weak_b) * p_target / p_model ), T )      DA + guess, a constant
+    MixUp of X^ = (x_weak, onehot(y)) and U^ = (u_strong_k, q) for k = 1..K, as in MixMatch
+    loss = mean_X' H(t, p(x'))  +  w(t) lambda_u mean_U' H(t, p(u'))  +  w(t) lambda_u1 mean_b H(q_b, p(u_strong_1_b))
+           (+ lambda_rot mean_b H(r_b, p_rot(rotate(u_strong_1_b, r_b))))
+
+Distribution alignment pulls the guesses' class marginal toward the labeled one (p_model is
+a running mean of the model's predictions on unlabeled data); augmentation anchoring takes
+the target from a weak view and asks K strong views to match it.
+
+Paper defaults: K = 8, T = 0.5, alpha = 0.75, lambda_u = 1.5, lambda_u1 = 0.5 (the
+pre-mixup term), lambda_rot = 0.5, p_model averaged over the last 128 batches, labeled
+images strongly augmented (CTAugment). Choices here:
+- K = 2 strong views: each costs a forward and backward pass, and our budget is a CPU.
+- p_model is an EMA with momentum 0.99, whose memory (~100 batches) is close to the
+  paper's 128-batch window.
+- p_target is the class frequency of the labeled samples seen so far (plus one per class),
+  which converges to the labeled distribution within a few passes over the labeled set, so
+  imbalanced label sets are handled; with labels_per_class it tends to uniform.
+- labeled samples take the weak view (with RandAugment, which is not tuned to keep labels
+  like CTAugment, strong views of the few labels would corrupt them), as in USB.
+- the unlabeled weights ramp up linearly over ``rampup`` = 40% of the run, as for MixMatch.
+- rotation prediction is off by default (``rotation=True`` turns it on, square images only).
+  Its 4-way linear head lives here, created in ``setup``; ``parameters()`` hands it to the
+  loop's optimizer, so it trains with the model's recipe and schedule.
+The guessing pass leaves BatchNorm running statistics alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fewlabels.algorithms.base import Algorithm, Batch, check_count, check_fraction, check_non_negative, check_positive, register
+from fewlabels.algorithms.components import DistributionAlignment, all_reduce_mean, bn_stats_frozen, linear_rampup, ramp_steps, sharpen
+from fewlabels.algorithms.mixmatch import mix_labeled_and_unlabeled
+from fewlabels.augment import get_group
+from fewlabels.errors import FewLabelsError
+from fewlabels.losses import cross_entropy
+
+
+def rotate_quarters(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each square image turned by a random multiple of 90 degrees; returns the images and the multiples 0..3."""
+    k = torch.randint(4, (len(x),), generator=gen, device=gen.device).to(x.device)
+    return get_group("rot4").apply(x, k), k
+
+
+@register
+class ReMixMatch(Algorithm):
+    name = "remixmatch"
+    views = {"labeled": ["weak"], "unlabeled": ["weak", "strong", "strong#2"]}  # set per instance from num_strong
+
+    def __init__(self, lambda_u: float = 1.5, lambda_u1: float = 0.5, temperature: float = 0.5, alpha: float = 0.75,
+                 num_strong: int = 2, da_momentum: float = 0.99, rotation: bool = False, lambda_rot: float = 0.5,
+                 rampup: float = 0.4) -> None:
+        check_non_negative(self.name, "lambda_u", lambda_u)
+        check_non_negative(self.name, "lambda_u1", lambda_u1)
+        check_positive(self.name, "temperature", temperature)
+        check_positive(self.name, "alpha", alpha)
+        check_count(self.name, "num_strong", num_strong)
+        if not (isinstance(da_momentum, (int, float)) and 0.0 <= da_momentum < 1.0):
+            raise FewLabelsError(f"remixmatch: da_momentum must be in [0, 1), got {da_momentum!r}.")
+        if not isinstance(rotation, bool):
+            raise FewLabelsError(f"remixmatch: rotation must be true or false, got {rotation!r}.")
+        check_non_negative(self.name, "lambda_rot", lambda_rot)
+        check_fraction(self.name, "rampup", rampup)
+        self.lambda_u, self.lambda_u1, self.lambda_rot = lambda_u, lambda_u1, lambda_rot
+        self.temperature = temperature
+        self.alpha = alpha
+        self.num_strong = num_strong
+        self.da_momentum = da_momentum
+        self.rotation = rotation
+        self.rampup = rampup
+        self.rampup_steps = 0
+        self.da: DistributionAlignment | None = None
+        self.label_counts = torch.zeros(0)
+        self.rotation_head: nn.Linear | None = None
+        self.views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"] + [f"strong#{k}" for k in range(2, num_strong + 1)]}
+
+    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int) -> None:
+        self.da = DistributionAlignment(num_classes, self.da_momentum)
+        self.label_counts = torch.ones(num_classes)  # one pseudo-count per class: none is ruled out before its first label
+        self.rampup_steps = ramp_steps(self.rampup, total_steps)
+        if self.rotation:
+            feature_dim = getattr(model, "feature_dim", None)
+            if not isinstance(feature_dim, int):
+                raise FewLabelsError("remixmatch: rotation=True needs a model with a feature_dim; set rotation=False.")
+            device = next(model.parameters()).device
+            self.rotation_head = nn.Linear(feature_dim, 4).to(device)
+
+    def parameters(self) -> list[nn.Parameter]:
+        return list(self.rotation_head.parameters()) if self.rotation_head is not None else []
+
+    def align(self, probs: torch.Tensor, y_l: torch.Tensor) -> torch.Tensor:
+        """Distribution alignment toward the labeled class frequencies seen so far (updates both running statistics)."""
+        if self.da is None:
+            raise RuntimeError("ReMixMatch.setup(model, num_classes, ...) must be called before training")
+        counts = torch.bincount(y_l, minlength=len(self.label_counts)).float()
+        self.label_counts += all_reduce_mean(counts).cpu()
+        self.da.p_target = self.label_counts / self.label_counts.sum()
+        return self.da(probs)
+
+    def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        gen = batch["generator"]
+        x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
+        clean = batch["unlabeled"]["weak"]
+        if self.rotation and (clean.dim() != 4 or clean.shape[-1] != clean.shape[-2]):
+            what = "feature vectors" if clean.dim() != 4 else f"{clean.shape[-2]}x{clean.shape[-1]} images"
+            raise FewLabelsError(f"remixmatch: rotation=True needs square images, but the data are {what}; set rotation=False.")
+        u_strong = [batch["unlabeled"][name] for name in self.views["unlabeled"][1:]]
+        n_l, n_u = len(x_l), len(clean)
+        with torch.no_grad(), bn_stats_frozen(model):
+            guess_logits, _ = model(batch["unlabeled"]["weak"])
+            q = sharpen(self.align(torch.softmax(guess_logits.float(), dim=-1), y_l), self.temperature)
+        mixed_x, mixed_t = mix_labeled_and_unlabeled(x_l, F.one_hot(y_l, q.shape[-1]).float(), u_strong, q, self.alpha, gen)
+        parts = [mixed_x, u_strong[0]]
+        if self.rotation:
+            rotated, turns = rotate_quarters(u_strong[0], gen)
+            parts.append(rotated)
+        logits, features = model(torch.cat(parts))
+        n_mixed = len(mixed_x)
+        sup = cross_entropy(logits[:n_l], mixed_t[:n_l])
+        unsup = cross_entropy(logits[n_l:n_mixed], mixed_t[n_l:])
+        unsup1 = cross_entropy(logits[n_mixed:n_mixed + n_u], q)
+        ramp = linear_rampup(step, self.rampup_steps)
+        total = sup + ramp * (self.lambda_u * unsup + self.lambda_u1 * unsup1)
+        out = {"sup": sup, "unsup": unsup, "unsup_premix": unsup1, "unsup_weight": torch.tensor(ramp * self.lambda_u)}
+        if self.rotation:
+            assert self.rotation_head is not None
+            rot = cross_entropy(self.rotation_head(features[n_mixed + n_u:]), turns)
+            total = total + self.lambda_rot * rot
+            out["rotation"] = rot
+        out.update(total=total, pseudo_labels=q.argmax(dim=-1), mask=torch.ones(n_u, dtype=torch.bool, device=q.device))
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.da is None:
+            raise RuntimeError("ReMixMatch.setup(model, num_classes, ...) must be called before state_dict()")
+        state: dict[str, Any] = {"da": self.da.state_dict(), "label_counts": self.label_counts.clone()}
+        if self.rotation_head is not None:  # its optimizer state lives in the loop's optimizer
+            state["rotation_head"] = self.rotation_head.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.da is None:
+            raise RuntimeError("ReMixMatch.setup(model, num_classes, ...) must be called before load_state_dict()")
+        if "da" not in state or (self.rotation_head is not None and "rotation_head" not in state):
+            raise FewLabelsError("remixmatch: the checkpoint lacks this run's ReMixMatch state (distribution alignment or rotation head).")
+        self.da.load_state_dict(state["da"])
+        self.label_counts = state["label_counts"].clone()
+        if self.rotation_head is not None:
+            self.rotation_head.load_state_dict(state["rotation_head"])

@@ -1,0 +1,66 @@
+"""UDA ("Unsupervised Data Augmentation for Consistency Training", Xie, Dai, Hovy, Luong and Le).
+
+    loss = H(y, p(x_weak))  +  lambda_u * mean_b[ 1(max p_b >= beta) * KL( Sharpen(p_b, T) || p(u_strong_b) ) ]
+    with p_b = p(u_weak_b), a constant target; Sharpen(p, T) = p^(1/T) / sum p^(1/T) = softmax(logits / T).
+
+Soft targets from the weakly augmented view, sharpened and kept only where the model is
+confident, teach the strongly augmented view. The mask uses the unsharpened confidence,
+as in the paper's code, and the mean runs over the whole unlabeled batch (FixMatch's
+normalisation, shared by the family here).
+
+Paper defaults: T = 0.4, beta = 0.8, lambda_u = 1. The paper's targets come from the clean
+image; by default here from the weak view (flip and crop), as in USB's benchmarks, and
+``target_view="none"`` gives the paper's choice. The paper's optional training signal
+annealing (TSA) is left out.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fewlabels.algorithms.base import Algorithm, Batch, check_in_unit_interval, check_non_negative, check_positive, register
+from fewlabels.algorithms.components import sharpen
+from fewlabels.errors import FewLabelsError
+from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
+
+
+@register
+class UDA(Algorithm):
+    name = "uda"
+    views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+
+    def __init__(self, lambda_u: float = 1.0, temperature: float = 0.4, threshold: float = 0.8, target_view: str = "weak") -> None:
+        check_non_negative(self.name, "lambda_u", lambda_u)
+        check_positive(self.name, "temperature", temperature)
+        check_in_unit_interval(self.name, "threshold", threshold)
+        if target_view not in ("weak", "none"):
+            raise FewLabelsError(f"uda: target_view must be 'weak' or 'none' (the clean view), got {target_view!r}.")
+        self.lambda_u = lambda_u
+        self.temperature = temperature
+        self.threshold = threshold
+        self.target_view = target_view
+        self.views = {"labeled": ["weak"], "unlabeled": [target_view, "strong"]}
+
+    def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
+        u_target, u_strong = batch["unlabeled"][self.target_view], batch["unlabeled"]["strong"]
+        logits, _ = model(torch.cat([x_l, u_target, u_strong]))
+        logits_l, logits_target, logits_strong = logits.split([len(x_l), len(u_target), len(u_strong)])
+        with torch.no_grad():
+            probs = torch.softmax(logits_target.detach().float(), dim=-1)
+            pseudo, _, mask = confident_pseudo_labels(probs, self.threshold)
+            target = sharpen(probs, self.temperature)
+            target_neg_entropy = torch.special.xlogy(target, target).sum(-1)  # sum q log q, 0 log 0 = 0
+        # KL(q || p) = H(q, p) - H(q); the constant H(q) only makes the value read as a divergence
+        kl = cross_entropy(logits_strong.float(), target, reduction="none") + target_neg_entropy
+        sup = cross_entropy(logits_l, y_l)
+        unsup = masked_mean(kl, mask)
+        return {
+            "total": sup + self.lambda_u * unsup,
+            "sup": sup,
+            "unsup": unsup,
+            "mask_rate": mask.float().mean(),
+            "pseudo_labels": pseudo,
+            "mask": mask,
+        }
