@@ -142,3 +142,41 @@ def test_index_stream_ranks_split_the_global_batch():
     r1 = IndexStream(torch.arange(16).numpy(), batch_size=4, seed=0, rank=1, world_size=2).next()
     assert torch.equal(torch.sort(torch.cat([r0, r1])).values, torch.sort(full).values)
     assert not set(r0.tolist()) & set(r1.tolist())
+
+
+def test_tensorboard_scalars_when_the_package_is_there(tmp_path, monkeypatch):
+    """With the optional tensorboard extra, each evaluation's numbers go to out/tensorboard as scalars."""
+    import sys
+    import types
+
+    written = []
+
+    class FakeWriter:
+        def __init__(self, log_dir):
+            written.append(("dir", log_dir))
+
+        def add_scalar(self, tag, value, step):
+            written.append((tag, value, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            written.append(("closed",))
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = FakeWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    train(digits_config(tmp_path, iterations=4, eval_every=2), progress=False)
+    assert written[0] == ("dir", str(tmp_path / "run" / "tensorboard"))
+    tags = {(w[0], w[2]) for w in written if len(w) == 3}
+    assert {("test_acc", 2), ("test_acc", 4), ("loss", 4), ("mask_rate", 2)} <= tags
+    assert written[-1] == ("closed",)
+
+
+def test_no_tensorboard_package_means_no_tensorboard_folder(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+    train(digits_config(tmp_path, iterations=2, eval_every=2), progress=False)
+    assert not (tmp_path / "run" / "tensorboard").exists()

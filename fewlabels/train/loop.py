@@ -147,6 +147,17 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     return info
 
 
+def tensorboard_writer(out: Path | None):
+    """A TensorBoard writer in ``out/tensorboard`` when the optional ``tensorboard`` package is installed, else None."""
+    if out is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # the optional extra is not installed: metrics.csv has the same numbers
+        return None
+    return SummaryWriter(log_dir=str(out / "tensorboard"))
+
+
 def _write_metrics(path: Path, rows: list[dict]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
@@ -372,6 +383,7 @@ class Trainer:
 
             bar = tqdm(total=cfg.iterations, initial=self.step, desc=f"{cfg.algorithm}", dynamic_ncols=True)
         last_acc = self.rows[-1].get("test_acc") if self.rows else None
+        board = tensorboard_writer(self.out) if writing else None
         with StopSignals() as stop:
             while self.step < cfg.iterations:
                 t0 = time.time()
@@ -390,6 +402,11 @@ class Trainer:
                     self.tally = {}
                     if writing:
                         _write_metrics(self.out / "metrics.csv", self.rows)
+                    if board is not None:
+                        for key, value in row.items():
+                            if key != "step" and isinstance(value, (int, float)):
+                                board.add_scalar(key, value, self.step)
+                        board.flush()
                     self.eval_time += time.time() - t0
                 if writing and (self.step % cfg.checkpoint_every == 0 or done or stop.signal):
                     self.save_checkpoint()
@@ -399,6 +416,8 @@ class Trainer:
                     raise TrainingInterrupted(stop.signal, self.step, self.out)
         if bar is not None:
             bar.close()
+        if board is not None:
+            board.close()
         results = self.results()
         if writing:
             atomic_write_json(self.out / "results.json", results)
