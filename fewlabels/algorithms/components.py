@@ -20,6 +20,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from fewlabels.losses import cross_entropy, masked_mean
+
 
 def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     """The mean of ``t`` over all processes (``t`` itself with one process)."""
@@ -331,3 +333,28 @@ def joint_forward(model: nn.Module, *inputs: torch.Tensor) -> tuple[list[torch.T
     logits, feats = model(torch.cat(inputs))
     sizes = [len(x) for x in inputs]
     return list(logits.split(sizes)), list(feats.split(sizes))
+
+
+def pseudo_label_consistency(model: nn.Module, batch: dict, weigh, lambda_u: float, temperature: float = 1.0,
+                             align=None) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """The step the threshold family shares (FixMatch, FlexMatch, FreeMatch, SoftMatch).
+
+    One joint forward of labeled-weak, unlabeled-weak and unlabeled-strong; hard pseudo-labels
+    from the weak view (optionally aligned), without gradient; each unlabeled sample weighted by
+    ``weigh(probs, index)`` (a threshold strategy); cross-entropy of the strong view against them.
+    Returns the loss dict plus the strong-view logits and the weights, for extra terms.
+    """
+    x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
+    unl = batch["unlabeled"]
+    (logits_l, logits_weak, logits_strong), _ = joint_forward(model, x_l, unl["weak"], unl["strong"])
+    with torch.no_grad():
+        probs = torch.softmax(logits_weak.detach().float() / temperature, dim=-1)
+        if align is not None:
+            probs = align(probs)
+        pseudo = probs.argmax(dim=-1)
+        weight = weigh(probs, unl.get("index"))
+    sup = cross_entropy(logits_l, y_l)
+    unsup = masked_mean(cross_entropy(logits_strong, pseudo, reduction="none"), weight)
+    out = {"total": sup + lambda_u * unsup, "sup": sup, "unsup": unsup, "mask_rate": weight.float().mean(),
+           "pseudo_labels": pseudo, "mask": weight >= 0.5}
+    return out, logits_strong, weight

@@ -24,8 +24,7 @@ from fewlabels.algorithms.base import (
     check_positive,
     register,
 )
-from fewlabels.algorithms.components import joint_forward
-from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
+from fewlabels.algorithms.components import FixedThreshold, pseudo_label_consistency
 
 
 @register
@@ -40,21 +39,8 @@ class FixMatch(Algorithm):
         self.threshold = threshold
         self.lambda_u = lambda_u
         self.temperature = temperature
+        self.weigh = FixedThreshold(threshold)
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
-        u_weak, u_strong = batch["unlabeled"]["weak"], batch["unlabeled"]["strong"]
-        (logits_l, logits_weak, logits_strong), _ = joint_forward(model, x_l, u_weak, u_strong)
-        with torch.no_grad():
-            probs = torch.softmax(logits_weak.detach().float() / self.temperature, dim=-1)
-            pseudo, _, mask = confident_pseudo_labels(probs, self.threshold)
-        sup = cross_entropy(logits_l, y_l)
-        unsup = masked_mean(cross_entropy(logits_strong, pseudo, reduction="none"), mask)
-        return {
-            "total": sup + self.lambda_u * unsup,
-            "sup": sup,
-            "unsup": unsup,
-            "mask_rate": mask.float().mean(),
-            "pseudo_labels": pseudo,
-            "mask": mask,
-        }
+        out, _, _ = pseudo_label_consistency(model, batch, self.weigh, self.lambda_u, self.temperature)
+        return out

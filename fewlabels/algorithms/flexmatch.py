@@ -20,8 +20,7 @@ import torch
 from torch import nn
 
 from fewlabels.algorithms.base import Algorithm, Batch, check_in_unit_interval, check_non_negative, register
-from fewlabels.algorithms.components import CurriculumThreshold, joint_forward
-from fewlabels.losses import cross_entropy, masked_mean
+from fewlabels.algorithms.components import CurriculumThreshold, pseudo_label_consistency
 
 
 @register
@@ -41,17 +40,8 @@ class FlexMatch(Algorithm):
         self.curriculum = CurriculumThreshold(self.threshold, num_unlabeled, num_classes, self.warmup)
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
-        unl = batch["unlabeled"]
-        (logits_l, logits_weak, logits_strong), _ = joint_forward(model, x_l, unl["weak"], unl["strong"])
-        with torch.no_grad():
-            probs = torch.softmax(logits_weak.detach().float(), dim=-1)
-            pseudo = probs.argmax(dim=-1)
-            mask = self.curriculum(probs, unl["index"])
-        sup = cross_entropy(logits_l, y_l)
-        unsup = masked_mean(cross_entropy(logits_strong, pseudo, reduction="none"), mask)
-        return {"total": sup + self.lambda_u * unsup, "sup": sup, "unsup": unsup, "mask_rate": mask.mean(),
-                "pseudo_labels": pseudo, "mask": mask.bool()}
+        out, _, _ = pseudo_label_consistency(model, batch, self.curriculum, self.lambda_u)
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {"curriculum": self.curriculum.state_dict()} if self.curriculum else {}

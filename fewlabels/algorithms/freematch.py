@@ -24,8 +24,7 @@ import torch
 from torch import nn
 
 from fewlabels.algorithms.base import Algorithm, Batch, check_in_unit_interval, check_non_negative, register
-from fewlabels.algorithms.components import SelfAdaptiveThreshold, joint_forward
-from fewlabels.losses import cross_entropy, masked_mean
+from fewlabels.algorithms.components import SelfAdaptiveThreshold, pseudo_label_consistency
 
 
 def sum_norm(v: torch.Tensor) -> torch.Tensor:
@@ -62,19 +61,10 @@ class FreeMatch(Algorithm):
         return (target * torch.log(batch_dist + 1e-12)).sum()
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
-        unl = batch["unlabeled"]
-        (logits_l, logits_weak, logits_strong), _ = joint_forward(model, x_l, unl["weak"], unl["strong"])
-        with torch.no_grad():
-            probs = torch.softmax(logits_weak.detach().float(), dim=-1)
-            pseudo = probs.argmax(dim=-1)
-            mask = self.thresholds(probs)
-        sup = cross_entropy(logits_l, y_l)
-        unsup = masked_mean(cross_entropy(logits_strong, pseudo, reduction="none"), mask)
+        out, logits_strong, mask = pseudo_label_consistency(model, batch, self.thresholds, self.lambda_u)
         fair = self.fairness(logits_strong, mask)
-        return {"total": sup + self.lambda_u * unsup + self.lambda_f * fair, "sup": sup, "unsup": unsup,
-                "fairness": fair, "mask_rate": mask.mean(), "global_threshold": self.thresholds.global_tau.clone(),
-                "pseudo_labels": pseudo, "mask": mask.bool()}
+        out.update(total=out["total"] + self.lambda_f * fair, fairness=fair, global_threshold=self.thresholds.global_tau.clone())
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {"thresholds": self.thresholds.state_dict()} if self.thresholds else {}

@@ -18,8 +18,7 @@ import torch
 from torch import nn
 
 from fewlabels.algorithms.base import Algorithm, Batch, check_in_unit_interval, check_non_negative, check_positive, register
-from fewlabels.algorithms.components import DistributionAlignment, TruncatedGaussianWeight, joint_forward
-from fewlabels.losses import cross_entropy, masked_mean
+from fewlabels.algorithms.components import DistributionAlignment, TruncatedGaussianWeight, pseudo_label_consistency
 
 
 @register
@@ -44,19 +43,9 @@ class SoftMatch(Algorithm):
         self.alignment = DistributionAlignment(num_classes, self.momentum)
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
-        unl = batch["unlabeled"]
-        (logits_l, logits_weak, logits_strong), _ = joint_forward(model, x_l, unl["weak"], unl["strong"])
-        with torch.no_grad():
-            probs = torch.softmax(logits_weak.detach().float(), dim=-1)
-            if self.uniform_alignment:
-                probs = self.alignment(probs)
-            pseudo = probs.argmax(dim=-1)
-            weight = self.weighting(probs)
-        sup = cross_entropy(logits_l, y_l)
-        unsup = masked_mean(cross_entropy(logits_strong, pseudo, reduction="none"), weight)
-        return {"total": sup + self.lambda_u * unsup, "sup": sup, "unsup": unsup, "mask_rate": weight.mean(),
-                "pseudo_labels": pseudo, "mask": weight >= 0.5}
+        align = self.alignment if self.uniform_alignment else None
+        out, _, _ = pseudo_label_consistency(model, batch, self.weighting, self.lambda_u, align=align)
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         if self.weighting is None:
