@@ -238,7 +238,7 @@ def test_fashion_mnist_gzip_with_damaged_stream(tmp_path, isolated):
     for i in range(12, 20):  # just after the 10-byte gzip header: the deflate block header
         data[i] ^= 0xFF
     bad.write_bytes(bytes(data))
-    _load_expect_error(tmp_path, bad)
+    assert "corrupt" in _load_expect_error(tmp_path, bad)
 
 
 def test_fashion_mnist_count_mismatch(tmp_path, isolated):
@@ -574,7 +574,7 @@ def test_folder_non_image_file_in_unlabeled(tmp_path):
     make_tree(tmp_path)
     bad = tmp_path / "unlabeled" / "list.csv"
     bad.write_text("a,b")
-    _expect_folder_error(tmp_path, bad)
+    assert "not an image" in _expect_folder_error(tmp_path, bad)
 
 
 def test_folder_empty_class_folder(tmp_path):
