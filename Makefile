@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fewlabels-installed
 TORCH_VERSION := 2.13.0
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
-DEMO_ITERATIONS ?= 2000
+DEMO_ITERATIONS ?= 1500
 
 .PHONY: demo test lint bench data clean
 

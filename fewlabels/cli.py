@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     p = sub.add_parser("demo", help="FixMatch on Fashion-MNIST with 40 labels (digits if absent)")
-    p.add_argument("--iterations", type=int, default=2000)
+    p.add_argument("--iterations", type=int, default=1500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/demo")
     p = sub.add_parser("augment-preview", help="save a PNG of originals beside weak and strong views")
