@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from fewlabels.algorithms.base import Algorithm, Batch, check_fraction, check_in_unit_interval, check_non_negative, register
-from fewlabels.algorithms.components import EMATeacher, ramp_steps, sigmoid_rampup
+from fewlabels.algorithms.components import EMATeacher, joint_forward, ramp_steps, sigmoid_rampup
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy, softmax_mse
 
@@ -60,8 +60,7 @@ class MeanTeacher(Algorithm):
         x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
         u_student = batch["unlabeled"]["weak"]
         u_teacher = batch["unlabeled"]["weak#2"]
-        logits, _ = model(torch.cat([x_l, u_student]))
-        logits_l, logits_u = logits.split([len(x_l), len(u_student)])
+        (logits_l, logits_u), _ = joint_forward(model, x_l, u_student)
         with torch.no_grad():
             target = torch.softmax(teacher(u_teacher)[0].float(), dim=-1)
         sup = cross_entropy(logits_l, y_l)
@@ -73,7 +72,7 @@ class MeanTeacher(Algorithm):
             "unsup": unsup,
             "unsup_weight": torch.tensor(weight),
             "pseudo_labels": target.argmax(dim=-1),  # the teacher's top class, for the pseudo-label accuracy diagnostic
-            "mask": torch.ones(len(u_student), dtype=torch.bool, device=logits.device),
+            "mask": torch.ones(len(u_student), dtype=torch.bool, device=logits_l.device),
         }
 
     def state_dict(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from fewlabels.algorithms.base import Algorithm, Batch, check_fraction, check_non_negative, register
-from fewlabels.algorithms.components import ramp_steps, sigmoid_rampup
+from fewlabels.algorithms.components import joint_forward, ramp_steps, sigmoid_rampup
 from fewlabels.losses import cross_entropy, softmax_mse
 
 
@@ -42,8 +42,7 @@ class PiModel(Algorithm):
         x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
         u1 = batch["unlabeled"]["weak"]
         u2 = batch["unlabeled"]["weak#2"]
-        logits, _ = model(torch.cat([x_l, u1, u2]))
-        logits_l, logits_1, logits_2 = logits.split([len(x_l), len(u1), len(u2)])
+        (logits_l, logits_1, logits_2), _ = joint_forward(model, x_l, u1, u2)
         target = torch.softmax(logits_2.detach().float(), dim=-1)
         sup = cross_entropy(logits_l, y_l)
         unsup = softmax_mse(logits_1.float(), target).mean()
@@ -54,5 +53,5 @@ class PiModel(Algorithm):
             "unsup": unsup,
             "unsup_weight": torch.tensor(weight),
             "pseudo_labels": target.argmax(dim=-1),  # the targets' top class, for the pseudo-label accuracy diagnostic
-            "mask": torch.ones(len(u1), dtype=torch.bool, device=logits.device),
+            "mask": torch.ones(len(u1), dtype=torch.bool, device=logits_l.device),
         }

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from fewlabels.algorithms.base import Algorithm, Batch, check_fraction, check_in_unit_interval, check_non_negative, register
-from fewlabels.algorithms.components import linear_rampup, ramp_steps
+from fewlabels.algorithms.components import joint_forward, linear_rampup, ramp_steps
 from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
 
 
@@ -41,8 +41,7 @@ class PseudoLabel(Algorithm):
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
         u = batch["unlabeled"]["weak"]
-        logits, _ = model(torch.cat([x_l, u]))
-        logits_l, logits_u = logits.split([len(x_l), len(u)])
+        (logits_l, logits_u), _ = joint_forward(model, x_l, u)
         with torch.no_grad():
             pseudo, _, mask = confident_pseudo_labels(torch.softmax(logits_u.detach().float(), dim=-1), self.threshold)
         sup = cross_entropy(logits_l, y_l)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from fewlabels.algorithms.base import Algorithm, Batch, check_in_unit_interval, check_non_negative, check_positive, register
-from fewlabels.algorithms.components import sharpen
+from fewlabels.algorithms.components import joint_forward, sharpen
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
 
@@ -45,8 +45,7 @@ class UDA(Algorithm):
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
         u_target, u_strong = batch["unlabeled"][self.target_view], batch["unlabeled"]["strong"]
-        logits, _ = model(torch.cat([x_l, u_target, u_strong]))
-        logits_l, logits_target, logits_strong = logits.split([len(x_l), len(u_target), len(u_strong)])
+        (logits_l, logits_target, logits_strong), _ = joint_forward(model, x_l, u_target, u_strong)
         with torch.no_grad():
             probs = torch.softmax(logits_target.detach().float(), dim=-1)
             pseudo, _, mask = confident_pseudo_labels(probs, self.threshold)
