@@ -36,12 +36,17 @@ EXPERIMENTS = {
     "noisy40": ("ELR and co-teaching vs cross-entropy, 40% symmetric label noise (300 labels per class)",
                 {**FMNIST, "labels_per_class": 300, "label_noise": 0.4}, SUPERVISED_BUDGET,
                 ["supervised", "elr", "coteaching"]),
-    "noisy40long": ("ELR vs cross-entropy at 40% symmetric noise, 3x the budget (chosen on a validation split, see notes)",
+    "noisy40long": ("ELR and co-teaching vs cross-entropy at 40% symmetric noise, 3x the budget (chosen on a validation split, see notes)",
                     {**FMNIST, "labels_per_class": 300, "label_noise": 0.4}, {**SUPERVISED_BUDGET, "iterations": 6000},
-                    ["supervised", "elr"]),
+                    ["supervised", "elr", "coteaching"]),
     "lt100": ("DASO and logit adjustment vs FixMatch, long-tailed (imbalance ratio 100, 200 labels at the head)",
               {**FMNIST, "labels_per_class": 200, "imbalance_ratio": 100.0}, SSL_BUDGET,
               ["fixmatch", "fixmatch-la", "daso"]),
+    "lpc4long": ("SLA + FixMatch and SAA vs FixMatch, 4 labels per class, 3,000 iterations",
+                 {**FMNIST, "labels_per_class": 4}, {**SSL_BUDGET, "iterations": 3000}, ["fixmatch", "sla-fixmatch", "saa"]),
+    "lt100long": ("DASO vs FixMatch, long-tailed (ratio 100), 3,000 iterations",
+                  {**FMNIST, "labels_per_class": 200, "imbalance_ratio": 100.0}, {**SSL_BUDGET, "iterations": 3000},
+                  ["fixmatch", "daso"]),
 }
 
 
