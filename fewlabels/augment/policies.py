@@ -1,13 +1,15 @@
 """Weak and strong (RandAugment + Cutout) augmentation of whole batches.
 
 Each image draws its own ops, magnitudes, flips and crops from a ``torch.Generator``;
-all geometric ops of a batch are folded into one affine map per image and applied
-with a single ``grid_sample``; colour ops run on the images that drew them.
+all geometric ops of a batch are folded into one affine map per image and applied,
+together with the strong view's crop and flip, as one gather on the input's dtype;
+colour ops run slot by slot on the images that drew them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -38,6 +40,17 @@ GEOMETRIC_OPS: dict[str, GeometricOp] = {
     "translate_y": lambda m, s, h, w: ops.translation_matrix(MAX_TRANSLATE * h * m * s, axis=1),
 }
 ALL_OPS = tuple(COLOR_OPS) + tuple(GEOMETRIC_OPS)
+
+
+class Plan(NamedTuple):
+    """RandAugment's draws for one batch: op per (image, slot), magnitude, sign, Cutout box, folded geometry."""
+
+    choice: torch.Tensor  # (B, n_ops) op index
+    mag: torch.Tensor  # (B, n_ops) in [0, 1]
+    sign: torch.Tensor  # (B, n_ops) -1 or +1
+    cut: torch.Tensor  # (3, B) size, centre row, centre column, as fractions
+    matrices: torch.Tensor | None  # (B, 3, 3) all geometric ops of each image, or None when none can be drawn
+    warped: torch.Tensor | None  # (B,) which images drew a geometric op
 
 
 def check_images(x: torch.Tensor) -> None:
@@ -74,13 +87,19 @@ class Weak:
         self.hflip = hflip
         self.pad_fraction = pad_fraction
 
+    def draw(self, shape: torch.Size, gen: torch.Generator, device: torch.device
+             ) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Padding, per-image crop offsets and flips (None when flipping is off)."""
+        b, _, h, w = shape
+        flip = _rand(gen, b, device=device) < 0.5 if self.hflip else None
+        pad = int(round(self.pad_fraction * min(h, w)))
+        dy = _randint(gen, 2 * pad + 1, b, device=device)
+        dx = _randint(gen, 2 * pad + 1, b, device=device)
+        return pad, dy, dx, flip
+
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         check_images(x)
-        b, _, h, w = x.shape
-        flip = _rand(gen, b, device=x.device) < 0.5 if self.hflip else None
-        pad = int(round(self.pad_fraction * min(h, w)))
-        dy = _randint(gen, 2 * pad + 1, b, device=x.device)
-        dx = _randint(gen, 2 * pad + 1, b, device=x.device)
+        pad, dy, dx, flip = self.draw(x.shape, gen, x.device)
         if pad > 0 or flip is not None:
             x = ops.flip_pad_crop(x, pad, dy, dx, flip)  # on uint8 when given uint8: cheaper, and exact
         return to_unit_float(x)
@@ -121,56 +140,89 @@ class RandAugment:
 
     def apply_in_place(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """The ops on a float batch this call may overwrite (saves a copy when the caller owns it)."""
-        b, _, h, w = x.shape
-        dev = x.device
-        choice = _randint(gen, len(self.names), b, self.n_ops, device=dev)
-        mag = _rand(gen, b, self.n_ops, device=dev)
-        sign = _randint(gen, 2, b, self.n_ops, device=dev).to(x.dtype) * 2 - 1
-        cut = _rand(gen, 3, b, device=dev)
+        plan = self.draw(x.shape, gen, x.device)
+        if plan.matrices is not None:
+            sel = torch.nonzero(plan.warped).squeeze(1)
+            if len(sel):  # all geometric ops of every image in one gather; untouched images stay exact
+                x.index_copy_(0, sel, ops.warp_affine(x.index_select(0, sel), plan.matrices.index_select(0, sel), self.fill))
+        return self.apply_colour(x, plan)
 
+    def draw(self, shape: torch.Size, gen: torch.Generator, device: torch.device) -> Plan:
+        """Every random choice for a batch of ``shape``, geometric ops already folded into one matrix per image."""
+        b, _, h, w = shape
+        choice = _randint(gen, len(self.names), b, self.n_ops, device=device)
+        mag = _rand(gen, b, self.n_ops, device=device)
+        sign = _randint(gen, 2, b, self.n_ops, device=device).float() * 2 - 1
+        cut = _rand(gen, 3, b, device=device)
         geometric = [(k, GEOMETRIC_OPS[n]) for k, n in enumerate(self.names) if n in GEOMETRIC_OPS]
-        if geometric and self.n_ops:
-            # each (image, slot) draws one op, and magnitude 0 is the identity for every geometric op, so a slot's
-            # matrix is I + sum_k (op_k(m * [drew k]) - I), exactly; each op is built once for all slots
-            flat_choice, flat_mag, flat_sign = choice.reshape(-1), mag.reshape(-1), sign.reshape(-1)
-            eye = torch.eye(3, device=dev, dtype=x.dtype)
-            slots = eye.expand(b * self.n_ops, 3, 3).clone()
-            for k, op in geometric:
-                slots += op(flat_mag * (flat_choice == k), flat_sign, h, w) - eye
-            slots = slots.view(b, self.n_ops, 3, 3)
-            matrices = slots[:, 0]
-            for slot in range(1, self.n_ops):
-                matrices = matrices @ slots[:, slot]
-            drew = torch.isin(choice, torch.tensor([k for k, _ in geometric], device=dev)).any(1)
-            sel = torch.nonzero(drew).squeeze(1)
-            if len(sel):  # all geometric ops of every image in one grid_sample; untouched images stay exact
-                x.index_copy_(0, sel, ops.warp_affine(x.index_select(0, sel), matrices.index_select(0, sel), self.fill))
+        if not geometric or not self.n_ops:
+            return Plan(choice, mag, sign, cut, None, None)
+        # each (image, slot) draws one op, and magnitude 0 is the identity for every geometric op, so a slot's
+        # matrix is I + sum_k (op_k(m * [drew k]) - I), exactly; each op is built once for all slots
+        flat_choice, flat_mag, flat_sign = choice.reshape(-1), mag.reshape(-1), sign.reshape(-1)
+        eye = torch.eye(3, device=device)
+        slots = eye.expand(b * self.n_ops, 3, 3).clone()
+        for k, op in geometric:
+            slots += op(flat_mag * (flat_choice == k), flat_sign, h, w) - eye
+        slots = slots.view(b, self.n_ops, 3, 3)
+        matrices = slots[:, 0]
+        for slot in range(1, self.n_ops):
+            matrices = matrices @ slots[:, slot]
+        warped = torch.isin(choice, torch.tensor([k for k, _ in geometric], device=device)).any(1)
+        return Plan(choice, mag, sign, cut, matrices, warped)
+
+    def apply_colour(self, x: torch.Tensor, plan: Plan) -> torch.Tensor:
+        """The drawn colour ops, slot by slot, then Cutout (the geometry is done).
+
+        Per slot the batch is put in order of the op each image drew, so every op runs on one
+        contiguous slice in place; one reordering per slot and one back at the end cost less
+        than taking each op's images out and putting them back.
+        """
+        b, _, h, w = x.shape
+        colour = [name in COLOR_OPS and name != "identity" for name in self.names]
+        position = None  # x[i] is image position[i] of the batch (None: the original order)
         for slot in range(self.n_ops):
-            for k, name in enumerate(self.names):
-                if name not in COLOR_OPS or name == "identity":
-                    continue
-                sel = torch.nonzero(choice[:, slot] == k).squeeze(1)
-                if len(sel):  # whole rows out and back: index_select / index_copy_ are plain row copies
-                    part = COLOR_OPS[name](x.index_select(0, sel), mag[sel, slot], sign[sel, slot])
-                    x.index_copy_(0, sel, part)
+            drawn = plan.choice[:, slot] if position is None else plan.choice[position, slot]
+            counts = torch.bincount(drawn, minlength=len(self.names)).tolist()
+            if not any(n and is_colour for n, is_colour in zip(counts, colour)):
+                continue
+            order = torch.argsort(drawn, stable=True)
+            x = x.index_select(0, order)
+            position = order if position is None else position[order]
+            start = 0
+            for k, n in enumerate(counts):
+                if n and colour[k]:
+                    rows, images = slice(start, start + n), position[start : start + n]
+                    x[rows] = COLOR_OPS[self.names[k]](x[rows], plan.mag[images, slot], plan.sign[images, slot].to(x.dtype))
+                start += n
+        if position is not None:
+            x = x.index_select(0, torch.argsort(position))
         if self.cutout > 0:
-            size = cut[0] * self.cutout * min(h, w)
-            x = ops.cutout(x, size, cut[1] * h, cut[2] * w, self.fill)
+            size = plan.cut[0] * self.cutout * min(h, w)
+            x = ops.cutout(x, size, plan.cut[1] * h, plan.cut[2] * w, self.fill)
         return x
 
 
 class Strong:
-    """The weak view followed by RandAugment and Cutout: FixMatch's strong view."""
+    """The weak view followed by RandAugment and Cutout: FixMatch's strong view.
+
+    Crop, flip and the geometric ops are one gather on the input's dtype (uint8 stays uint8 until
+    the colour ops), instead of a crop followed by a warp.
+    """
 
     def __init__(self, hflip: bool = True, pad_fraction: float = 0.125, **randaugment) -> None:
         self.weak = Weak(hflip, pad_fraction)
         self.randaugment = RandAugment(**randaugment)
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        weak = self.weak(x, gen)
-        if weak is x or weak.data_ptr() == x.data_ptr():  # the weak view was a no-op on float input
-            weak = weak.clone()
-        return self.randaugment.apply_in_place(weak, gen)
+        check_images(x)
+        pad, dy, dx, flip = self.weak.draw(x.shape, gen, x.device)
+        plan = self.randaugment.draw(x.shape, gen, x.device)
+        if pad > 0 or flip is not None or plan.matrices is not None:
+            x = to_unit_float(ops.flip_pad_crop(x, pad, dy, dx, flip, plan.matrices, self.randaugment.fill))
+        else:  # nothing moves: a float copy this call may overwrite
+            x = to_unit_float(x).clone() if x.is_floating_point() else to_unit_float(x)
+        return self.randaugment.apply_colour(x, plan)
 
 
 class Identity:
