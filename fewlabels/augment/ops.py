@@ -52,11 +52,10 @@ def sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     inner = x[:, :, 1:-1, 1:-1]
     # 3x3 box sum from shifted slices (on CPU ~2x faster than avg_pool2d, ~4x than a depthwise conv)
     rows = x[:, :, :-2] + x[:, :, 1:-1] + x[:, :, 2:]
-    box = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
-    smooth = (box + 4.0 * inner) / 13.0
-    degenerate = x.clone()
-    degenerate[:, :, 1:-1, 1:-1] = smooth
-    return blend(degenerate, x, factor)
+    smooth = (rows[..., :-2] + rows[..., 1:-1]).add_(rows[..., 2:]).add_(inner, alpha=4.0).div_(13.0)
+    out = x.clone()  # the border is the image's own, and blending it with itself is the identity
+    out[:, :, 1:-1, 1:-1] = blend(smooth, inner, factor)
+    return out
 
 
 def solarize(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:

@@ -171,24 +171,27 @@ class RandAugment:
         warped = torch.isin(choice, torch.tensor([k for k, _ in geometric], device=device)).any(1)
         return Plan(choice, mag, sign, cut, matrices, warped)
 
-    def apply_colour(self, x: torch.Tensor, plan: Plan) -> torch.Tensor:
+    def apply_colour(self, x: torch.Tensor, plan: Plan, position: torch.Tensor | None = None) -> torch.Tensor:
         """The drawn colour ops, slot by slot, then Cutout (the geometry is done).
 
         Per slot the batch is put in order of the op each image drew, so every op runs on one
         contiguous slice in place; one reordering per slot and one back at the end cost less
-        than taking each op's images out and putting them back.
+        than taking each op's images out and putting them back. ``position``: x[i] is image
+        position[i] of the batch (None: the batch's own order); the result is in the batch's order.
         """
         b, _, h, w = x.shape
         colour = [name in COLOR_OPS and name != "identity" for name in self.names]
-        position = None  # x[i] is image position[i] of the batch (None: the original order)
         for slot in range(self.n_ops):
             drawn = plan.choice[:, slot] if position is None else plan.choice[position, slot]
             counts = torch.bincount(drawn, minlength=len(self.names)).tolist()
             if not any(n and is_colour for n, is_colour in zip(counts, colour)):
                 continue
-            order = torch.argsort(drawn, stable=True)
-            x = x.index_select(0, order)
-            position = order if position is None else position[order]
+            if not bool((drawn[1:] >= drawn[:-1]).all()):  # not in order yet
+                order = torch.argsort(drawn, stable=True)
+                x = x.index_select(0, order)
+                position = order if position is None else position[order]
+            elif position is None:
+                position = torch.arange(b, device=x.device)
             start = 0
             for k, n in enumerate(counts):
                 if n and colour[k]:
@@ -218,11 +221,19 @@ class Strong:
         check_images(x)
         pad, dy, dx, flip = self.weak.draw(x.shape, gen, x.device)
         plan = self.randaugment.draw(x.shape, gen, x.device)
-        if pad > 0 or flip is not None or plan.matrices is not None:
-            x = to_unit_float(ops.flip_pad_crop(x, pad, dy, dx, flip, plan.matrices, self.randaugment.fill))
-        else:  # nothing moves: a float copy this call may overwrite
+        matrices, position = plan.matrices, None
+        if self.randaugment.n_ops:  # gather in the order RandAugment's first slot wants: saves reordering floats
+            position = torch.argsort(plan.choice[:, 0], stable=True)
+            x, dy, dx = x.index_select(0, position), dy[position], dx[position]
+            flip = None if flip is None else flip[position]
+            matrices = None if matrices is None else matrices[position]
+        if pad > 0 or flip is not None or matrices is not None:
+            x = to_unit_float(ops.flip_pad_crop(x, pad, dy, dx, flip, matrices, self.randaugment.fill))
+        elif position is None:  # nothing moves: a float copy this call may overwrite
             x = to_unit_float(x).clone() if x.is_floating_point() else to_unit_float(x)
-        return self.randaugment.apply_colour(x, plan)
+        else:
+            x = to_unit_float(x)  # index_select made a copy already
+        return self.randaugment.apply_colour(x, plan, position)
 
 
 class Identity:
