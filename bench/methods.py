@@ -29,6 +29,8 @@ SUPERVISED_BUDGET = {"iterations": 2000, "batch_size": 64, "uratio": 1}
 EXPERIMENTS = {
     "full": ("SLA vs cross-entropy, fully supervised (all 60,000 labels)",
              {**FMNIST, "labels_per_class": None}, SUPERVISED_BUDGET, ["supervised", "sla"]),
+    "full3x": ("SLA vs cross-entropy, fully supervised, 3x the budget (6,000 iterations)",
+               {**FMNIST, "labels_per_class": None}, {**SUPERVISED_BUDGET, "iterations": 6000}, ["supervised", "sla"]),
     "lpc25": ("SLA vs cross-entropy, 25 labels per class (labeled data only)",
               {**FMNIST, "labels_per_class": 25}, SSL_BUDGET, ["supervised", "sla"]),
     "lpc4": ("SLA + FixMatch and SAA vs FixMatch, 4 labels per class",

@@ -27,6 +27,12 @@ def _fmt_pct(values: list[float]) -> str:
     return f"{100 * m:.2f} ± {100 * s:.2f}"
 
 
+def _notes(stem: str) -> list[str]:
+    """The hand-written discussion in bench/notes/<stem>.md, as lines to append to a section (none if absent)."""
+    notes = Path(__file__).resolve().parent / "notes" / f"{stem}.md"
+    return ["", notes.read_text().strip()] if notes.exists() else []
+
+
 def augment_table(record: dict) -> str:
     m = record["machine"]
     t = record["default_threads"]
@@ -57,7 +63,7 @@ def augment_table(record: dict) -> str:
         f"{st['step_time_ms']:.0f} ms per step, of which {st['augmentation_ms']:.1f} ms making views "
         f"(**{100 * st['augmentation_share']:.1f}%** of the step).",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _notes("augment")) + "\n"
 
 
 def consistency_table(record: dict) -> str:
@@ -103,9 +109,7 @@ def consistency_table(record: dict) -> str:
     cpu = [r["cpu_time_s"] for r in record["rows"] if r.get("cpu_time_s")]
     if cpu:
         lines += ["", f"CPU time per run (training + final evaluation, one thread): {min(cpu) / 60:.1f}-{max(cpu) / 60:.1f} min."]
-    notes = Path(__file__).resolve().parent / "notes" / (Path(record.get("notes_file", "consistency")).stem + ".md")
-    if notes.exists():
-        lines += ["", notes.read_text().strip()]
+    lines += _notes(Path(record.get("notes_file", "consistency")).stem)
     return "\n".join(lines) + "\n"
 
 
@@ -154,9 +158,7 @@ def methods_table(record: dict) -> str:
             for kind in sorted({k for r in rows.values() for k in r.get("other_inference") or {}}):
                 other = [r["other_inference"][kind] for r in rows.values() if kind in (r.get("other_inference") or {})]
                 lines.append(f"| {meth}, {kind} inference | {_fmt_pct(other)} ({len(other)}) | | | | |")
-    notes = Path(__file__).resolve().parent / "notes" / "methods.md"
-    if notes.exists():
-        lines += ["", notes.read_text().strip()]
+    lines += _notes("methods")
     return "\n".join(lines) + "\n"
 
 
