@@ -63,7 +63,8 @@ def run_network(task: dict) -> dict:
     torch.set_num_threads(1)
     keep_freed_memory()
     cpu_before = _cpu_seconds()
-    cfg = TrainConfig(**task["config"], seed=task["seed"], algorithm=task["method"],
+    algorithm, options = method_options(task["method"])
+    cfg = TrainConfig(**task["config"], seed=task["seed"], algorithm=algorithm, options=options,
                       model=task["model"], iterations=task["iterations"], batch_size=task["batch_size"],
                       uratio=task["uratio"], eval_every=task["iterations"], checkpoint_every=task["iterations"],
                       out=f"{task['runs']}/{task['setting']}/{task['method']}-s{task['seed']}")
@@ -76,6 +77,18 @@ def run_network(task: dict) -> dict:
             "per_class_accuracy": res["test"]["per_class_accuracy"],
             "other_inference": {k.removeprefix("test_accuracy_"): v for k, v in res.items()
                                 if k.startswith("test_accuracy_") and k != "test_accuracy_raw_model"}}
+
+
+def method_options(method: str) -> tuple[str, dict]:
+    """ "elr:lambda_elr=1" -> ("elr", {"lambda_elr": 1.0}): a bench row for a non-default hyper-parameter."""
+    import yaml
+
+    name, _, rest = method.partition(":")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        options[key] = yaml.safe_load(value)
+    return name, options
 
 
 def run_sklearn(task: dict) -> dict:

@@ -153,7 +153,8 @@ def methods_table(record: dict) -> str:
                 spread = max(mean_std(accs)[1], mean_std([r["test_accuracy"] for r in base.values()])[1])
                 gain = f"{100 * g:+.2f} ± {100 * gs:.2f} ({len(paired)})"
                 beats = "yes" if g > spread else "no"
-            lines.append(f"| {meth} | {_fmt_pct(accs)} ({len(accs)}) | {gain} | {beats} | "
+            label = meth.replace(":", " (", 1) + ")" if ":" in meth else meth  # "elr:lambda_elr=1" -> "elr (lambda_elr=1)"
+            lines.append(f"| {label} | {_fmt_pct(accs)} ({len(accs)}) | {gain} | {beats} | "
                          f"{_fmt_pct(worst) if worst else '—'} | {wall:.0f} |")
             for kind in sorted({k for r in rows.values() for k in r.get("other_inference") or {}}):
                 other = [r["other_inference"][kind] for r in rows.values() if kind in (r.get("other_inference") or {})]

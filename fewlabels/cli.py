@@ -145,11 +145,13 @@ def _cmd_train(args) -> int:
         if extra:
             raise FewLabelsError(f"--resume continues a run with its saved settings; drop {extra[0]}.")
         results = resume(given["resume"], progress=not quiet)
-        _print_results(results, given["resume"])
+        if results:  # under torchrun only rank 0 reports
+            _print_results(results, given["resume"])
         return 0
     config = config_from_args(args)
     results = train(config, progress=not quiet, overwrite=given.get("overwrite", False))
-    _print_results(results, config.out)
+    if results:
+        _print_results(results, config.out)
     return 0
 
 

@@ -230,8 +230,9 @@ class TruncatedGaussianWeight:
     def __call__(self, probs: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         conf = probs.max(dim=-1).values.float()
         m = self.momentum
-        batch_mu = all_reduce_mean(conf.mean()).cpu()
-        batch_var = all_reduce_mean(conf.var(unbiased=True) if len(conf) > 1 else torch.zeros((), device=conf.device)).cpu()
+        everyone = all_gather_cat(conf)  # the global batch's statistics (a mean of per-rank variances is not its variance)
+        batch_mu = everyone.mean().cpu()
+        batch_var = (everyone.var(unbiased=True) if len(everyone) > 1 else torch.zeros((), device=conf.device)).cpu()
         self.mu = m * self.mu + (1 - m) * batch_mu
         self.var = m * self.var + (1 - m) * batch_var
         mu, var = self.mu.to(conf.device), self.var.to(conf.device).clamp(min=1e-8)

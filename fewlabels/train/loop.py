@@ -32,7 +32,16 @@ from fewlabels.data.noise import add_label_noise
 from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate import accuracy, predict_logits, summarize
 from fewlabels.train.config import TrainConfig
-from fewlabels.train.distributed import is_main_process, rank_and_world
+from fewlabels.train.distributed import (
+    any_rank,
+    average_gradients,
+    barrier,
+    global_batchnorm,
+    init_from_env,
+    is_main_process,
+    rank_and_world,
+    shard,
+)
 from fewlabels.train.ema import EMA
 from fewlabels.train.optim import cosine_schedule, make_optimizer
 from fewlabels.train.streams import IndexStream
@@ -116,7 +125,7 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
     config.validate()
     algorithm = algorithms.get(config.algorithm, **config.options)
     models.check_name(config.model)  # before loading data: a typo should not cost a dataset load
-    device = resolve_device(config.device)
+    device = init_from_env(config.device) or resolve_device(config.device)  # under torchrun: join the process group
     if config.out is not None:
         check_writable_dir(config.out)
         out = Path(config.out)
@@ -280,6 +289,8 @@ class Trainer:
         self.model.set_normalization(mean, std)
         self.channels_last = cfg.channels_last and train.is_image
         self.model.to(self.device)
+        if self.world > 1:  # batch statistics over the global batch, as one process with W times the batch sees them
+            self.model = global_batchnorm(self.model)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.ema = EMA(self.model, cfg.ema_decay)
@@ -312,28 +323,34 @@ class Trainer:
     # ---- one step
 
     def _views(self, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-        """One draw per name; "weak#2", "strong#3" ... are further independent draws of the same view."""
+        """This rank's share of one draw per name over the global batch ``x``; "weak#2", "strong#3" ... are
+        further independent draws of the same view. Laid out for the model after sharding (a strided share of
+        a channels-last batch is not channels-last, and the layout decides how pooling breaks ties)."""
         out = {}
         for name in names:
-            v = self.views[name.split("#", 1)[0]](x, self.generator)
+            v = shard(self.views[name.split("#", 1)[0]](x, self.generator), self.rank, self.world)
             out[name] = v.contiguous(memory_format=torch.channels_last) if self.channels_last else v
         return out
 
     def make_batch(self) -> tuple[dict, torch.Tensor | None]:
-        # The augmentation RNG is re-seeded from (seed, step, rank): a resumed run draws the same views.
-        self.generator.manual_seed((self.cfg.seed * 1_000_003 + self.step) * 64 + self.rank)
-        labeled_positions = self.labeled_stream.next()
+        # The augmentation RNG is re-seeded from (seed, step): a resumed run draws the same views. Every rank draws
+        # the views of the whole global batch and keeps its share, so W processes see exactly the images one
+        # process with a W times larger batch sees (augmentation is a few % of a step; this costs W times that).
+        self.generator.manual_seed((self.cfg.seed * 1_000_003 + self.step) * 64)
+        labeled_positions = self.labeled_stream.next_global()
         li = self.labeled_pool[labeled_positions]
-        batch = {"labeled": {"y": self.train_y[li].to(self.device), "index": labeled_positions.to(self.device)},
+        mine = shard(li, self.rank, self.world)
+        batch = {"labeled": {"y": self.train_y[mine].to(self.device),
+                             "index": shard(labeled_positions, self.rank, self.world).to(self.device)},
                  "unlabeled": {}, "generator": self.generator}
         batch["labeled"].update(self._views(self.train_x[li].to(self.device), self.algorithm.views["labeled"]))
         hidden = None
         if self.unlabeled_stream is not None:
-            positions = self.unlabeled_stream.next()
+            positions = self.unlabeled_stream.next_global()
             ui = self.unlabeled_pool[positions]
             batch["unlabeled"].update(self._views(self.train_x[ui].to(self.device), self.algorithm.views["unlabeled"]))
-            batch["unlabeled"]["index"] = positions.to(self.device)
-            hidden = self.train_y[ui]  # for diagnostics only; never given to the algorithm
+            batch["unlabeled"]["index"] = shard(positions, self.rank, self.world).to(self.device)
+            hidden = self.train_y[shard(ui, self.rank, self.world)]  # for diagnostics only; never given to the algorithm
         return batch, hidden
 
     def train_step(self, tally: dict[str, float]) -> None:
@@ -351,6 +368,8 @@ class Trainer:
                 )
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
+        if self.world > 1:  # each rank's loss is the mean over its share: the mean of the ranks' gradients is the global one
+            average_gradients(p for group in self.optimizer.param_groups for p in group["params"])
         self.optimizer.step()
         self.scheduler.step()
         self.algorithm.after_step(self.model)
@@ -466,10 +485,15 @@ class Trainer:
         atomic_write_text(self.out / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
 
     def run(self, resumed: bool = False) -> dict:
-        """Train to ``cfg.iterations``; SIGINT/SIGTERM stop after the current step with a checkpoint."""
+        """Train to ``cfg.iterations``; SIGINT/SIGTERM stop after the current step with a checkpoint.
+
+        With several processes only rank 0 evaluates, writes files and returns the results
+        (the other ranks return an empty dict); logged losses are rank 0's share of the batch.
+        """
         cfg = self.cfg
         main = is_main_process()
         writing = self.out is not None and main
+        barrier()  # every rank has checked its settings and data before rank 0 touches the run folder
         if writing and not resumed:
             self.start_run_folder()
         bar = None
@@ -489,7 +513,8 @@ class Trainer:
                     if self.step % 10 == 0 or self.step == cfg.iterations:
                         bar.set_postfix(self._postfix(last_acc), refresh=False)
                 done = self.step == cfg.iterations
-                if self.step % cfg.eval_every == 0 or done:
+                stopping = any_rank(bool(stop.signal)) if self.world > 1 else bool(stop.signal)  # all ranks stop together
+                if main and (self.step % cfg.eval_every == 0 or done):
                     t0 = time.time()
                     row = self.evaluate(self.tally)
                     self.rows.append(row)
@@ -503,19 +528,24 @@ class Trainer:
                                 board.add_scalar(key, value, self.step)
                         board.flush()
                     self.eval_time += time.time() - t0
-                if writing and (self.step % cfg.checkpoint_every == 0 or done or stop.signal):
+                if writing and (self.step % cfg.checkpoint_every == 0 or done or stopping):
                     self.save_checkpoint()
-                if stop.signal and not done:
+                if stopping and not done:
                     if bar is not None:
                         bar.close()
-                    raise TrainingInterrupted(stop.signal, self.step, self.out)
+                    barrier()  # the checkpoint is on disk before any rank exits
+                    raise TrainingInterrupted(stop.signal or signal.SIGTERM, self.step, self.out)
         if bar is not None:
             bar.close()
         if board is not None:
             board.close()
+        if not main:
+            barrier()
+            return {}
         results = self.results()
         if writing:
             atomic_write_json(self.out / "results.json", results)
+        barrier()  # the other ranks end once the results are written
         return results
 
     def _postfix(self, last_acc: float | None) -> dict[str, str]:

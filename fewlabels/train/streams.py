@@ -31,7 +31,11 @@ class IndexStream:
         return self.indices[torch.randperm(len(self.indices), generator=g)]
 
     def next(self) -> torch.Tensor:
-        """The next global batch, wrapping across epochs (small labeled sets repeat within a batch)."""
+        """This rank's share of the next global batch."""
+        return self.next_global()[self.rank :: self.world_size]
+
+    def next_global(self) -> torch.Tensor:
+        """The next global batch (every rank's share), wrapping across epochs (small labeled sets repeat within a batch)."""
         taken = []
         need = self.global_batch
         while need > 0:
@@ -43,7 +47,7 @@ class IndexStream:
                 self.epoch += 1
                 self.position = 0
                 self._perm = self._permutation(self.epoch)
-        return torch.cat(taken)[self.rank :: self.world_size]
+        return torch.cat(taken)
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "position": self.position}

@@ -1,0 +1,177 @@
+"""Several processes on CPU (gloo): global batch norm, gradient averaging, and W ranks = one process with W x the batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from fewlabels.train import TrainConfig, prepare
+from fewlabels.train.distributed import GlobalBatchNorm, average_gradients, global_batchnorm, shard
+from fewlabels.train.loop import Trainer
+
+WORLD = 2
+
+
+def _worker(rank: int, world: int, init_file: str, out: str, fn, args: tuple) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    code = 1
+    try:
+        result = fn(rank, world, *args)
+        if rank == 0:
+            torch.save(result, out)
+        dist.barrier()  # no rank leaves while another still talks to it
+        code = 0
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        # leave without tearing gloo down: its teardown in a spawned child sometimes aborts the process
+        # ("terminate called without an active exception") after all the work is done
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def on_ranks(fn, *args, world: int = WORLD):
+    """Run ``fn(rank, world, *args)`` in ``world`` gloo processes and return rank 0's result."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "result.pt")
+        torch.multiprocessing.spawn(_worker, args=(world, os.path.join(tmp, "init"), out, fn, args), nprocs=world, join=True)
+        return torch.load(out, weights_only=False)
+
+
+def _batchnorm_ranks(rank: int, world: int, x: torch.Tensor, w: torch.Tensor) -> dict:
+    bn = GlobalBatchNorm(x.shape[1], momentum=0.1)
+    with torch.no_grad():
+        bn.weight.copy_(torch.linspace(0.5, 1.5, x.shape[1]))
+        bn.bias.copy_(torch.linspace(-1, 1, x.shape[1]))
+    mine = shard(x, rank, world).clone().requires_grad_(True)
+    y = bn(mine)
+    (y * shard(w, rank, world)).sum().backward()
+    grads = {"weight": bn.weight.grad.clone(), "bias": bn.bias.grad.clone()}
+    for g in grads.values():
+        dist.all_reduce(g)  # the loss is a sum over ranks, so its parameter gradient is the sum of theirs
+    xs = [torch.empty_like(mine) for _ in range(world)]
+    ys = [torch.empty_like(y) for _ in range(world)]
+    dist.all_gather(xs, mine.grad)
+    dist.all_gather(ys, y.detach())
+    return {"y": ys, "x_grad": xs, **grads, "running_mean": bn.running_mean, "running_var": bn.running_var}
+
+
+@pytest.mark.parametrize("shape", [(12, 3, 5, 4), (10, 6)], ids=["conv", "features"])
+def test_global_batchnorm_equals_batchnorm_on_the_whole_batch(shape):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=g) * 3 + 1
+    w = torch.randn(*shape, generator=g)
+    got = on_ranks(_batchnorm_ranks, x, w)
+
+    ref = nn.BatchNorm2d(shape[1]) if len(shape) == 4 else nn.BatchNorm1d(shape[1])
+    with torch.no_grad():
+        ref.weight.copy_(torch.linspace(0.5, 1.5, shape[1]))
+        ref.bias.copy_(torch.linspace(-1, 1, shape[1]))
+    xr = x.clone().requires_grad_(True)
+    y = ref(xr)
+    (y * w).sum().backward()
+    for r in range(WORLD):
+        torch.testing.assert_close(got["y"][r], shard(y.detach(), r, WORLD), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got["x_grad"][r], shard(xr.grad, r, WORLD), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got["weight"], ref.weight.grad, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(got["bias"], ref.bias.grad, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(got["running_mean"], ref.running_mean)
+    torch.testing.assert_close(got["running_var"], ref.running_var)
+
+
+def test_global_batchnorm_is_plain_batchnorm_in_one_process_and_keeps_keys():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2), nn.BatchNorm1d(2))
+    model[1].running_mean.fill_(0.25)
+    keys = list(model.state_dict())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    converted = global_batchnorm(model)
+    assert isinstance(converted[1], GlobalBatchNorm) and isinstance(converted[4], GlobalBatchNorm)
+    assert list(converted.state_dict()) == keys
+    for k, v in converted.state_dict().items():
+        assert torch.equal(v, before[k])
+    x = torch.randn(6, 1, 3, 3)
+    plain = nn.BatchNorm2d(4)
+    plain.load_state_dict({k[2:]: v for k, v in before.items() if k.startswith("1.")})
+    torch.testing.assert_close(converted[1](converted[0](x)), plain(converted[0](x)))
+
+
+def _average_ranks(rank: int, world: int) -> list[torch.Tensor]:
+    a = nn.Parameter(torch.zeros(3))
+    b = nn.Parameter(torch.zeros(2, 2))
+    a.grad = torch.full((3,), float(rank + 1))
+    if rank == 0:
+        b.grad = torch.ones(2, 2) * 4  # rank 1 has no gradient for b: it counts as zero
+    average_gradients([a, b], bucket_bytes=8)  # tiny buckets: several all-reduces
+    return [a.grad, b.grad]
+
+
+def test_average_gradients_means_over_ranks_and_fills_missing_with_zero():
+    a, b = on_ranks(_average_ranks)
+    torch.testing.assert_close(a, torch.full((3,), 1.5))
+    torch.testing.assert_close(b, torch.full((2, 2), 2.0))
+
+
+def _train_steps(rank: int, world: int, algorithm: str, batch_size: int, steps: int, settings: dict | None = None) -> dict:
+    cfg = TrainConfig(dataset="digits", labels_per_class=5, algorithm=algorithm, iterations=max(steps, 1), batch_size=batch_size,
+                      uratio=3, eval_every=10_000, checkpoint_every=10_000, seed=3, out=None, **(settings or {}))
+    trainer = Trainer(prepare(cfg), progress=False)
+    for _ in range(steps):
+        trainer.train_step({})
+    return {"model": {k: v.clone() for k, v in trainer.model.state_dict().items()},
+            "ema": {k: v.clone() for k, v in trainer.ema.module.state_dict().items()}}
+
+
+# FixMatch with a threshold every sample passes, so the unlabeled loss acts from the first step. Contiguous layout:
+# with channels-last, convolution sums in a batch-size-dependent order, and max-pooling over flat regions (padding
+# fill, Cutout) then breaks ties differently, a float-rounding difference that grows by orders of magnitude
+CASES = {
+    "supervised": ("supervised", {}),
+    "fixmatch": ("fixmatch", {}),
+    "fixmatch-all-masked": ("fixmatch", {"options": {"threshold": 0.01}, "channels_last": False}),
+    "sla": ("sla", {"channels_last": False}),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_processes_train_like_one_process_with_twice_the_batch(case):
+    algorithm, settings = CASES[case]
+    torch.set_num_threads(1)
+    steps = 4
+    one = _train_steps(0, 1, algorithm, 2 * 8, steps, settings)
+    two = on_ranks(_train_steps, algorithm, 8, steps, settings)
+    for part in ("model", "ema"):
+        for k, v in one[part].items():
+            if v.is_floating_point():
+                torch.testing.assert_close(two[part][k], v, atol=2e-5, rtol=1e-4, msg=f"{part} {k}")
+            else:
+                assert torch.equal(two[part][k], v), f"{part} {k}"
+    start = _train_steps(0, 1, algorithm, 2 * 8, 0, settings)["model"]
+    moved = max(float((v - start[k]).abs().max()) for k, v in one["model"].items() if v.is_floating_point())
+    assert moved > 1e-3  # the steps did train
+
+
+@pytest.mark.slow
+def test_torchrun_cli_trains_and_only_rank_0_writes(tmp_path: Path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed next to this Python")
+    out = tmp_path / "run"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "fewlabels", "train", "--dataset", "digits",
+           "--labels-per-class", "5", "--iterations", "12", "--eval-every", "6", "--batch-size", "8", "--quiet", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("run written to") == 1  # rank 0 alone reports
+    assert (out / "results.json").is_file() and (out / "last.pt").is_file()
+    assert len((out / "metrics.csv").read_text().strip().splitlines()) == 3  # header + 2 evaluations, once
