@@ -597,6 +597,26 @@ def test_randaugment_colour_ops_run_in_each_images_drawn_order():
         assert torch.allclose(out[i : i + 1], img, atol=1e-6), f"image {i}"
 
 
+def test_strong_fill_on_uint8_is_one_grey_level_for_warp_and_cutout():
+    """uint8 batches are warped as uint8, so their fill is the nearest 8-bit level (PIL's 128), Cutout's too."""
+    x = torch.zeros(32, 1, 12, 12, dtype=torch.uint8)
+    warped = Strong(hflip=False, pad_fraction=0.0, n_ops=1, ops_names=["translate_x"], cutout=0)(x, gen(0))
+    assert set(warped.unique().tolist()) == {0.0, torch.tensor(128 / 255).item()}
+    cut = Strong(hflip=False, pad_fraction=0.0, n_ops=1, ops_names=["identity"], cutout=1.0)(x, gen(0))
+    assert set(cut.unique().tolist()) == {0.0, torch.tensor(128 / 255).item()}
+    as_float = Strong(hflip=False, pad_fraction=0.0, n_ops=1, ops_names=["translate_x"], cutout=0)(x.float(), gen(0))
+    assert set(as_float.unique().tolist()) == {0.0, 0.5}  # float input keeps the exact fill
+
+
+def test_equalize_clamps_out_of_range_input_and_rounds_like_posterize():
+    x = torch.linspace(-0.2, 1.2, 400).view(1, 1, 20, 20)
+    out = ops.equalize(x)  # must not fail or leak into another channel's histogram
+    assert out.min() >= 0 and out.max() <= 1
+    tie = torch.full((1, 1, 16, 16), 100.5 / 255)
+    tie[..., :8, :] = 10 / 255
+    assert torch.equal(ops.equalize(tie), ops.equalize((tie * 255).round() / 255))
+
+
 def test_keep_freed_memory_is_idempotent():
     from fewlabels.utils.memory import keep_freed_memory
 

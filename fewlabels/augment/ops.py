@@ -88,7 +88,7 @@ def equalize(x: torch.Tensor) -> torch.Tensor:
     b, c, h, w = x.shape
     # one flat bincount over (image-channel, level) pairs: far cheaper on CPU than scatter_add_ into rows
     offsets = torch.arange(0, 256 * b * c, 256, device=x.device, dtype=torch.int32)[:, None]
-    keys = (x * 255.0 + 0.5).to(torch.int32).view(b * c, h * w).add_(offsets).view(-1)  # levels, x in [0, 1]
+    keys = (x * 255.0).round_().clamp_(0, 255).to(torch.int32).view(b * c, h * w).add_(offsets).view(-1)
     hist = torch.bincount(keys, minlength=256 * b * c).view(b * c, 256).double()  # float64: exact floor division
     levels = torch.arange(256, device=x.device, dtype=torch.float64)
     last = ((hist > 0) * levels).amax(1, keepdim=True)  # the highest level present

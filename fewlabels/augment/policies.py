@@ -171,13 +171,15 @@ class RandAugment:
         warped = torch.isin(choice, torch.tensor([k for k, _ in geometric], device=device)).any(1)
         return Plan(choice, mag, sign, cut, matrices, warped)
 
-    def apply_colour(self, x: torch.Tensor, plan: Plan, position: torch.Tensor | None = None) -> torch.Tensor:
+    def apply_colour(self, x: torch.Tensor, plan: Plan, position: torch.Tensor | None = None,
+                     fill: float | None = None) -> torch.Tensor:
         """The drawn colour ops, slot by slot, then Cutout (the geometry is done).
 
         Per slot the batch is put in order of the op each image drew, so every op runs on one
         contiguous slice in place; one reordering per slot and one back at the end cost less
         than taking each op's images out and putting them back. ``position``: x[i] is image
         position[i] of the batch (None: the batch's own order); the result is in the batch's order.
+        ``fill``: Cutout's value (``self.fill`` when None).
         """
         b, _, h, w = x.shape
         colour = [name in COLOR_OPS and name != "identity" for name in self.names]
@@ -202,7 +204,7 @@ class RandAugment:
             x = x.index_select(0, torch.argsort(position))
         if self.cutout > 0:
             size = plan.cut[0] * self.cutout * min(h, w)
-            x = ops.cutout(x, size, plan.cut[1] * h, plan.cut[2] * w, self.fill)
+            x = ops.cutout(x, size, plan.cut[1] * h, plan.cut[2] * w, self.fill if fill is None else fill)
         return x
 
 
@@ -210,7 +212,8 @@ class Strong:
     """The weak view followed by RandAugment and Cutout: FixMatch's strong view.
 
     Crop, flip and the geometric ops are one gather on the input's dtype (uint8 stays uint8 until
-    the colour ops), instead of a crop followed by a warp.
+    the colour ops), instead of a crop followed by a warp. On uint8 input the fill (of areas a
+    warp leaves and of Cutout alike) is the nearest 8-bit level: 0.5 becomes 128/255, PIL's grey.
     """
 
     def __init__(self, hflip: bool = True, pad_fraction: float = 0.125, **randaugment) -> None:
@@ -227,13 +230,16 @@ class Strong:
             x, dy, dx = x.index_select(0, position), dy[position], dx[position]
             flip = None if flip is None else flip[position]
             matrices = None if matrices is None else matrices[position]
+        fill = self.randaugment.fill
+        if x.dtype == torch.uint8:
+            fill = round(fill * 255.0) / 255.0  # what the uint8 gather can hold; Cutout uses the same grey
         if pad > 0 or flip is not None or matrices is not None:
-            x = to_unit_float(ops.flip_pad_crop(x, pad, dy, dx, flip, matrices, self.randaugment.fill))
+            x = to_unit_float(ops.flip_pad_crop(x, pad, dy, dx, flip, matrices, fill))
         elif position is None:  # nothing moves: a float copy this call may overwrite
             x = to_unit_float(x).clone() if x.is_floating_point() else to_unit_float(x)
         else:
             x = to_unit_float(x)  # index_select made a copy already
-        return self.randaugment.apply_colour(x, plan, position)
+        return self.randaugment.apply_colour(x, plan, position, fill)
 
 
 class Identity:

@@ -62,11 +62,18 @@ def shard(t: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     return t if world == 1 else t[rank::world]
 
 
+def _collective_device() -> torch.device:
+    """Where small tensors for a collective must live: nccl takes CUDA tensors only."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def any_rank(flag: bool) -> bool:
     """True on every rank when it is true on one (a stop signal must stop all ranks at the same step)."""
     if rank_and_world()[1] == 1:
         return flag
-    t = torch.tensor([1.0 if flag else 0.0])
+    t = torch.tensor([1.0 if flag else 0.0], device=_collective_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
 
@@ -79,13 +86,19 @@ def barrier() -> None:
 def average_gradients(params: Iterable[nn.Parameter], bucket_bytes: int = 16 << 20) -> None:
     """Replace every gradient by its mean over the ranks, in flat buckets (one all-reduce per ~16 MB).
 
-    A parameter without a gradient on this rank counts as a zero gradient, so ranks whose
-    step skipped a branch still agree on the bucket layout.
+    A parameter that got a gradient on some rank but not on this one counts as a zero gradient
+    here; one that got none on any rank keeps ``grad = None``, as in one process (so the
+    optimizer applies no weight decay or momentum to it).
     """
     world = rank_and_world()[1]
     if world == 1:
         return
     params = [p for p in params if p.requires_grad]
+    if not params:
+        return
+    has_grad = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=_collective_device())
+    dist.all_reduce(has_grad, op=dist.ReduceOp.MAX)
+    params = [p for p, used in zip(params, has_grad.tolist()) if used > 0]
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
@@ -163,6 +176,13 @@ class GlobalBatchNorm(_BatchNorm):
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y
+
+
+def global_batchnorm_in(owner: object) -> None:
+    """Convert the BatchNorm layers of every module an object holds as an attribute (an algorithm's heads, peers)."""
+    for name, value in list(vars(owner).items()):
+        if isinstance(value, nn.Module):
+            setattr(owner, name, global_batchnorm(value))
 
 
 def global_batchnorm(module: nn.Module) -> nn.Module:

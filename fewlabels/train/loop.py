@@ -37,6 +37,7 @@ from fewlabels.train.distributed import (
     average_gradients,
     barrier,
     global_batchnorm,
+    global_batchnorm_in,
     init_from_env,
     is_main_process,
     rank_and_world,
@@ -301,6 +302,8 @@ class Trainer:
         self.labeled_pool = torch.as_tensor(split.labeled, dtype=torch.int64)
         setup_algorithm(self.algorithm, self.model, train.num_classes, len(split.unlabeled), cfg.iterations,
                         self.train_y[self.labeled_pool], cfg.label_noise, cfg.ema_decay)
+        if self.world > 1:  # heads an algorithm builds in setup (ShrinkMatch's has BatchNorm); before the optimizer sees them
+            global_batchnorm_in(self.algorithm)
         self.optimizer = make_optimizer(self.model, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov,
                                         extra=self.algorithm.parameters())
         self.scheduler = cosine_schedule(self.optimizer, cfg.iterations)
@@ -336,6 +339,7 @@ class Trainer:
         # The augmentation RNG is re-seeded from (seed, step): a resumed run draws the same views. Every rank draws
         # the views of the whole global batch and keeps its share, so W processes see exactly the images one
         # process with a W times larger batch sees (augmentation is a few % of a step; this costs W times that).
+        # What the algorithm then draws from the generator (mixup, rotations, VAT's start) is per rank.
         self.generator.manual_seed((self.cfg.seed * 1_000_003 + self.step) * 64)
         labeled_positions = self.labeled_stream.next_global()
         li = self.labeled_pool[labeled_positions]
@@ -351,6 +355,9 @@ class Trainer:
             batch["unlabeled"].update(self._views(self.train_x[ui].to(self.device), self.algorithm.views["unlabeled"]))
             batch["unlabeled"]["index"] = shard(positions, self.rank, self.world).to(self.device)
             hidden = self.train_y[shard(ui, self.rank, self.world)]  # for diagnostics only; never given to the algorithm
+        if self.world > 1:  # the algorithm's own draws: independent per rank, still reproducible
+            seeds = np.random.SeedSequence([self.cfg.seed, self.step, self.rank, 1]).generate_state(2, dtype=np.uint32)
+            self.generator.manual_seed(int(seeds[0]) << 32 | int(seeds[1]))
         return batch, hidden
 
     def train_step(self, tally: dict[str, float]) -> None:
@@ -359,13 +366,17 @@ class Trainer:
         out = self.algorithm.losses(self.model, batch, self.step)
         total = out["total"]
         scalars = {k: v for k, v in out.items() if v.dim() == 0}
-        for name, value in scalars.items():
-            if not torch.isfinite(value):
-                last = self.out / "last.pt" if self.out else None
-                where = f"; the last good checkpoint is {last}" if last is not None and last.exists() else ""
-                raise TrainingError(
-                    f"Loss '{name}' became {float(value.detach())} at step {self.step}{where}; lower the learning rate or check the data."
-                )
+        bad = next(((name, value) for name, value in scalars.items() if not torch.isfinite(value)), None)
+        if self.world > 1 and any_rank(bad is not None) and bad is None:  # every rank stops, not just the one that saw it
+            raise TrainingError(f"A loss became non-finite on another process at step {self.step}; "
+                                "lower the learning rate or check the data.")
+        if bad is not None:
+            name, value = bad
+            last = self.out / "last.pt" if self.out else None
+            where = f"; the last good checkpoint is {last}" if last is not None and last.exists() else ""
+            raise TrainingError(
+                f"Loss '{name}' became {float(value.detach())} at step {self.step}{where}; lower the learning rate or check the data."
+            )
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if self.world > 1:  # each rank's loss is the mean over its share: the mean of the ranks' gradients is the global one
