@@ -524,7 +524,7 @@ class Trainer:
                     if self.step % 10 == 0 or self.step == cfg.iterations:
                         bar.set_postfix(self._postfix(last_acc), refresh=False)
                 done = self.step == cfg.iterations
-                stopping = any_rank(bool(stop.signal)) if self.world > 1 else bool(stop.signal)  # all ranks stop together
+                stopping = any_rank(bool(stop.signal))  # all ranks stop at the same step
                 if main and (self.step % cfg.eval_every == 0 or done):
                     t0 = time.time()
                     row = self.evaluate(self.tally)
