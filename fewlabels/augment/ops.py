@@ -151,7 +151,8 @@ def nearest_source(matrices: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor
 
 
 def _reflect_(i: torch.Tensor, n: int) -> torch.Tensor:
-    """Float indices mirrored into 0..n-1 in place, numpy's 'reflect' (edge not repeated); needs |overshoot| < n."""
+    """Indices (integer or whole floats) mirrored into 0..n-1 in place, numpy's 'reflect' (edge not repeated);
+    needs |overshoot| < n."""
     return i.abs_().sub_(n - 1).abs_().neg_().add_(n - 1)  # (n-1) - |(n-1) - |i||
 
 
@@ -195,12 +196,6 @@ def hflip(x: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
     return torch.where(which.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
-def _reflect(i: torch.Tensor, n: int) -> torch.Tensor:
-    """Indices outside 0..n-1 mirrored back without repeating the edge (numpy's 'reflect'); needs |overshoot| < n."""
-    i = i.abs()
-    return torch.where(i >= n, 2 * (n - 1) - i, i)
-
-
 def crop_maps(b: int, h: int, w: int, pad: int, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor | None = None,
               device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Input row (B, H) and column (B, W) of each output row / column after reflect-pad, crop and flip.
@@ -216,7 +211,7 @@ def crop_maps(b: int, h: int, w: int, pad: int, dy: torch.Tensor, dx: torch.Tens
     rows = torch.arange(h, device=device)[None] + (dy[:, None] - pad)
     cols = cols + (dx[:, None] - pad)
     if pad < min(h, w):
-        return _reflect(rows, h), _reflect(cols, w)
+        return _reflect_(rows, h), _reflect_(cols, w)
     return rows.clamp(0, h - 1), cols.clamp(0, w - 1)  # a pad this large cannot be reflected: repeat the edge
 
 
