@@ -1,6 +1,6 @@
 """fewlabels: accurate classifiers from a few labels plus lots of unlabeled data."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["Run", "fit", "load", "__version__"]
 

@@ -344,7 +344,7 @@ def test_prepare_adds_noise_to_the_labeled_labels_only_and_batches_carry_positio
     assert trainer.algorithm.targets.shape == (500, 10)
     batch, _ = trainer.make_batch()
     pos = batch["labeled"]["index"]
-    assert pos.max() < 500 and torch.equal(p.labels[trainer.labeled_pool[pos]], batch["labeled"]["y"])
+    assert pos.max() < 500 and torch.equal(p.labels[trainer.batches.labeled_pool[pos]], batch["labeled"]["y"])
 
 
 def test_short_run_records_the_variants(tmp_path):

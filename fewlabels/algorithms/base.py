@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -27,15 +28,58 @@ from fewlabels.errors import FewLabelsError
 Batch = dict[str, Any]
 
 
-class Algorithm:
+@dataclass(frozen=True)
+class SetupContext:
+    """What the loop knows when an algorithm is set up: the only argument of ``Algorithm.setup``.
+
+    Frozen, so an algorithm cannot change what the loop (and the other parts) see. Fields an
+    algorithm needs beyond the always-present ones are named in its ``requires``, and ``prepare``
+    refuses a run that cannot provide them in one sentence before any work starts.
+    """
+
+    model: nn.Module  # the student, on ``device``; read its ``feature_dim`` for heads, deep-copy it for peers
+    num_classes: int
+    num_labeled: int
+    num_unlabeled: int
+    total_steps: int
+    labeled_y: torch.Tensor  # the labeled set's labels as training sees them (noisy where asked), indexed by batch["labeled"]["index"]
+    label_noise: float = 0.0  # the configured noise rate of the labeled set (0: clean)
+    ema_decay: float = 0.999  # the loop's EMA decay, for algorithms that keep an EMA of their own
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    sample_shape: tuple[int, ...] = ()
+    encoder: nn.Module | None = None  # a pretrained encoder the run starts from (``--init``)
+    teacher: nn.Module | None = None  # a frozen teacher network (distillation)
+
+
+OPTIONAL_CONTEXT = ("encoder", "teacher")
+
+
+class Algorithm(nn.Module):
+    """One batch in, named losses out; heads, predictors and target networks are submodules.
+
+    Being an ``nn.Module`` gives parameters, state, device moves, several-process conversion
+    and checkpoints from PyTorch. Subclasses call ``super().__init__()`` first in ``__init__``
+    and create their submodules and buffers in ``setup`` (they depend on the model and data).
+    State that is not a tensor (counters, Python lists) goes through PyTorch's one hook for it,
+    ``get_extra_state`` / ``set_extra_state``, so ``state_dict`` stays the whole story.
+    """
+
     name: ClassVar[str] = ""
     views: ClassVar[dict[str, list[str]]] = {"labeled": ["weak"], "unlabeled": []}
+    requires: ClassVar[tuple[str, ...]] = ()  # fields of SetupContext that must not be None (e.g. "teacher")
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def uses_labeled(self) -> bool:
+        return bool(self.views.get("labeled"))
 
     @property
     def uses_unlabeled(self) -> bool:
         return bool(self.views.get("unlabeled"))
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int) -> None:
+    def setup(self, ctx: SetupContext) -> None:
         """Called once by the loop before training, for state that depends on the data or model."""
 
     def check_data(self, sample_shape: tuple[int, ...], num_classes: int, hflip: bool = False) -> None:
@@ -47,8 +91,17 @@ class Algorithm:
     def after_step(self, model: nn.Module) -> None:
         """Called after each optimizer step (EMA teachers update here)."""
 
-    def parameters(self) -> list[nn.Parameter]:
-        """Trainable parameters of the algorithm's own (created in ``setup``); the loop optimizes them with the model."""
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Parameter groups with their own settings, e.g. ``[{"params": probe, "lr": 0.1, "weight_decay": 0.0}]``.
+
+        Keys other than ``params`` override the run's optimizer settings for that group (and the
+        schedule scales the group's own lr). Trainable parameters of the algorithm not listed here
+        train with the model's recipe.
+        """
+        return []
+
+    def monitors(self) -> list[Any]:
+        """Extra evaluation monitors (``fewlabels.evaluate.monitors.Monitor``) this algorithm brings."""
         return []
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
@@ -62,11 +115,21 @@ class Algorithm:
         """The constructor arguments, as given (for config files and run records)."""
         return {k: getattr(self, k) for k in _init_defaults(type(self))}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {}
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"{type(self).__name__} is called through losses(model, batch, step), not as a module.")
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+
+def check_context(algorithm: Algorithm, ctx: SetupContext) -> None:
+    """Refuse a context that lacks what the algorithm ``requires``, in one sentence."""
+    for name in algorithm.requires:
+        if getattr(ctx, name, None) is None:
+            raise FewLabelsError(f"{algorithm.name} needs a {name}; " + _HOW_TO_GIVE.get(name, f"give it a {name}.") )
+
+
+_HOW_TO_GIVE = {
+    "teacher": "give one with --option teacher=RUN_DIR (a finished run folder).",
+    "encoder": "start from a run with --init RUN_DIR.",
+}
 
 
 # ---- argument checks: one sentence naming the parameter, the value and the allowed range

@@ -10,17 +10,27 @@ from torch import nn
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, device: str | torch.device = "cpu",
                    channels_last: bool = False) -> torch.Tensor:
     """Logits for all of ``x`` in eval mode, batch by batch; the model's mode is restored."""
+    return predict_outputs(model, x, batch_size, device, channels_last, features=False)[0]
+
+
+@torch.no_grad()
+def predict_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, device: str | torch.device = "cpu",
+                    channels_last: bool = False, features: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits and (with ``features``) the backbone's features for all of ``x``, in eval mode, on the CPU as float32."""
     was_training = model.training
     model.eval()
-    out = []
+    logits_out, feats_out = [], []
     for i in range(0, len(x), batch_size):
         xb = x[i : i + batch_size].to(device, non_blocking=True)
         if channels_last and xb.dim() == 4:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        logits, _ = model(xb)
-        out.append(logits.float().cpu())
+        logits, feats = model(xb)
+        logits_out.append(logits.float().cpu())
+        if features:
+            feats_out.append(feats.float().cpu())
     model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0)
+    cat = (lambda parts: torch.cat(parts) if parts else torch.empty(0))
+    return cat(logits_out), (cat(feats_out) if features else None)
 
 
 def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> torch.Tensor:

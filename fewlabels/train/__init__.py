@@ -1,6 +1,9 @@
-"""Training: the loop, EMA, optimizer and schedule, index streams, run records."""
+"""Training: preparation, the loop, EMA, optimizer and schedule, index streams, checkpoints and run folders."""
 
 from fewlabels.train.config import TrainConfig
-from fewlabels.train.loop import Trainer, TrainingError, TrainingInterrupted, load_checkpoint, prepare, resume, train
+from fewlabels.train.loop import Trainer, load_checkpoint, prepare, resume, train
+from fewlabels.train.run_folder import RunFolder
+from fewlabels.train.signals import TrainingError, TrainingInterrupted
 
-__all__ = ["TrainConfig", "Trainer", "TrainingError", "TrainingInterrupted", "load_checkpoint", "prepare", "resume", "train"]
+__all__ = ["RunFolder", "TrainConfig", "Trainer", "TrainingError", "TrainingInterrupted", "load_checkpoint", "prepare",
+           "resume", "train"]

@@ -1,0 +1,80 @@
+"""Everything checked and loaded before a run touches any file, so a bad call leaves nothing behind."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from fewlabels import algorithms, models
+from fewlabels import data as data_mod
+from fewlabels.algorithms import Algorithm
+from fewlabels.data import DataSource, Split
+from fewlabels.data.variants import apply_variants
+from fewlabels.errors import FewLabelsError
+from fewlabels.train.config import TrainConfig
+from fewlabels.train.distributed import init_from_env
+from fewlabels.train.run_folder import RunFolder
+
+
+@dataclass
+class Prepared:
+    config: TrainConfig
+    source: DataSource
+    split: Split
+    algorithm: Algorithm
+    device: torch.device
+    hflip: bool
+    labels: torch.Tensor | None = None  # the training pool's labels as training sees them (noisy on the labeled set); None: source.train.y
+    variants: dict[str, Any] = field(default_factory=dict)  # what label noise / long tail did, for results.json
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FewLabelsError(f"device '{name}' was asked for but no CUDA GPU is available; use --device cpu.")
+    return torch.device(name)
+
+
+def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bool = False) -> Prepared:
+    """Validate everything and load the data; touches no file. Data variants: see ``fewlabels.data.variants``."""
+    config.validate()
+    algorithm = algorithms.get(config.algorithm, **config.options)
+    models.check_name(config.model)  # before loading data: a typo should not cost a dataset load
+    device = init_from_env(config.device) or resolve_device(config.device)  # under torchrun: join the process group
+    if config.out is not None:
+        RunFolder(config.out).check_new(overwrite)
+    if source is None:
+        source = data_mod.load(config.dataset, config.data_dir)
+    train = source.train
+    split = data_mod.split(train.y, config.labels_per_class, config.num_labels, config.val_per_class,
+                           config.seed, train.classes)
+    variant = apply_variants(train, split, config.seed, config.imbalance_ratio, config.label_noise, config.noise_type)
+    split = variant.split
+    if algorithm.uses_unlabeled and len(split.unlabeled) == 0:
+        raise FewLabelsError(f"{config.algorithm} needs unlabeled data but every sample is labeled; "
+                             "ask for fewer labels or use --algorithm supervised.")
+    if algorithm.uses_labeled and len(np.unique(train.y[split.labeled].numpy())) < 2:
+        raise FewLabelsError("The labeled data covers a single class; a classifier needs at least two.")
+    models.check(config.model, train.sample_shape)
+    hflip = source.hflip if config.hflip is None else config.hflip
+    algorithm.check_data(train.sample_shape, len(train.classes), hflip=hflip)
+    return Prepared(config, source, split, algorithm, device, hflip, variant.labels, variant.record)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def normalization_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (images, on 0..1) or per-feature mean and std of the training pool."""
+    if x.dim() == 4:
+        sample = x[: 20000].float() / 255.0
+        return sample.mean(dim=(0, 2, 3)), sample.std(dim=(0, 2, 3))
+    return x.mean(0), x.std(0)

@@ -1,0 +1,89 @@
+"""What a run records about itself: the machine, TensorBoard scalars, and the results record."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fewlabels import __version__
+from fewlabels.evaluate import accuracy, summarize
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def tensorboard_writer(out: Path | None):
+    """A TensorBoard writer in ``out/tensorboard`` when the optional ``tensorboard`` package is installed, else None."""
+    if out is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # the optional extra is not installed: metrics.csv has the same numbers
+        return None
+    return SummaryWriter(log_dir=str(out / "tensorboard"))
+
+
+def log_scalars(board, row: dict[str, Any], step: int) -> None:
+    if board is None:
+        return
+    for key, value in row.items():
+        if key != "step" and isinstance(value, (int, float)):
+            board.add_scalar(key, value, step)
+    board.flush()
+
+
+def results_record(trainer) -> dict[str, Any]:
+    """results.json: the run's settings, sizes, times, machine, data variants and final EMA-model test metrics.
+
+    Every figure of the last evaluation row (losses, diagnostics, monitors) is kept as ``final_<name>``.
+    """
+    cfg, split, source = trainer.cfg, trainer.p.split, trainer.p.source
+    res: dict[str, Any] = {
+        "fewlabels_version": __version__,
+        "dataset": source.train.name,
+        "data_origin": source.origin,
+        "split_seed": cfg.seed,
+        "num_labeled": len(split.labeled),
+        "labels_per_class": cfg.labels_per_class,
+        "num_unlabeled": len(split.unlabeled),
+        "num_validation": len(split.validation),
+        "model": cfg.model,
+        "algorithm": cfg.algorithm,
+        "algorithm_options": trainer.algorithm.hparams(),
+        "iterations": trainer.step,
+        "batch_size": cfg.batch_size,
+        "uratio": cfg.uratio if trainer.algorithm.uses_unlabeled else 0,
+        "wall_time_s": round(trainer.train_time + trainer.eval_time + trainer.checkpoint_time, 2),
+        "train_time_s": round(trainer.train_time, 2),
+        "eval_time_s": round(trainer.eval_time, 2),
+        "checkpoint_time_s": round(trainer.checkpoint_time, 3),
+        "machine": machine_info(trainer.device),
+        **trainer.p.variants,
+    }
+    test = source.test
+    if test is not None:
+        res["test"] = summarize(trainer.predict(trainer.ema.module, test.x), test.y, trainer.classes)
+        res["test_accuracy"] = res["test"]["accuracy"]  # final EMA model: the number to report
+        res["test_accuracy_raw_model"] = trainer.rows[-1].get("test_acc_raw") if trainer.rows else None
+        for name, logits in trainer.algorithm.inference_variants(trainer.ema.module, test.x).items():
+            res[f"test_accuracy_{name}"] = accuracy(test.y, logits.argmax(1))  # e.g. SLA's aggregated inference
+    if trainer.rows:
+        for k, v in trainer.rows[-1].items():
+            if k not in ("step", "train_time_s", "lr", "test_acc", "test_acc_raw") and v is not None:
+                res[f"final_{k}"] = v
+    return res

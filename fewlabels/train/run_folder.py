@@ -1,0 +1,156 @@
+"""A run folder: the one reader and writer of config.yaml, metrics.csv, results.json and the checkpoints.
+
+Every command that opens a run (``load``, ``--resume``, evaluate/predict/report/export, and a
+later run's ``--init`` or teacher) goes through ``RunFolder``, so each gets the same checks:
+the checkpoint is whole and of a readable format, and config.yaml (which a user may edit)
+still describes the run the checkpoint holds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from fewlabels.errors import FewLabelsError
+from fewlabels.train.checkpoint import ema_weights, read_checkpoint
+from fewlabels.utils.io import atomic_torch_save, atomic_write_json, atomic_write_text, check_writable_dir
+
+RUN_FILES = ("config.yaml", "metrics.csv", "results.json", "last.pt")  # plus checkpoint-<step>.pt
+FIRST_COLUMNS = ("step", "train_time_s", "lr", "loss")
+# settings that make a checkpoint another run's when config.yaml disagrees with it
+IDENTITY_SETTINGS = ("dataset", "model", "algorithm", "labels_per_class", "num_labels", "seed", "label_noise", "noise_type",
+                     "imbalance_ratio")
+
+
+def metric_columns(rows: list[dict]) -> list[str]:
+    """The union of the rows' keys, in order of first appearance: every figure ever logged gets a column."""
+    columns = dict.fromkeys(FIRST_COLUMNS)
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    return list(columns)
+
+
+class RunFolder:
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    @property
+    def last(self) -> Path:
+        return self.path / "last.pt"
+
+    # ---- writing
+
+    def check_new(self, overwrite: bool) -> None:
+        """Refuse, before any work, a folder that cannot be written or already holds a run."""
+        check_writable_dir(self.path)
+        if self.path.is_dir() and any((self.path / f).exists() for f in RUN_FILES) and not overwrite:
+            raise FewLabelsError(f"{self.path} already holds a run; choose another --out folder or pass --overwrite.")
+
+    def start(self, config: dict[str, Any]) -> None:
+        """A fresh run: clear what an earlier run left (with --overwrite), write the config."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        stale = [*self.path.glob("checkpoint-*.pt"), *self.path.glob(".*.tmp"),
+                 *(self.path / f for f in RUN_FILES if f != "config.yaml")]
+        for file in stale:
+            file.unlink(missing_ok=True)
+        atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+
+    def remove_strays(self) -> None:
+        """Temp files of a write cut short by a kill."""
+        for stray in self.path.glob(".*.tmp"):
+            stray.unlink(missing_ok=True)
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        columns = metric_columns(rows)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+        atomic_write_text(self.path / "metrics.csv", buf.getvalue())
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        atomic_write_json(self.path / "results.json", results)
+
+    def save_checkpoint(self, state: dict[str, Any], step: int, keep: int) -> None:
+        """Write checkpoint-<step>.pt atomically, point last.pt at it (a hard link), keep the newest ``keep``."""
+        name = f"checkpoint-{step:08d}.pt"
+        atomic_torch_save(self.path / name, state)
+        link_tmp = self.path / f".last.pt.{os.getpid()}.tmp"
+        link_tmp.unlink(missing_ok=True)
+        os.link(self.path / name, link_tmp)  # same bytes, no second write
+        os.replace(link_tmp, self.last)
+        for old in sorted(self.path.glob("checkpoint-*.pt"))[:-keep]:
+            old.unlink(missing_ok=True)
+
+    # ---- reading
+
+    def checkpoint(self) -> dict:
+        """The last checkpoint, checked whole and consistent with config.yaml."""
+        if self.path.exists() and not self.path.is_dir():
+            raise FewLabelsError(f"{self.path} is a file; a run folder was expected.")
+        ckpt = read_checkpoint(self.path)
+        self.check_config(ckpt["config"])
+        return ckpt
+
+    def config_on_disk(self) -> dict | None:
+        """config.yaml as the user may have edited it; None when it is absent."""
+        file = self.path / "config.yaml"
+        if not file.is_file():
+            return None
+        try:
+            on_disk = yaml.safe_load(file.read_bytes().decode("utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError):
+            raise FewLabelsError(f"{file} is not valid YAML; restore it or delete it to use the checkpoint's settings.") from None
+        if not isinstance(on_disk, dict):
+            raise FewLabelsError(f"{file} must hold a mapping of settings; restore it or delete it.")
+        return on_disk
+
+    def check_config(self, saved: dict[str, Any]) -> None:
+        """config.yaml must describe the run whose checkpoint sits beside it."""
+        on_disk = self.config_on_disk()
+        if on_disk is None:
+            return
+        differs = [k for k in IDENTITY_SETTINGS if on_disk.get(k) != saved.get(k)]
+        if differs:
+            k = differs[0]
+            raise FewLabelsError(f"{self.path} mixes two runs: config.yaml has {k}={on_disk.get(k)!r} but last.pt was "
+                                 f"trained with {k}={saved.get(k)!r}; use the folder the checkpoint came from.")
+
+    def results(self) -> dict[str, Any]:
+        """results.json, or {} for a run that has not finished."""
+        file = self.path / "results.json"
+        if not file.is_file():
+            return {}
+        try:
+            results = json.loads(file.read_text())
+        except (ValueError, UnicodeDecodeError):
+            raise FewLabelsError(f"{file} is damaged (not valid JSON); restore it or delete it.") from None
+        if not isinstance(results, dict):
+            raise FewLabelsError(f"{file} is damaged (not a JSON object); restore it or delete it.")
+        return results
+
+    def metrics(self) -> list[dict[str, str]]:
+        """metrics.csv's rows as strings, [] when there is none."""
+        file = self.path / "metrics.csv"
+        if not file.is_file():
+            return []
+        with open(file, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def final_model(self) -> tuple[dict[str, Any], list[str], tuple[int, ...], dict[str, torch.Tensor]]:
+        """What evaluating the run needs: its config, classes, sample shape and the EMA model's weights."""
+        ckpt = self.checkpoint()
+        classes = [str(c) for c in ckpt["classes"]]
+        shape = tuple(int(s) for s in ckpt["sample_shape"])
+        return ckpt["config"], classes, shape, ema_weights(ckpt)
