@@ -1,7 +1,7 @@
 """The Python API: ``fit`` a classifier from a few labels; the ``Run`` it returns predicts and saves; ``load`` reads it back.
 
     import fewlabels
-    run = fewlabels.fit(X, y, iterations=500, threshold=0.9)  # y == -1 marks unlabeled rows
+    run = fewlabels.fit(X, y, iterations=500, options={"threshold": 0.9})  # y == -1 marks unlabeled rows
     run.predict(X_new); run.save("model.pt"); fewlabels.load("model.pt").predict_proba(X_new)
 
 ``fit`` is a thin layer over ``fewlabels.train`` (the same loop as the CLI), so a model
@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from fewlabels.utils.io import atomic_torch_save
 
 MODEL_FORMAT = 1  # the layout of a file written by Run.save
 PREDICT_BATCH = 1024
-# TrainConfig fields that fit() sets from its own arguments; the rest may come in **options.
+# TrainConfig fields that fit() sets from its own arguments; the rest may come in as keywords (**settings).
 _SET_BY_FIT = ("dataset", "labels_per_class", "num_labels", "seed", "algorithm", "options", "model", "iterations", "out")
 # ITU-R BT.601 luma, the usual RGB -> gray weights.
 _LUMA = (0.299, 0.587, 0.114)
@@ -217,24 +218,44 @@ def load(path: str | os.PathLike) -> Run:
 # ---- fit
 
 
-def _training_options(algorithm: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split ``**options`` into TrainConfig fields and algorithm hyper-parameters; refuse anything else."""
+def _settings(algorithm: str, settings: dict[str, Any], options: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """fit()'s keywords as TrainConfig fields, and ``options`` as the algorithm's hyper-parameters; refuse the rest.
+
+    Keywords are training settings only, so a name both may have (FreeMatch's ``momentum``, DASO's
+    ``ema_decay``) never collides: the keyword sets the optimizer's or the loop's, ``options`` the algorithm's
+    (a keyword of such a name, without the same name in ``options``, warns in one sentence that shows both).
+    """
     settable = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _SET_BY_FIT]
-    algo_valid = list(algorithms.options(algorithm))
-    config_kw, algo_kw = {}, {}
-    for key, value in options.items():
+    algo_valid = list(algorithms.options(algorithm))  # refuses an unknown algorithm, with the closest name
+    config_kw = {}
+    for key, value in settings.items():
         value = _item(value)  # np.float32(0.1), np.int64 from np.arange grids
         if key in settable:
             config_kw[key] = value
+            if key in algo_valid and key not in (options or {}):  # the old keyword form meant the algorithm's, maybe
+                warnings.warn(f"{key}={value!r} sets the training setting {key}; {algorithm}'s own {key} goes in "
+                              f"options={{{key!r}: {value!r}}}.", UserWarning, stacklevel=3)
         elif key in algo_valid:
-            algo_kw[key] = value
+            raise FewLabelsError(f"{key} is an option of {algorithm}: pass options={{{key!r}: {value!r}}}.")
         elif key in _SET_BY_FIT:
-            raise FewLabelsError(f"'{key}' is set by fit() itself (from data or its own argument); do not pass it as an option.")
+            raise FewLabelsError(f"'{key}' is set by fit() itself (from data or its own argument); do not pass it as a keyword.")
         else:
             close = difflib.get_close_matches(key, algo_valid + settable, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise FewLabelsError(f"fit() has no option '{key}': {hint}{algorithm} takes {', '.join(algo_valid) or 'no options'}, "
-                                 f"and training options are {', '.join(settable)}.")
+            if close and close[0] in algo_valid:
+                hint = f"did you mean options={{{close[0]!r}: {value!r}}} (an option of {algorithm})?"
+            else:
+                hint = f"did you mean '{close[0]}'?" if close else f"training settings are {', '.join(settable)}."
+            raise FewLabelsError(f"fit() has no setting '{key}': {hint}")
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise FewLabelsError(f"options must be a dict of {algorithm}'s hyper-parameters, e.g. options={{'threshold': 0.9}}; "
+                             f"got a {type(options).__name__}.")
+    algo_kw = {}
+    for key, value in options.items():
+        if key not in algo_valid and key in settable:
+            raise FewLabelsError(f"{key} is a training setting, not an option of {algorithm}: pass {key}={_item(value)!r} to fit().")
+        algo_kw[key] = _item(value)
     return config_kw, algo_kw
 
 
@@ -291,7 +312,8 @@ def fit(
     out: str | os.PathLike | None = None,
     progress: bool = False,
     overwrite: bool = False,
-    **options: Any,
+    options: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> Run:
     """Train a classifier from a few labels plus unlabeled data and return it as a ``Run``.
 
@@ -299,18 +321,21 @@ def fit(
     ``Dataset``, or an array X with labels ``y`` (-1 = unlabeled). With neither
     ``labels_per_class`` nor ``num_labels`` the labels are used as given; otherwise a
     stratified, seeded subset of them is kept. ``model`` defaults to "cnn" for images and
-    "mlp" for feature vectors. ``**options`` are algorithm hyper-parameters (threshold=0.9)
-    or training settings (batch_size, uratio, lr, eval_every, hflip, ...). Array data is not
-    flipped horizontally unless ``hflip=True``. ``out`` also writes a CLI-style run folder.
+    "mlp" for feature vectors. ``options`` are the algorithm's hyper-parameters
+    (``options={"threshold": 0.9}``; unknown names are refused with the closest one); other
+    keywords are training settings (batch_size, uratio, lr, momentum, eval_every, hflip, ...:
+    the fields of ``TrainConfig``). Array data is not flipped horizontally unless
+    ``hflip=True``. ``out`` also writes a CLI-style run folder.
     """
-    config_kw, algo_kw = _training_options(algorithm, options)
+    config_kw, algo_kw = _settings(algorithm, settings, options)
+    # unknown option names are refused here with the closest one, bad values with their range, before any data is read
+    uses_unlabeled = algorithms.get(algorithm, **algo_kw).uses_unlabeled
     source, name = _source(data, y, config_kw.get("data_dir"))
     if test is not None:
         source = dataclasses.replace(source, test=_test_set(test, source.train))
     train = source.train
     if model is None:
         model = "cnn" if train.is_image else "mlp"
-    uses_unlabeled = algorithms.get(algorithm, **algo_kw).uses_unlabeled
     if uses_unlabeled and labels_per_class is None and num_labels is None and bool((train.y >= 0).all()):
         raise FewLabelsError(f"{algorithm} needs unlabeled data but every sample is labeled; mark unlabeled rows "
                              "with -1, pass labels_per_class or num_labels, or use algorithm='supervised'.")

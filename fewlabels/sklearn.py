@@ -81,10 +81,12 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: 
     Parameters mirror ``fewlabels train``: ``algorithm`` ("fixmatch", or "supervised" to ignore
     unlabeled rows), ``model`` (None: "cnn" for images, "mlp" for features), the step budget
     ``iterations``, the labeled batch ``batch_size``, ``uratio`` unlabeled samples per labeled
-    one, the SGD learning rate ``lr``, FixMatch's confidence ``threshold`` (None: the
-    algorithm's default, 0.95), ``image_shape`` ((H, W) or (H, W, C)) to read flat rows as
-    images, ``seed`` (model initialisation, batches and augmentation: the same seed gives
-    the same model) and ``verbose`` (a progress bar).
+    one, the SGD learning rate ``lr``, the algorithm's hyper-parameters ``options`` (a dict,
+    e.g. ``{"threshold": 0.9}``, as ``fewlabels.fit``'s; unknown names are refused with the
+    closest one), ``threshold`` (a shortcut for ``options["threshold"]``, handy in a parameter
+    grid; None: the algorithm's default), ``image_shape`` ((H, W) or (H, W, C)) to read flat
+    rows as images, ``seed`` (model initialisation, batches and augmentation: the same seed
+    gives the same model) and ``verbose`` (a progress bar).
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: 
         uratio: int = 7,
         lr: float = 0.03,
         threshold: float | None = None,
+        options: dict[str, Any] | None = None,
         unlabeled_marker: Any = -1,
         image_shape: tuple[int, ...] | None = None,
         seed: int = 0,
@@ -108,6 +111,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: 
         self.uratio = uratio
         self.lr = lr
         self.threshold = threshold
+        self.options = options
         self.unlabeled_marker = unlabeled_marker
         self.image_shape = image_shape
         self.seed = seed
@@ -140,6 +144,19 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: 
                                  "or fit with image_shape to read flat rows as images.")
         return X
 
+    def _options(self) -> dict[str, Any]:
+        """``options`` with ``threshold`` merged in (without changing the parameters, as scikit-learn requires)."""
+        if self.options is not None and not isinstance(self.options, dict):
+            raise FewLabelsError(f"options must be a dict of {self.algorithm}'s hyper-parameters, e.g. "
+                                 f"options={{'threshold': 0.9}}; got a {type(self.options).__name__}.")
+        options = dict(self.options or {})
+        if self.threshold is not None:
+            if "threshold" in options and options["threshold"] != self.threshold:
+                raise FewLabelsError(f"threshold={self.threshold!r} and options={{'threshold': {options['threshold']!r}}} "
+                                     "disagree; give the threshold once.")
+            options["threshold"] = self.threshold
+        return {k: v.item() if isinstance(v, np.generic) else v for k, v in options.items()}  # from NumPy parameter grids
+
     # ---- fit / predict
 
     def fit(self, X: Any, y: Any) -> SemiSupervisedClassifier:
@@ -168,17 +185,16 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: 
         is_image = X.ndim in (3, 4)
         x = images_to_uint8_nchw(X) if is_image else features_to_float(X)
 
-        algorithm, options = self.algorithm, {}
-        if not unlabeled.any() and algorithms.get(algorithm).uses_unlabeled:
-            algorithm = "supervised"
-        elif self.threshold is not None:
-            options["threshold"] = self.threshold
+        algorithm, options = self.algorithm, self._options()
+        if not unlabeled.any() and algorithms.get(algorithm, **options).uses_unlabeled:
+            algorithm = "supervised"  # the options were checked above; the baseline takes those it knows
+            options = {k: v for k, v in options.items() if k in algorithms.options(algorithm)}
         iterations = self.iterations
         dataset = Dataset(x, torch.from_numpy(y_index), [str(c) for c in classes], "sklearn")
         run = api_fit(dataset, algorithm=algorithm, model=self.model, iterations=iterations, seed=self.seed,
                       progress=bool(self.verbose), batch_size=self.batch_size, uratio=self.uratio, lr=self.lr,
                       eval_every=iterations if isinstance(iterations, (int, np.integer)) and iterations > 0 else 1,
-                      hflip=False, **options)
+                      hflip=False, options=options)
         self.run_: Run = run
         self.classes_ = classes
         self.algorithm_ = algorithm

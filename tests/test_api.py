@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -94,7 +95,7 @@ def test_gray_input_to_an_rgb_model_is_repeated():
 
 def test_features_get_the_mlp_and_options_are_routed(digits):
     flat = digits.x.reshape(len(digits.x), -1).astype(np.float32)
-    run = fewlabels.fit(flat, digits.y_semi, iterations=3, batch_size=16, uratio=2, threshold=0.8, lr=0.05)
+    run = fewlabels.fit(flat, digits.y_semi, iterations=3, batch_size=16, uratio=2, options={"threshold": 0.8}, lr=0.05)
     assert run.config.model == "mlp" and run.sample_shape == (64,)
     assert run.config.batch_size == 16 and run.config.uratio == 2 and run.config.lr == 0.05
     assert run.config.options == {"threshold": 0.8}
@@ -131,7 +132,14 @@ def test_load_reads_a_cli_run_folder(tmp_path):
 @pytest.mark.parametrize(
     "call, fragment",
     [
-        (lambda d: fewlabels.fit(d.x, d.y_semi, treshold=0.9), "did you mean 'threshold'"),
+        (lambda d: fewlabels.fit(d.x, d.y_semi, treshold=0.9), r"did you mean options=\{'threshold': 0.9\} \(an option of fixmatch\)"),
+        (lambda d: fewlabels.fit(d.x, d.y_semi, threshold=0.9),
+         r"^threshold is an option of fixmatch: pass options=\{'threshold': 0.9\}.$"),
+        (lambda d: fewlabels.fit(d.x, d.y_semi, options={"thresold": 0.9}), "fixmatch has no option 'thresold': did you mean 'threshold'"),
+        (lambda d: fewlabels.fit(d.x, d.y_semi, options={"lr": 0.1}), r"lr is a training setting, not an option of fixmatch: pass lr=0.1"),
+        (lambda d: fewlabels.fit(d.x, d.y_semi, options={"threshold": 1.5}), r"threshold must be in \(0, 1\]"),
+        (lambda d: fewlabels.fit(d.x, d.y_semi, options=[("threshold", 0.9)]), "options must be a dict"),
+        (lambda d: fewlabels.fit(d.x, d.y_semi, algorithm="fixmatchh"), "did you mean 'fixmatch'"),
         (lambda d: fewlabels.fit(d.x, d.y_semi, batchsize=8), "did you mean 'batch_size'"),
         (lambda d: fewlabels.fit(d.x, d.y_semi, dataset="digits"), "set by fit"),
         (lambda d: fewlabels.fit(d.x), "y is required"),
@@ -145,6 +153,46 @@ def test_load_reads_a_cli_run_folder(tmp_path):
 def test_bad_fit_input_is_one_clear_error(digits, call, fragment):
     with pytest.raises(FewLabelsError, match=fragment):
         call(digits)
+
+
+class _Spy:
+    """Wraps api.Trainer to keep the trainer fit() built, so a test can read the algorithm and optimizer it ran."""
+
+    def __init__(self, monkeypatch):
+        self.trainers = []
+        real = api.Trainer
+
+        def build(*args, **kwargs):
+            trainer = real(*args, **kwargs)
+            self.trainers.append(trainer)
+            return trainer
+
+        monkeypatch.setattr(api, "Trainer", build)
+
+
+def test_options_reach_the_algorithm_and_keywords_the_optimizer(digits, monkeypatch):
+    """FreeMatch has a momentum of its own (its EMA of confidence) beside SGD's: the two never collide."""
+    spy = _Spy(monkeypatch)
+    flat = digits.x.reshape(len(digits.x), -1).astype(np.float32)
+    run = fewlabels.fit(flat, digits.y_semi, algorithm="freematch", options={"momentum": np.float32(0.5)}, iterations=1,
+                        batch_size=8, uratio=1)
+    trainer = spy.trainers[-1]
+    assert trainer.algorithm.momentum == 0.5 and run.config.options == {"momentum": 0.5}
+    assert run.results["algorithm_options"]["momentum"] == 0.5
+    assert run.config.momentum == 0.9 and trainer.optimizer.param_groups[0]["momentum"] == 0.9  # SGD's stays its default
+    # the keyword is the training setting, with a warning (the old form may have meant FreeMatch's) that shows the new form
+    with pytest.warns(UserWarning, match=r"momentum=0.7 sets the training setting momentum; freematch's own momentum goes in "
+                                         r"options=\{'momentum': 0.7\}"):
+        run = fewlabels.fit(flat, digits.y_semi, algorithm="freematch", momentum=0.7, iterations=1, batch_size=8, uratio=1)
+    trainer = spy.trainers[-1]
+    assert run.config.momentum == 0.7 and trainer.optimizer.param_groups[0]["momentum"] == 0.7
+    assert trainer.algorithm.momentum == 0.999 and run.config.options == {}
+    # both given: each goes where it belongs, and nothing to warn about
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = fewlabels.fit(flat, digits.y_semi, algorithm="freematch", momentum=0.8, options={"momentum": 0.6}, iterations=1,
+                            batch_size=8, uratio=1)
+    assert run.config.momentum == 0.8 and spy.trainers[-1].algorithm.momentum == 0.6
 
 
 def test_load_refuses_what_is_not_a_model(run, digits, tmp_path):

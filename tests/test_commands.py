@@ -380,3 +380,37 @@ def test_evaluate_shows_a_progress_bar_unless_quiet(run_dir, tmp_path, monkeypat
     assert main(["evaluate", str(run_dir), "--json", str(tmp_path / "a.json")]) == 0
     assert main(["evaluate", str(run_dir), "--json", str(tmp_path / "b.json"), "--quiet"]) == 0
     assert seen == [None, True]  # on (when stderr is a terminal), then off
+
+
+# ---- the work the commands do lives in the library: usable without the command line
+
+
+def test_predictions_csv_by_hand():
+    from fewlabels.evaluate.predictions import Predictions, predictions_csv, write_predictions_csv
+
+    probs = torch.tensor([[0.25, 0.75], [0.9, 0.1], [0.4, 0.6]], dtype=torch.float64)
+    preds = Predictions(["a.png", "b.png", "c.png"], probs, ["cat", "dog"])
+    assert predictions_csv(preds).splitlines() == ["item,class,probability,p_cat,p_dog", "a.png,dog,0.750000,0.250000,0.750000",
+                                                   "b.png,cat,0.900000,0.900000,0.100000", "c.png,dog,0.600000,0.400000,0.600000"]
+    assert preds.counts() == [("dog", 2), ("cat", 1)]
+    with tempfile.TemporaryDirectory() as tmp:
+        write_predictions_csv(f"{tmp}/p.csv", preds)
+        assert open(f"{tmp}/p.csv").read() == predictions_csv(preds)
+
+
+def test_library_evaluates_predicts_and_reports_a_run(run_dir, digits_test, tmp_path):
+    from fewlabels.evaluate.predictions import predict_inputs
+    from fewlabels.evaluate.runs import default_evaluation_path, evaluate_run, write_report
+
+    run = load(run_dir)
+    evaluation = evaluate_run(run, run_dir, batch_size=100)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert evaluation.record["accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-6)
+    assert evaluation.logits.shape == (450, 10) and evaluation.record["run"] == str(run_dir)
+    assert default_evaluation_path(run_dir) == run_dir / "evaluation.json"
+    assert default_evaluation_path(tmp_path / "m.pt") == tmp_path / "m.evaluation.json"
+    np.save(tmp_path / "x.npy", digits_test.x[:5, 0].numpy())
+    preds = predict_inputs(run, [str(tmp_path / "x.npy")], batch_size=2)
+    np.testing.assert_allclose(preds.probs.numpy(), run.predict_proba(digits_test.x[:5].numpy()), atol=1e-6)
+    written = write_report(run, run_dir, tmp_path / "r.html")
+    assert written.html.read_text().startswith("<!DOCTYPE html>") and "confusion" in written.plots and not written.warnings

@@ -93,6 +93,37 @@ def test_clone_and_params_round_trip(digits):
     assert not hasattr(clone(fitted), "run_")
 
 
+def test_options_reach_the_algorithm_and_survive_clone(digits):
+    clf = SemiSupervisedClassifier(algorithm="freematch", options={"momentum": np.float64(0.5), "lambda_f": 0.02}, iterations=2,
+                                   batch_size=8, uratio=1)
+    assert clf.get_params()["options"] == {"momentum": 0.5, "lambda_f": 0.02}
+    twin = clone(clf)
+    assert twin.options == clf.options and twin.options is not clf.options
+    twin.set_params(options={"momentum": 0.9})
+    assert clf.options["momentum"] == 0.5
+    clf.fit(digits.features, digits.y_semi)
+    cfg = clf.run_.config
+    assert cfg.options == {"momentum": 0.5, "lambda_f": 0.02} and cfg.momentum == 0.9  # FreeMatch's, not SGD's
+    assert clf.run_.results["algorithm_options"]["momentum"] == 0.5
+    assert clf.options == {"momentum": 0.5, "lambda_f": 0.02}  # fit leaves the parameters as given
+    both = SemiSupervisedClassifier(options={"lambda_u": 2.0}, threshold=0.8, iterations=1, **FAST).fit(digits.features, digits.y_semi)
+    assert both.run_.config.options == {"lambda_u": 2.0, "threshold": 0.8}
+
+
+@pytest.mark.parametrize(
+    "params, fragment",
+    [
+        (dict(options={"thresold": 0.9}), "fixmatch has no option 'thresold': did you mean 'threshold'"),
+        (dict(options={"lr": 0.1}), "lr is a training setting"),
+        (dict(options={"threshold": 0.9}, threshold=0.8), "disagree; give the threshold once"),
+        (dict(options="threshold=0.9"), "options must be a dict"),
+    ],
+)
+def test_bad_options_are_one_clear_error(digits, params, fragment):
+    with pytest.raises(FewLabelsError, match=fragment):
+        SemiSupervisedClassifier(iterations=1, **params).fit(digits.features, digits.y_semi)
+
+
 def test_pipeline_with_a_scaler(digits):
     pipe = Pipeline([("scale", StandardScaler()), ("clf", SemiSupervisedClassifier(iterations=30, **FAST))])
     pipe.fit(digits.features, digits.y_semi)

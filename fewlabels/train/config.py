@@ -12,43 +12,54 @@ from typing import Any
 from fewlabels.errors import FewLabelsError
 
 
+def setting(default: Any, help: str, **meta: Any) -> Any:
+    """A field with its help text (and other hints for the command line) as metadata; ``fewlabels train`` builds its flags from them.
+
+    Metadata keys: ``help``; ``choices``; ``cli=False`` for a field with no flag of its own.
+    """
+    return field(default=default, metadata={"help": help, **meta})
+
+
 @dataclass
 class TrainConfig:
     # data
-    dataset: str = "fashion-mnist"
-    data_dir: str | None = None
-    labels_per_class: int | None = 4
-    num_labels: int | None = None
-    val_per_class: int = 0
-    seed: int = 0
-    hflip: bool | None = None  # None: the dataset decides (digits: no flip)
+    dataset: str = setting("fashion-mnist", "a built-in dataset, an image folder (class subfolders, optional unlabeled/) "
+                           "or an .npz file")
+    data_dir: str | None = setting(None, "folder holding the dataset's files")
+    labels_per_class: int | None = setting(4, "labeled samples per class")
+    num_labels: int | None = setting(None, "total labeled samples, spread over the classes")
+    val_per_class: int = setting(0, "labeled samples per class held out for validation")
+    seed: int = setting(0, "seeds the split, the model and the augmentation")
+    hflip: bool | None = setting(None, "flip images horizontally at random in the weak view "
+                                 "(default: the dataset decides; digits and letters are never flipped)")
     # data variants (see prepare() in loop.py for the order they are applied in)
-    label_noise: float = 0.0  # fraction of the labeled set's labels flipped, exactly, seeded
-    noise_type: str = "symmetric"  # or "asymmetric" (class c -> c + 1 mod K)
-    imbalance_ratio: float = 1.0  # head / tail class size of the long-tailed labeled and unlabeled sets; 1 = as split
+    label_noise: float = setting(0.0, "fraction of the labeled set's labels flipped, exactly, seeded")
+    noise_type: str = setting("symmetric", "how noisy labels are flipped: symmetric (to any other class) or "
+                              "asymmetric (class c to c + 1 mod K)", choices=("symmetric", "asymmetric"))
+    imbalance_ratio: float = setting(1.0, "head / tail class size of the long-tailed labeled and unlabeled sets (1: as split)")
     # method
-    algorithm: str = "fixmatch"
-    options: dict[str, Any] = field(default_factory=dict)
-    model: str = "cnn"
+    algorithm: str = setting("fixmatch", "the training method")
+    options: dict[str, Any] = field(default_factory=dict, metadata={"help": "the algorithm's hyper-parameters by name"})
+    model: str = setting("cnn", "the network")
     # budget and optimisation (FixMatch's recipe)
-    iterations: int = 3000
-    batch_size: int = 64
-    uratio: int = 7
-    lr: float = 0.03
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = True
-    ema_decay: float = 0.999
+    iterations: int = setting(3000, "training steps")
+    batch_size: int = setting(64, "labeled batch size")
+    uratio: int = setting(7, "unlabeled batch = uratio x batch size")
+    lr: float = setting(0.03, "SGD learning rate (cosine schedule)")
+    momentum: float = setting(0.9, "SGD momentum (an algorithm's own momentum is one of its options)")
+    weight_decay: float = setting(5e-4, "SGD weight decay")
+    nesterov: bool = setting(True, "Nesterov momentum")
+    ema_decay: float = setting(0.999, "decay of the EMA model that is evaluated and reported")
     # evaluation and output
-    eval_every: int = 500
-    eval_batch_size: int = 1024
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 1
-    out: str | None = None
+    eval_every: int = setting(500, "steps between evaluations")
+    eval_batch_size: int = setting(1024, "batch size of evaluation")
+    checkpoint_every: int = setting(500, "steps between checkpoints")
+    keep_checkpoints: int = setting(1, "how many checkpoints to keep")
+    out: str | None = setting(None, "run folder (default runs/<dataset>-<algorithm>-<labels>-s<seed>)")
     # execution
-    device: str = "auto"
-    channels_last: bool = True
-    deterministic: bool = False  # deterministic kernels only (bit-identical resume on GPUs too)
+    device: str = setting("auto", "auto, cpu or cuda[:N]")
+    channels_last: bool = setting(True, "channels-last memory format for image models (faster convolutions on CPU)")
+    deterministic: bool = setting(False, "deterministic kernels only (bit-identical resume on GPUs too)")
 
     def validate(self) -> None:
         """Types and ranges of every setting, so a bad value fails here with one sentence, not deep inside."""

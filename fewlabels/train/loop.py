@@ -33,6 +33,8 @@ from fewlabels.train.run_folder import RunFolder
 from fewlabels.train.signals import StopSignals, TrainingError, TrainingInterrupted
 from fewlabels.utils.memory import keep_freed_memory
 
+PROGRESS_FIGURES = ("test_acc", "knn_acc", "emb_spread")  # the last evaluation's figures the progress bar shows
+
 
 class Trainer:
     """Holds the run's state; ``run()`` trains to the end and returns the results record."""
@@ -158,7 +160,8 @@ class Trainer:
     def _eval_context(self) -> EvalContext:
         test, split = self.p.source.test, self.p.split
         ctx = EvalContext(model=self.model, ema_model=self.ema.module, step=self.step, predict=self.predict_outputs,
-                          labeled_x=self.train_x[split.labeled], labeled_y=self.train_y[split.labeled])
+                          labeled_x=self.train_x[split.labeled], labeled_y=self.train_y[split.labeled],
+                          views=self.batches.views)
         if test is not None:
             ctx.test_x, ctx.test_y = test.x, test.y
         if len(split.validation):
@@ -280,7 +283,7 @@ class Trainer:
         if "mask_rate" in self.tally:
             post["mask"] = f"{self.tally['mask_rate'] / n:.2f}"
         last = self.rows[-1] if self.rows else {}
-        for key in ("test_acc", *(k for k in last if k.endswith("_collapse"))):
+        for key in PROGRESS_FIGURES:
             if last.get(key) is not None:
                 post[key] = f"{last[key]:.4f}"
         return post
@@ -309,6 +312,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 def resume(run_dir: str | os.PathLike, progress: bool = True) -> dict:
     """Continue the run in ``run_dir`` from its last checkpoint, with the run's own configuration."""
     folder = RunFolder(run_dir)
+    if folder.path.is_file():
+        raise FewLabelsError(f"--resume needs a run folder, got the file {folder.path}.")
     ckpt = folder.checkpoint()
     check_resumable(ckpt, folder.last)
     config = TrainConfig.from_dict(ckpt["config"])

@@ -1,0 +1,11 @@
+"""The commands of ``fewlabels``, one module each: ``add_parser(sub)`` adds its flags, ``run(args)`` parses and prints.
+
+The work itself lives in the library (``fewlabels.train``, ``fewlabels.evaluate``, ``fewlabels.export``).
+"""
+
+from fewlabels.commands import augment_preview, datasets, demo, evaluate, export, predict, report, train
+
+MODULES = (train, demo, augment_preview, evaluate, predict, report, export, datasets)
+COMMANDS = {m.NAME: m for m in MODULES}
+
+__all__ = ["COMMANDS", "MODULES"]

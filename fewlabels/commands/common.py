@@ -1,0 +1,125 @@
+"""What every command shares: exit codes, the one-sentence parser, errors to exit codes, argument checks."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from fewlabels.errors import FewLabelsError
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a run that started and failed (NaN loss, ...)
+EXIT_BAD_INPUT = 2  # the user's input: one sentence on stderr
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports it
+EXIT_INTERRUPTED = 130
+USER_FIXABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+class UsageError(Exception):
+    """A malformed command line (argparse's complaint), reported like any other bad input."""
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's, but never breaks a line inside a hyphenated name (sla-fixmatch, cnn-wide, fashion-mnist)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one sentence and exit code 2 from ``main``, not a usage dump."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see '{self.prog} --help').")
+
+
+def error(message: str) -> None:
+    print(f"fewlabels: error: {message}", file=sys.stderr)
+
+
+def run_command(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command; the user's mistakes and environment become one sentence and an exit code, bugs stay tracebacks."""
+    try:
+        return command(args)
+    except FewLabelsError as exc:
+        error(str(exc))
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into `head` and the like: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush does not fail again
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:  # disk full, read-only file system, permissions: the user's environment, not a bug
+        if exc.errno not in USER_FIXABLE_ERRNOS:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        error(f"could not write{where}: {exc.strerror}; free space or choose another --out folder.")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # outside the training loop (which stops cleanly by itself)
+        print("fewlabels: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a failed or stopped run: say what, keep it short
+        from fewlabels.train import TrainingError, TrainingInterrupted
+
+        if isinstance(exc, TrainingInterrupted):
+            print(f"fewlabels: {exc}.", file=sys.stderr)
+            return 128 + exc.signum
+        if isinstance(exc, TrainingError):
+            error(str(exc))
+            return EXIT_FAILED
+        raise
+
+
+def parse_assignment(text: str, flag: str) -> tuple[str, object]:
+    """``name=value`` with the value read as YAML (numbers, booleans, lists), as in a config file."""
+    if "=" not in text:
+        raise FewLabelsError(f"{flag} '{text}' must look like name=value, e.g. {flag} threshold=0.9.")
+    key, value = text.split("=", 1)
+    parsed = yaml.safe_load(value)
+    if isinstance(parsed, str):  # YAML 1.1 reads 1e-3 as a string; a number was meant
+        try:
+            parsed = float(parsed)
+        except ValueError:
+            pass
+    return key.strip(), parsed
+
+
+def positive(value: int, flag: str) -> int:
+    if value < 1:
+        raise FewLabelsError(f"{flag} must be at least 1, got {value}.")
+    return value
+
+
+def output_file(path: str | os.PathLike, suffix: str, flag: str = "--out") -> Path:
+    """Check an output file can be written before any work, so a typo does not cost an evaluation."""
+    from fewlabels.utils.io import check_writable_dir
+
+    path = Path(path)
+    if path.is_dir():
+        raise FewLabelsError(f"{flag} must name a file, but {path} is a folder; e.g. {path / ('out' + suffix)}.")
+    check_writable_dir(path.parent)
+    return path
+
+
+def load_run(path: str):
+    """A trained model from a run folder or a file written by ``Run.save``."""
+    from fewlabels.api import load
+
+    return load(path)
+
+
+def add_run_dir(p: argparse.ArgumentParser, what: str = "a run folder (or a model file saved by Run.save)") -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help=what)
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bar")

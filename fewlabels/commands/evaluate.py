@@ -1,0 +1,38 @@
+"""``fewlabels evaluate``: accuracy, per-class scores, macro-F1, calibration and confusion of a trained model."""
+
+from __future__ import annotations
+
+import argparse
+
+from fewlabels.commands.common import add_quiet, add_run_dir, load_run, output_file, positive
+
+NAME = "evaluate"
+HELP = "score a trained model: accuracy, per-class, macro-F1, calibration (ECE), confusion"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(NAME, help=HELP, description=HELP)
+    add_run_dir(p)
+    p.add_argument("--dataset", help="evaluate on this instead of the run's own test set: a built-in name, an image folder "
+                   "of class subfolders, or an .npz (X_test/y_test, or fully labeled X/y)")
+    p.add_argument("--data-dir", help="folder holding the dataset's files")
+    p.add_argument("--json", metavar="OUT.json", help="where to write the results (default RUN_DIR/evaluation.json)")
+    p.add_argument("--batch-size", type=int, default=512)
+    add_quiet(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fewlabels.evaluate.report import format_evaluation
+    from fewlabels.evaluate.runs import default_evaluation_path, evaluate_run
+    from fewlabels.utils.io import atomic_write_json
+
+    positive(args.batch_size, "--batch-size")
+    out = output_file(args.json or default_evaluation_path(args.run_dir), ".json", "--json")
+    trained = load_run(args.run_dir)
+    record = evaluate_run(trained, args.run_dir, args.dataset, args.data_dir, args.batch_size, args.quiet).record
+    atomic_write_json(out, record)  # before printing: a closed pipe (| head) must not cost the file
+    print(f"{args.run_dir} ({trained.config.algorithm}, {trained.config.model}) evaluated on {record['dataset']}, "
+          f"from {record['data_origin']}")
+    print(format_evaluation(record))
+    print(f"\nwritten to {out}")
+    return 0

@@ -1,0 +1,32 @@
+"""``fewlabels predict``: classes and probabilities for images or an .npy array, as a CSV."""
+
+from __future__ import annotations
+
+import argparse
+
+from fewlabels.commands.common import add_quiet, add_run_dir, load_run, output_file, positive
+
+NAME = "predict"
+HELP = "classify images or an .npy array and write a CSV of classes and probabilities"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(NAME, help=HELP, description=HELP)
+    add_run_dir(p)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="an image folder (searched recursively), image files, or one .npy array")
+    p.add_argument("--out", required=True, metavar="PREDS.csv", help="the CSV to write")
+    p.add_argument("--batch-size", type=int, default=256)
+    add_quiet(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fewlabels.evaluate.predictions import check_inputs, predict_inputs, write_predictions_csv
+
+    batch_size = positive(args.batch_size, "--batch-size")
+    out = output_file(args.out, ".csv")
+    check_inputs(args.inputs)
+    predictions = predict_inputs(load_run(args.run_dir), args.inputs, batch_size, args.quiet)
+    write_predictions_csv(out, predictions)
+    top = ", ".join(f"{c} ({n})" for c, n in predictions.counts()[:5])
+    print(f"wrote {out}: {len(predictions.items)} predictions; most predicted: {top}")
+    return 0
