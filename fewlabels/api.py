@@ -30,7 +30,8 @@ from fewlabels.data import Dataset, DataSource, from_arrays
 from fewlabels.data.arrays import _as_numpy, features_to_float, images_to_uint8_nchw, labels_to_int64
 from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate import predict_logits, summarize
-from fewlabels.train import TrainConfig, Trainer, prepare
+from fewlabels.train import RunFolder, TrainConfig, Trainer, prepare
+from fewlabels.train.checkpoint import ema_weights, read_checkpoint
 from fewlabels.utils.io import atomic_torch_save
 
 MODEL_FORMAT = 1  # the layout of a file written by Run.save
@@ -173,39 +174,43 @@ def _config_from_dict(d: dict) -> TrainConfig:
 
 
 def load(path: str | os.PathLike) -> Run:
-    """Read a model written by ``Run.save``, or a run folder (or its ``last.pt``) written by the CLI."""
+    """Read a model written by ``Run.save``, or a run folder (or its ``last.pt``) written by the CLI.
+
+    Run folders are read through ``RunFolder``, the one reader ``--resume`` uses too, so an
+    edited config.yaml that no longer describes the checkpoint is refused here as there.
+    """
     path = Path(path)
     if not path.exists():
         raise FewLabelsError(f"{path} does not exist; give a file written by Run.save() or a fewlabels run folder.")
-    file = path
-    if path.is_dir():
-        file = path / "last.pt"
-        if not file.is_file():
+    if path.is_dir() or (path.name == "last.pt" and (path.parent / "config.yaml").is_file()):
+        folder = RunFolder(path if path.is_dir() else path.parent)
+        if not folder.last.is_file():
             raise FewLabelsError(f"{path} is a folder without last.pt, so it is not a fewlabels run folder.")
+        config, classes, shape, state = folder.final_model()  # the EMA model is the one the run reports
+        return _build_run(folder.last, config.get("model", ""), classes, shape, state, folder.results(), config)
     try:
-        obj = torch.load(file, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise FewLabelsError(f"{file} is not a fewlabels model: it cannot be read as a safe PyTorch file "
+        raise FewLabelsError(f"{path} is not a fewlabels model: it cannot be read as a safe PyTorch file "
                              f"({type(exc).__name__}).") from None
     if not isinstance(obj, dict):
-        raise FewLabelsError(f"{file} is not a fewlabels model: it holds a {type(obj).__name__}, not a model record.")
+        raise FewLabelsError(f"{path} is not a fewlabels model: it holds a {type(obj).__name__}, not a model record.")
     if "fewlabels_model" in obj:
         if obj["fewlabels_model"] != MODEL_FORMAT:
-            raise FewLabelsError(f"{file} was written by fewlabels {obj.get('version', '?')} in model format "
+            raise FewLabelsError(f"{path} was written by fewlabels {obj.get('version', '?')} in model format "
                                  f"{obj['fewlabels_model']}; this fewlabels {__version__} reads format {MODEL_FORMAT}.")
-        config, state, results = obj["config"], obj["state_dict"], obj.get("results", {})
-        name = obj["model_name"]
-    elif {"config", "classes", "sample_shape", "ema"} <= obj.keys() and isinstance(obj["ema"], dict) and "module" in obj["ema"]:
-        config, state = obj["config"], obj["ema"]["module"]  # the EMA model is the one the run reports
-        name = config.get("model", "")
-        results_file = file.parent / "results.json"
-        try:
-            results = json.loads(results_file.read_text()) if results_file.is_file() else {}
-        except ValueError:
-            raise FewLabelsError(f"{results_file} is damaged (not valid JSON); restore it or delete it.") from None
+        config, state, results, name = obj["config"], obj["state_dict"], obj.get("results", {}), obj["model_name"]
+    elif "format" in obj and "ema" in obj:  # a checkpoint file outside its folder
+        ckpt = read_checkpoint(path)
+        config, state, results, name = ckpt["config"], ema_weights(ckpt), {}, ckpt["config"].get("model", "")
     else:
-        raise FewLabelsError(f"{file} is a PyTorch file but not a fewlabels model (no model record or run checkpoint in it).")
+        raise FewLabelsError(f"{path} is a PyTorch file but not a fewlabels model (no model record or run checkpoint in it).")
     classes, shape = [str(c) for c in obj["classes"]], tuple(int(s) for s in obj["sample_shape"])
+    return _build_run(path, name, classes, shape, state, results, config)
+
+
+def _build_run(file: Path, name: str, classes: list[str], shape: tuple[int, ...], state: dict, results: dict,
+               config: dict) -> Run:
     model = models.get(name, shape, len(classes))
     try:
         model.load_state_dict(state)

@@ -186,6 +186,8 @@ def print_results(results: dict, out: str) -> None:
           f"{results['iterations']} iterations in {results['wall_time_s'] / 60:.1f} min")
     if results.get("test_accuracy") is not None:
         print(f"final test accuracy (EMA model): {results['test_accuracy']:.4f}")
+    for warning in results.get("warnings", []):
+        print(f"warning: {warning}")
     print(f"run written to {out}")
 
 
