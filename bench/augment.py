@@ -145,7 +145,7 @@ def step_share(iterations: int) -> dict:
         cfg.dataset = "digits"
         trainer = Trainer(prepare(cfg), progress=False)
     spent = {"views": 0.0}
-    original = trainer._views
+    original = trainer.batches._views
 
     def timed_views(x, names):
         t0 = time.perf_counter()
@@ -153,7 +153,7 @@ def step_share(iterations: int) -> dict:
         spent["views"] += time.perf_counter() - t0
         return out
 
-    trainer._views = timed_views
+    trainer.batches._views = timed_views
     tally: dict = {}
     for _ in range(5):  # warm-up
         trainer.train_step(tally)

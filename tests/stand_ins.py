@@ -21,3 +21,16 @@ class LogitsAreInputs(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.calls.append(len(x))
         return x * self.scale, x
+
+
+def context(model: nn.Module | None = None, num_classes: int = 2, num_unlabeled: int = 0, total_steps: int = 10, *,
+            labeled_y: torch.Tensor | None = None, label_noise: float = 0.0, ema_decay: float = 0.999):
+    """A SetupContext from the facts the old positional ``setup(model, num_classes, num_unlabeled, total_steps)`` took.
+
+    ``model`` and ``labeled_y`` may be None for algorithms that do not read them (hand-checked loss tests).
+    """
+    from fewlabels.algorithms import SetupContext
+
+    num_labeled = 0 if labeled_y is None else len(labeled_y)
+    return SetupContext(model=model, num_classes=num_classes, num_labeled=num_labeled, num_unlabeled=num_unlabeled,
+                        total_steps=total_steps, labeled_y=labeled_y, label_noise=label_noise, ema_decay=ema_decay)

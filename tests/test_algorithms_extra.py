@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from stand_ins import LogitsAreInputs
+from stand_ins import LogitsAreInputs, context
 from torch import nn
 
 from fewlabels import algorithms
@@ -68,7 +68,7 @@ def no_grad(t):
 
 def test_simmatch_loss_by_hand_unfolding_aggregation_and_bank_update():
     sm = algorithms.get("simmatch", threshold=0.6, temperature=1.0, alpha=0.5, bank_momentum=0.5, dist_align=False)
-    sm.setup(LogitsAreInputs(), 2, 10, 100, labeled_y=torch.tensor([0, 1, 1]))
+    sm.setup(context(LogitsAreInputs(), 2, 10, 100, labeled_y=torch.tensor([0, 1, 1])))
     sm.head = nn.Identity()  # embeddings = normalised features = normalised inputs
     sm.bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
     sm.bank_labels, sm.filled = torch.tensor([0, 1, 1]), torch.ones(3, dtype=torch.bool)
@@ -101,7 +101,7 @@ def test_simmatch_loss_by_hand_unfolding_aggregation_and_bank_update():
 
 def test_simmatch_empty_bank_fills_its_slots_and_falls_back_to_round_robin():
     sm = algorithms.get("simmatch", proj_dim=2, dist_align=False)
-    sm.setup(LogitsAreInputs(), 2, 10, 100, labeled_y=torch.tensor([0, 1, 0, 1]))
+    sm.setup(context(LogitsAreInputs(), 2, 10, 100, labeled_y=torch.tensor([0, 1, 0, 1])))
     sm.head = nn.Identity()
     u = torch.tensor([[5.0, 0.0], [0.0, 1.0]])
     out = sm.losses(LogitsAreInputs(), make_batch(torch.tensor([[0.0, 2.0]]), [1], u, u, l_index=[3]), 0)
@@ -114,7 +114,7 @@ def test_simmatch_empty_bank_fills_its_slots_and_falls_back_to_round_robin():
 
 def test_simmatch_sample_twice_in_a_batch_stores_the_mean_direction_of_both_keys():
     sm = algorithms.get("simmatch", proj_dim=2, bank_momentum=0.5, dist_align=False)
-    sm.setup(LogitsAreInputs(), 2, 10, 100, labeled_y=torch.tensor([0, 1, 1]))
+    sm.setup(context(LogitsAreInputs(), 2, 10, 100, labeled_y=torch.tensor([0, 1, 1])))
     sm.head = nn.Identity()
     sm.bank, sm.bank_labels = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]), torch.tensor([0, 1, 0])
     sm.filled = torch.tensor([True, True, False])
@@ -148,7 +148,7 @@ def test_shrunk_space_drops_the_fewest_confusion_classes():
 
 def test_shrinkmatch_loss_by_hand():
     sh = algorithms.get("shrinkmatch", threshold=0.9, lambda_shrink=2.0, momentum=0.5)
-    sh.setup(LogitsAreInputs(4), 4, 10, 100)
+    sh.setup(context(LogitsAreInputs(4), 4, 10, 100))
     sh.head = nn.Identity()  # auxiliary logits = strong features = strong inputs
     probs = torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.4, 0.3, 0.2, 0.1], [0.97, 0.01, 0.01, 0.01]])
     u_w = probs.log().requires_grad_(True)  # softmax gives these probabilities back
@@ -182,7 +182,7 @@ def test_otsu_threshold_splits_two_clusters():
 
 def test_saa_history_and_naive_selection_once_per_pass():
     saa = algorithms.get("saa", momentum=0.5)
-    saa.setup(None, 2, 4, 100)
+    saa.setup(context(None, 2, 4, 100))
     saa.record(torch.tensor([0, 1]), torch.tensor([1.0, 2.0]))
     assert saa.history[:2].tolist() == [1.0, 2.0] and saa.history[2:].isnan().all()  # first loss taken as it is
     assert not saa.naive.any()
@@ -195,7 +195,7 @@ def test_saa_history_and_naive_selection_once_per_pass():
 
 def test_saa_sample_twice_in_a_batch_gets_the_mean_of_both_updates():
     saa = algorithms.get("saa", momentum=0.5)
-    saa.setup(None, 2, 3, 100)
+    saa.setup(context(None, 2, 3, 100))
     saa.record(torch.tensor([0, 0, 1]), torch.tensor([1.0, 3.0, 2.0]))
     assert saa.history[:2].tolist() == [2.0, 2.0] and saa.history[2].isnan()  # first losses 1 and 3: their mean
     saa.record(torch.tensor([0, 0]), torch.tensor([4.0, 6.0]))
@@ -204,7 +204,7 @@ def test_saa_sample_twice_in_a_batch_gets_the_mean_of_both_updates():
 
 def test_saa_splices_naive_samples_and_reweighs_nothing_else():
     saa = algorithms.get("saa")
-    saa.setup(None, 2, 2, 100)
+    saa.setup(context(None, 2, 2, 100))
     saa.naive = torch.tensor([True, False])
     top = torch.zeros(1, 1, 4, 4)
     top[..., :2, :] = 1.0  # top half bright: logits (10, 0), confident class 0
@@ -232,7 +232,7 @@ def test_saa_splices_naive_samples_and_reweighs_nothing_else():
 
 def test_saa_on_flexmatch_uses_curriculum_thresholds():
     saa = algorithms.get("saa", base="flexmatch")
-    saa.setup(None, 3, 5, 100)
+    saa.setup(context(None, 3, 5, 100))
     assert type(saa.weigh).__name__ == "CurriculumThreshold" and len(saa.weigh.predictions) == 5
 
 
@@ -241,7 +241,7 @@ def test_saa_on_flexmatch_uses_curriculum_thresholds():
 
 def test_daso_queue_prototypes_and_blend_weights():
     daso = algorithms.get("daso", queue_size=2, t_dist=1.0)
-    daso.setup(LogitsAreInputs(), 2, 10, 100)
+    daso.setup(context(LogitsAreInputs(), 2, 10, 100))
     daso.enqueue(torch.tensor([[1.0, 0.0], [3.0, 0.0]]), torch.tensor([0, 0]))
     assert daso.prototypes() is None  # class 1 has no labeled feature yet
     daso.enqueue(torch.tensor([[0.0, 2.0], [5.0, 0.0]]), torch.tensor([1, 0]))  # (5, 0) replaces the oldest, (1, 0)
@@ -255,7 +255,7 @@ def test_daso_queue_prototypes_and_blend_weights():
 def test_daso_loss_by_hand():
     model = LogitsAreInputs()
     daso = algorithms.get("daso", threshold=0.7, t_proto=1.0, t_dist=1.0, queue_size=2, warmup=0.0, lambda_align=2.0)
-    daso.setup(model, 2, 10, 100)
+    daso.setup(context(model, 2, 10, 100))
     daso.enqueue(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 0, 1, 1]))
     daso.counts = torch.tensor([3.0, 1.0])  # class 0 over-predicted: v = (1, 1/3)
     u_w = torch.tensor([[2.0, 0.0], [0.0, 0.5]], requires_grad=True)
@@ -280,7 +280,7 @@ def test_daso_loss_by_hand():
 def test_daso_warmup_is_plain_fixmatch_and_counts_roll_over():
     daso = algorithms.get("daso", warmup=0.5, dist_period=2, t_proto=1.0)
     model = LogitsAreInputs()
-    daso.setup(model, 2, 10, 10)
+    daso.setup(context(model, 2, 10, 10))
     u = torch.tensor([[4.0, 0.0], [0.0, 4.0]])
     batch = make_batch(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), [0, 1], u, u)
     out = daso.losses(model, batch, 0)
@@ -298,7 +298,7 @@ def exercise(name, options, seed=0):
     if name == "saa":
         model, k = HalfBrightness(), 2
         algorithm = algorithms.get(name, **options)
-        algorithm.setup(model, k, 8, 20)
+        algorithm.setup(context(model, k, 8, 20))
 
         def draw(g):
             return make_batch(torch.rand(4, 1, 4, 4, generator=g), [0, 1, 0, 1], torch.rand(8, 1, 4, 4, generator=g),
@@ -307,7 +307,7 @@ def exercise(name, options, seed=0):
         model, k = LogitsAreInputs(3), 3
         algorithm = algorithms.get(name, **options)
         kwargs = {"labeled_y": torch.tensor([0, 1, 2, 0, 1, 2])} if name == "simmatch" else {}
-        algorithm.setup(model, k, 8, 20, **kwargs)
+        algorithm.setup(context(model, k, 8, 20, **kwargs))
 
         def draw(g):
             return make_batch(torch.randn(3, 3, generator=g), [0, 1, 2], torch.randn(8, 3, generator=g) * 3,
@@ -318,7 +318,7 @@ def exercise(name, options, seed=0):
 @pytest.mark.parametrize("name", ["simmatch", "shrinkmatch", "saa", "daso"])
 def test_a_checkpoint_without_the_state_is_refused_with_the_fix(name):
     _, algorithm, _ = exercise(name, {})
-    with pytest.raises(FewLabelsError, match=rf"^{name}: the checkpoint lacks this run's .*; resume a {name} run's folder\.$"):
+    with pytest.raises(RuntimeError, match=r"(?s)Error\(s\) in loading state_dict for .*Missing key\(s\)"):
         algorithm.load_state_dict({})
 
 
@@ -342,7 +342,7 @@ def test_state_round_trip_through_a_weights_only_checkpoint(name, options):
     assert torch.equal(la["mask"], lb["mask"]) and torch.equal(la["pseudo_labels"], lb["pseudo_labels"])
     if name == "saa":
         assert a.naive.any() and torch.equal(a.naive, b.naive)
-    with pytest.raises(FewLabelsError):
+    with pytest.raises(RuntimeError, match="Missing key"):
         b.load_state_dict({})
 
 
@@ -368,9 +368,9 @@ def test_bad_options(name, kwargs, fragment):
 
 def test_unusable_models_and_data_are_refused():
     with pytest.raises(FewLabelsError, match="feature_dim"):
-        algorithms.get("simmatch").setup(nn.Linear(2, 2), 2, 10, 10)
+        algorithms.get("simmatch").setup(context(nn.Linear(2, 2), 2, 10, 10))
     with pytest.raises(FewLabelsError, match="feature_dim"):
-        algorithms.get("shrinkmatch").setup(nn.Linear(2, 2), 2, 10, 10)
+        algorithms.get("shrinkmatch").setup(context(nn.Linear(2, 2), 2, 10, 10))
     with pytest.raises(FewLabelsError, match="feature vectors"):
         algorithms.get("saa").check_data((64,), 10)
 

@@ -5,49 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
+from ranks import WORLD, on_ranks
 from torch import nn
 
 from fewlabels.train import TrainConfig, prepare
 from fewlabels.train.distributed import GlobalBatchNorm, any_rank, average_gradients, global_batchnorm, shard
 from fewlabels.train.loop import Trainer
-
-WORLD = 2
-
-
-def _worker(rank: int, world: int, init_file: str, out: str, fn, args: tuple) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    code = 1
-    try:
-        result = fn(rank, world, *args)
-        if rank == 0:
-            torch.save(result, out)
-        dist.barrier()  # no rank leaves while another still talks to it
-        code = 0
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        # leave without tearing gloo down: its teardown in a spawned child sometimes aborts the process
-        # ("terminate called without an active exception") after all the work is done
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def on_ranks(fn, *args, world: int = WORLD):
-    """Run ``fn(rank, world, *args)`` in ``world`` gloo processes and return rank 0's result."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "result.pt")
-        torch.multiprocessing.spawn(_worker, args=(world, os.path.join(tmp, "init"), out, fn, args), nprocs=world, join=True)
-        return torch.load(out, weights_only=False)
 
 
 def _batchnorm_ranks(rank: int, world: int, x: torch.Tensor, w: torch.Tensor) -> dict:
@@ -89,6 +57,24 @@ def test_global_batchnorm_equals_batchnorm_on_the_whole_batch(shape):
     torch.testing.assert_close(got["bias"], ref.bias.grad, atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(got["running_mean"], ref.running_mean)
     torch.testing.assert_close(got["running_var"], ref.running_var)
+
+
+def test_global_batchnorm_converts_the_heads_an_algorithm_builds_in_setup():
+    from stand_ins import context
+
+    from fewlabels import algorithms, models
+
+    torch.manual_seed(0)
+    algorithm = algorithms.get("shrinkmatch")
+    algorithm.setup(context(models.get("mlp", (6,), 3), 3, 8, 10))  # its head has BatchNorm
+    keys = list(algorithm.state_dict())
+    params = [p.detach().clone() for p in algorithm.parameters()]
+    assert global_batchnorm(algorithm) is algorithm
+    norms = [m for m in algorithm.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) == 2 and all(isinstance(m, GlobalBatchNorm) for m in norms)
+    assert list(algorithm.state_dict()) == keys
+    after = list(algorithm.parameters())  # new tensors, same values: convert before building the optimizer
+    assert len(after) == len(params) and all(torch.equal(a, b) for a, b in zip(after, params))
 
 
 def test_global_batchnorm_is_plain_batchnorm_in_one_process_and_keeps_keys():
@@ -146,8 +132,8 @@ def _train_steps(rank: int, world: int, algorithm: str, batch_size: int, steps: 
     trainer = Trainer(prepare(cfg, source), progress=False)
     for _ in range(steps):
         trainer.train_step({})
-    owned = {f"{name}.{k}": v.clone() for name, m in vars(trainer.algorithm).items() if isinstance(m, nn.Module)
-             for k, v in m.state_dict().items()}  # heads and peers the algorithm holds
+    owned = {k: v.clone() for k, v in trainer.algorithm.state_dict().items()
+             if isinstance(v, torch.Tensor)}  # heads, peers and running state the algorithm holds
     return {"model": {k: v.clone() for k, v in trainer.model.state_dict().items()},
             "ema": {k: v.clone() for k, v in trainer.ema.module.state_dict().items()}, "algorithm": owned}
 

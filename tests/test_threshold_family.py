@@ -4,10 +4,10 @@ import math
 
 import pytest
 import torch
-from stand_ins import LogitsAreInputs
+from stand_ins import LogitsAreInputs, context
 
 from fewlabels import algorithms
-from fewlabels.algorithms.components import (
+from fewlabels.algorithms.thresholds import (
     CurriculumThreshold,
     DistributionAlignment,
     SelfAdaptiveThreshold,
@@ -47,7 +47,7 @@ def test_curriculum_updates_learning_status_only_above_tau():
 
 def test_flexmatch_loss_uses_per_class_thresholds():
     fm = algorithms.get("flexmatch", threshold=0.9)
-    fm.setup(None, num_classes=2, num_unlabeled=4, total_steps=10)
+    fm.setup(context(None, num_classes=2, num_unlabeled=4, total_steps=10))
     fm.curriculum.predictions = torch.tensor([0, 0, 0, -1])  # class 0 learned (T=.9*?), class 1 not (T=0)
     u_weak = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # conf .731 for class 0 and class 1
     u_strong = torch.zeros(2, 2)
@@ -71,7 +71,7 @@ def test_self_adaptive_threshold_by_hand():
 
 def test_freematch_fairness_is_negative_cross_entropy():
     fm = algorithms.get("freematch", momentum=0.5, lambda_f=1.0)
-    fm.setup(None, num_classes=2, num_unlabeled=2, total_steps=10)
+    fm.setup(context(None, num_classes=2, num_unlabeled=2, total_steps=10))
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]], requires_grad=True)
     fair = fm.fairness(logits, torch.tensor([1.0, 1.0]))
     # both classes predicted once: h_bar = [.5,.5]; mean prob = [.5,.5]; target = [.5,.5] -> sum .5 log .5 * 2
@@ -104,13 +104,13 @@ def test_distribution_alignment_by_hand():
 @pytest.mark.parametrize("name", ["flexmatch", "freematch", "softmatch"])
 def test_state_round_trip_gives_the_same_losses(name):
     a = algorithms.get(name)
-    a.setup(None, num_classes=3, num_unlabeled=8, total_steps=10)
+    a.setup(context(None, num_classes=3, num_unlabeled=8, total_steps=10))
     g = torch.Generator().manual_seed(0)
     model = LogitsAreInputs()
     for step in range(3):
         a.losses(model, batch(torch.randn(8, 3, generator=g) * 3, torch.randn(8, 3, generator=g)), step)
     b = algorithms.get(name)
-    b.setup(None, num_classes=3, num_unlabeled=8, total_steps=10)
+    b.setup(context(None, num_classes=3, num_unlabeled=8, total_steps=10))
     b.load_state_dict(a.state_dict())
     probe = batch(torch.randn(8, 3, generator=g) * 3, torch.randn(8, 3, generator=g))
     la, lb = a.losses(model, probe, 3), b.losses(model, probe, 3)

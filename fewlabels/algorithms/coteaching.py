@@ -18,8 +18,8 @@ Paper defaults: forget_rate = the noise rate (assumed known), T_k = 10 of 200 ep
   ``algorithm_options``) reports the rate used.
 - g is built in ``setup`` as a copy of the model whose every parameter tensor has its
   entries shuffled: the same architecture and the same initial distribution (whatever
-  init scheme the model uses), a different draw. ``parameters()`` hands it to the loop's
-  optimizer (the model's SGD recipe and schedule, not the paper's Adam), and it is saved
+  init scheme the model uses), a different draw. It is a submodule: the loop's optimizer
+  trains it (the model's SGD recipe and schedule, not the paper's Adam), and it is saved
   in ``state_dict``. The loop evaluates and averages (EMA) f only.
 - Only labeled data is used: this is a noisy-label method, not a semi-supervised one.
 """
@@ -32,8 +32,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, check_fraction, register
-from fewlabels.algorithms.components import linear_rampup, ramp_steps
+from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_fraction, register
+from fewlabels.algorithms.ramps import linear_rampup, ramp_steps
+from fewlabels.algorithms.result import step_result
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy
 
@@ -62,6 +63,7 @@ class CoTeaching(Algorithm):
     views = {"labeled": ["weak"], "unlabeled": []}
 
     def __init__(self, forget_rate: float | None = None, rampup: float = 0.05) -> None:
+        super().__init__()
         if forget_rate is not None and not (isinstance(forget_rate, (int, float)) and not isinstance(forget_rate, bool)
                                             and 0.0 <= forget_rate < 1.0):
             raise FewLabelsError(f"coteaching: forget_rate must be in [0, 1) (or empty for the noise rate), got {forget_rate!r}.")
@@ -70,17 +72,13 @@ class CoTeaching(Algorithm):
         self.rampup = rampup
         self.max_forget: float | None = None if forget_rate is None else float(forget_rate)  # None: resolved in setup
         self.rampup_steps = 0
-        self.peer: nn.Module | None = None
+        self.peer: nn.Module | None = None  # g, created in setup
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int, *,
-              labeled_y: torch.Tensor | None = None, label_noise: float | None = None) -> None:
+    def setup(self, ctx: SetupContext) -> None:
         if self.forget_rate is None:
-            self.max_forget = float(label_noise) if label_noise else DEFAULT_FORGET_RATE
-        self.rampup_steps = ramp_steps(self.rampup, total_steps)
-        self.peer = shuffled_copy(model)  # the global RNG, seeded by the loop: the same peer every run
-
-    def parameters(self) -> list[nn.Parameter]:
-        return list(self.peer.parameters()) if self.peer is not None else []
+            self.max_forget = float(ctx.label_noise) if ctx.label_noise else DEFAULT_FORGET_RATE
+        self.rampup_steps = ramp_steps(self.rampup, ctx.total_steps)
+        self.peer = shuffled_copy(ctx.model)  # the global RNG, seeded by the loop: the same peer every run
 
     def hparams(self) -> dict[str, Any]:
         """The constructor arguments, forget_rate as used: a None given is the noise rate (or 0.2) once setup has run."""
@@ -88,13 +86,9 @@ class CoTeaching(Algorithm):
 
     def forget(self, step: int) -> float:
         """forget_rate * min(1, t / T_k): the share of each batch a network drops."""
-        if self.max_forget is None:
-            raise RuntimeError("CoTeaching.setup(model, ...) must be called before training")
         return self.max_forget * linear_rampup(step, self.rampup_steps)
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        if self.peer is None:
-            raise RuntimeError("CoTeaching.setup(model, ...) must be called before training")
         x, y = batch["labeled"]["weak"], batch["labeled"]["y"]
         self.peer.train(model.training)
         logits_f, _ = model(x)
@@ -107,16 +101,4 @@ class CoTeaching(Algorithm):
         sup = loss_f[keep_g].mean()  # f learns from the samples g trusts
         peer = loss_g[keep_f].mean()  # and g from those f trusts
         agree = torch.isin(keep_f, keep_g).float().mean()
-        return {"total": sup + peer, "sup": sup, "peer": peer, "forget_rate": torch.tensor(rate), "keep_agreement": agree}
-
-    def state_dict(self) -> dict[str, Any]:
-        if self.peer is None:
-            raise RuntimeError("CoTeaching.setup(model, ...) must be called before state_dict()")
-        return {"peer": self.peer.state_dict()}  # its optimizer state lives in the loop's optimizer
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.peer is None:
-            raise RuntimeError("CoTeaching.setup(model, ...) must be called before load_state_dict()")
-        if "peer" not in state:
-            raise FewLabelsError("coteaching: the checkpoint lacks the peer network; resume a co-teaching run's folder.")
-        self.peer.load_state_dict(state["peer"])
+        return step_result(sup + peer, sup=sup, peer=peer, forget_rate=torch.tensor(rate), keep_agreement=agree)

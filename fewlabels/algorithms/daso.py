@@ -36,6 +36,7 @@ from torch import nn
 from fewlabels.algorithms.base import (
     Algorithm,
     Batch,
+    SetupContext,
     check_count,
     check_fraction,
     check_in_unit_interval,
@@ -44,9 +45,13 @@ from fewlabels.algorithms.base import (
     check_positive,
     register,
 )
-from fewlabels.algorithms.components import EMATeacher, all_gather_cat, joint_forward, ramp_steps, similarity_logits
-from fewlabels.errors import FewLabelsError
+from fewlabels.algorithms.consistency import joint_forward
+from fewlabels.algorithms.parts import fit_buffers_to, similarity_logits
+from fewlabels.algorithms.ramps import ramp_steps
+from fewlabels.algorithms.result import step_result
+from fewlabels.collectives import all_gather_cat
 from fewlabels.losses import cross_entropy, masked_mean
+from fewlabels.models.ema import EMA
 
 
 @register
@@ -57,6 +62,7 @@ class DASO(Algorithm):
     def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, lambda_align: float = 1.0, t_proto: float = 0.05,
                  t_dist: float = 1.5, queue_size: int = 256, dist_period: int = 100, warmup: float = 0.02,
                  ema_decay: float = 0.999) -> None:
+        super().__init__()
         check_in_unit_interval(self.name, "threshold", threshold)
         check_non_negative(self.name, "lambda_u", lambda_u)
         check_non_negative(self.name, "lambda_align", lambda_align)
@@ -70,37 +76,43 @@ class DASO(Algorithm):
         self.t_proto, self.t_dist, self.queue_size, self.dist_period = t_proto, t_dist, queue_size, dist_period
         self.warmup, self.ema_decay = warmup, ema_decay
         self.warmup_steps = 0
-        self.teacher: EMATeacher | None = None
-        self.queue = torch.zeros(0)  # (K, Q, D), allocated at the first labeled features
-        self.queued = torch.zeros(0, dtype=torch.long)  # features written per class (ring position = queued % Q)
-        self.counts = torch.zeros(0)  # pseudo-labels per class in the last full period (m^ unnormalised)
-        self.pending = torch.zeros(0)  # ... in the current period
-        self.steps = 0
+        self.teacher: EMA | None = None  # created in setup
+        self.register_buffer("queue", torch.zeros(0))  # (K, Q, D), allocated at the first labeled features
+        self.register_buffer("queued", torch.zeros(0, dtype=torch.long))  # features written per class (ring position = queued % Q)
+        self.register_buffer("counts", torch.zeros(0))  # pseudo-labels per class in the last full period (m^ unnormalised)
+        self.register_buffer("pending", torch.zeros(0))  # ... in the current period
+        self.steps = 0  # extra state
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int) -> None:
-        self.teacher = EMATeacher(model, self.ema_decay)
-        self.warmup_steps = ramp_steps(self.warmup, total_steps)
-        self.queued = torch.zeros(num_classes, dtype=torch.long)
-        self.counts, self.pending = torch.zeros(num_classes), torch.zeros(num_classes)
+    def setup(self, ctx: SetupContext) -> None:
+        self.teacher = EMA(ctx.model, self.ema_decay)
+        self.warmup_steps = ramp_steps(self.warmup, ctx.total_steps)
+        self.queued = torch.zeros(ctx.num_classes, dtype=torch.long)
+        self.counts, self.pending = torch.zeros(ctx.num_classes), torch.zeros(ctx.num_classes)
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"steps": self.steps}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.steps = int(state["steps"])
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        fit_buffers_to(self, state_dict, prefix, ("queue",))  # allocated at the first labeled batch
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def after_step(self, model: nn.Module) -> None:
-        self._teacher().update(model)
-
-    def _teacher(self) -> EMATeacher:
-        if self.teacher is None:
-            raise RuntimeError("DASO.setup(model, num_classes, ...) must be called before training")
-        return self.teacher
+        self.teacher.update(model)
 
     @torch.no_grad()
     def enqueue(self, feats: torch.Tensor, y: torch.Tensor) -> None:
         """Each class's newest Q labeled features (from every process) in its ring of the queue."""
-        feats, y = all_gather_cat(feats.float()).cpu(), all_gather_cat(y).cpu()
+        here = self.queued.device
+        feats, y = all_gather_cat(feats.float()).to(here), all_gather_cat(y).to(here)
         k, q = len(self.queued), self.queue_size
         if self.queue.numel() == 0:
-            self.queue = torch.zeros(k, q, feats.shape[1])
+            self.queue = torch.zeros(k, q, feats.shape[1], device=here)
         for c in y.unique().tolist():
             new = feats[y == c][-q:]
-            self.queue[c, (self.queued[c] + torch.arange(len(new))) % q] = new
+            self.queue[c, (self.queued[c] + torch.arange(len(new), device=here)) % q] = new
             self.queued[c] += len(new)
 
     def prototypes(self) -> torch.Tensor | None:
@@ -108,7 +120,7 @@ class DASO(Algorithm):
         if self.queue.numel() == 0 or bool((self.queued == 0).any()):
             return None
         filled = self.queued.clamp(max=self.queue_size)
-        slots = torch.arange(self.queue_size)[None, :] < filled[:, None]
+        slots = torch.arange(self.queue_size, device=filled.device)[None, :] < filled[:, None]
         return (self.queue * slots[..., None]).sum(1) / filled[:, None]
 
     def blend_weights(self) -> torch.Tensor:
@@ -120,7 +132,7 @@ class DASO(Algorithm):
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         x_l, y_l, unl = batch["labeled"]["weak"], batch["labeled"]["y"], batch["unlabeled"]
         with torch.no_grad():
-            self.enqueue(self._teacher().module.train()(x_l)[1], y_l)
+            self.enqueue(self.teacher.module.train()(x_l)[1], y_l)
         (logits_l, logits_w, logits_s), (_, z_w, z_s) = joint_forward(model, x_l, unl["weak"], unl["strong"])
         protos = self.prototypes() if step >= self.warmup_steps else None
         semantic = None
@@ -138,24 +150,12 @@ class DASO(Algorithm):
         unsup = masked_mean(cross_entropy(logits_s, pseudo, reduction="none"), mask)
         align = (cross_entropy(similarity_logits(z_s, protos, self.t_proto), semantic) if semantic is not None
                  else torch.zeros((), device=sup.device))
-        return {"total": sup + self.lambda_u * unsup + self.lambda_align * align, "sup": sup, "unsup": unsup, "align": align,
-                "mask_rate": mask.float().mean(), "pseudo_labels": pseudo, "mask": mask}
+        return step_result(sup + self.lambda_u * unsup + self.lambda_align * align, sup=sup, unsup=unsup,
+                           mask_rate=mask.float().mean(), align=align, pseudo_labels=pseudo, mask=mask)
 
     def count(self, pseudo: torch.Tensor) -> None:
         """Tally the pseudo-labels of every process; every ``dist_period`` steps the tally becomes m^."""
-        self.pending += torch.bincount(all_gather_cat(pseudo).cpu(), minlength=len(self.pending)).float()
+        self.pending += torch.bincount(all_gather_cat(pseudo).to(self.pending.device), minlength=len(self.pending)).float()
         self.steps += 1
         if self.steps % self.dist_period == 0:
             self.counts, self.pending = self.pending, torch.zeros_like(self.pending)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"teacher": self._teacher().state_dict(), "queue": self.queue.clone(), "queued": self.queued.clone(),
-                "counts": self.counts.clone(), "pending": self.pending.clone(), "steps": self.steps}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "queue" not in state:
-            raise FewLabelsError("daso: the checkpoint lacks this run's DASO state (feature queue and EMA teacher); "
-                                 "resume a daso run's folder.")
-        self._teacher().load_state_dict(state["teacher"])
-        self.queue, self.queued = state["queue"].clone(), state["queued"].clone()
-        self.counts, self.pending, self.steps = state["counts"].clone(), state["pending"].clone(), int(state["steps"])

@@ -11,8 +11,8 @@ cancels the pull of a wrong label before it is memorised.
 Paper defaults for CIFAR-10: beta = 0.7, lambda = 3 (CIFAR-100: beta = 0.9, lambda = 7).
 The targets are updated from the batch's own predictions before the regularizer is
 computed, as in the paper's algorithm. They are kept per labeled sample, indexed by
-``batch["labeled"]["index"]`` (positions in the labeled set), sized in ``setup`` from
-``labeled_y`` (the loop passes it); without it the table grows to the largest index seen.
+``batch["labeled"]["index"]`` (positions in the labeled set), sized in ``setup`` from the
+context's ``labeled_y``; an index beyond it grows the table to the largest index seen.
 A sample the batch holds twice (small labeled sets repeat) gets the mean of its copies' updates.
 With several processes every rank applies every rank's update, so the targets stay equal.
 Only labeled data is used: this is a noisy-label method, not a semi-supervised one.
@@ -25,8 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, check_momentum, check_non_negative, register
-from fewlabels.algorithms.components import all_gather_cat, mean_by_index
+from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_momentum, check_non_negative, register
+from fewlabels.algorithms.parts import fit_buffers_to, mean_by_index
+from fewlabels.algorithms.result import step_result
+from fewlabels.collectives import all_gather_cat
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy, elr_regularizer
 
@@ -37,23 +39,34 @@ class ELR(Algorithm):
     views = {"labeled": ["weak"], "unlabeled": []}
 
     def __init__(self, beta: float = 0.7, lambda_elr: float = 3.0) -> None:
+        super().__init__()
         check_momentum(self.name, "beta", beta)
         check_non_negative(self.name, "lambda_elr", lambda_elr)
         self.beta = beta
         self.lambda_elr = lambda_elr
         self.num_classes = 0
-        self.targets = torch.zeros(0, 0)  # (num_labeled, K): running mean of each labeled sample's predictions
+        # (num_labeled, K): running mean of each labeled sample's predictions
+        self.register_buffer("targets", torch.zeros(0, 0))
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int, *,
-              labeled_y: torch.Tensor | None = None, label_noise: float | None = None) -> None:
-        self.num_classes = num_classes
-        self.targets = torch.zeros(0 if labeled_y is None else len(labeled_y), num_classes)
+    def setup(self, ctx: SetupContext) -> None:
+        self.num_classes = ctx.num_classes
+        self.targets = torch.zeros(0 if ctx.labeled_y is None else len(ctx.labeled_y), ctx.num_classes)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        targets = state_dict.get(prefix + "targets")
+        if not isinstance(targets, torch.Tensor) or (len(self.targets) and targets.shape != self.targets.shape):
+            shape = None if not isinstance(targets, torch.Tensor) else tuple(targets.shape)
+            raise FewLabelsError(f"elr: the checkpoint's targets {shape} do not fit this run's {tuple(self.targets.shape)} "
+                                 "labeled samples x classes; resume with the same data and labels.")
+        fit_buffers_to(self, state_dict, prefix, ("targets",))  # a table that grew from nothing
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     @torch.no_grad()
     def update_targets(self, index: torch.Tensor, probs: torch.Tensor) -> None:
-        index, probs = all_gather_cat(index).cpu(), all_gather_cat(probs.float()).cpu()
+        here = self.targets.device
+        index, probs = all_gather_cat(index).to(here), all_gather_cat(probs.float()).to(here)
         if len(index) and int(index.max()) >= len(self.targets):  # not sized by setup: grow
-            grown = torch.zeros(int(index.max()) + 1, self.targets.shape[1] or probs.shape[1])
+            grown = torch.zeros(int(index.max()) + 1, self.targets.shape[1] or probs.shape[1], device=here)
             grown[: len(self.targets)] = self.targets
             self.targets = grown
         rows, updated = mean_by_index(index, self.beta * self.targets[index] + (1.0 - self.beta) * probs)
@@ -67,16 +80,5 @@ class ELR(Algorithm):
         probs = torch.softmax(logits.float(), dim=-1)
         self.update_targets(lab["index"], probs.detach())
         sup = cross_entropy(logits, lab["y"])
-        reg = elr_regularizer(probs, self.targets[lab["index"].cpu()].to(probs.device))
-        return {"total": sup + self.lambda_elr * reg, "sup": sup, "elr": reg}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"targets": self.targets.clone()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        targets = state.get("targets")
-        if not isinstance(targets, torch.Tensor) or (len(self.targets) and targets.shape != self.targets.shape):
-            shape = None if not isinstance(targets, torch.Tensor) else tuple(targets.shape)
-            raise FewLabelsError(f"elr: the checkpoint's targets {shape} do not fit this run's {tuple(self.targets.shape)} "
-                                 "labeled samples x classes; resume with the same data and labels.")
-        self.targets = targets.clone().float()
+        reg = elr_regularizer(probs, self.targets[lab["index"].to(self.targets.device)].to(probs.device))
+        return step_result(sup + self.lambda_elr * reg, sup=sup, elr=reg)

@@ -24,11 +24,15 @@ from fewlabels.algorithms.base import (
     check_positive,
     register,
 )
-from fewlabels.algorithms.components import FixedThreshold, pseudo_label_consistency
+from fewlabels.algorithms.consistency import pseudo_label_consistency
+from fewlabels.algorithms.thresholds import FixedThreshold
 
 
 def set_fixmatch_options(algorithm: Algorithm, threshold: float, lambda_u: float, temperature: float) -> None:
-    """Check and keep FixMatch's three options (shared by the algorithms that add FixMatch's unlabeled term)."""
+    """Check and keep FixMatch's three options (shared by the algorithms that add FixMatch's unlabeled term).
+
+    Call it after ``Algorithm.__init__``: the threshold strategy is a submodule.
+    """
     check_in_unit_interval(algorithm.name, "threshold", threshold)
     check_non_negative(algorithm.name, "lambda_u", lambda_u)
     check_positive(algorithm.name, "temperature", temperature)
@@ -44,6 +48,7 @@ class FixMatch(Algorithm):
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
 
     def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, temperature: float = 1.0) -> None:
+        super().__init__()
         set_fixmatch_options(self, threshold, lambda_u, temperature)
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:

@@ -14,13 +14,12 @@ when a class is rarely predicted confidently).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, check_in_unit_interval, check_non_negative, register
-from fewlabels.algorithms.components import CurriculumThreshold, pseudo_label_consistency
+from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_in_unit_interval, check_non_negative, register
+from fewlabels.algorithms.consistency import pseudo_label_consistency
+from fewlabels.algorithms.thresholds import CurriculumThreshold
 
 
 @register
@@ -29,23 +28,16 @@ class FlexMatch(Algorithm):
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
 
     def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, warmup: bool = True) -> None:
+        super().__init__()
         check_in_unit_interval(self.name, "threshold", threshold)
         check_non_negative(self.name, "lambda_u", lambda_u)
         self.threshold = threshold
         self.lambda_u = lambda_u
         self.warmup = bool(warmup)
-        self.curriculum: CurriculumThreshold | None = None
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int) -> None:
-        self.curriculum = CurriculumThreshold(self.threshold, num_unlabeled, num_classes, self.warmup)
+    def setup(self, ctx: SetupContext) -> None:
+        self.curriculum = CurriculumThreshold(self.threshold, ctx.num_unlabeled, ctx.num_classes, self.warmup)
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         out, _, _ = pseudo_label_consistency(model, batch, self.curriculum, self.lambda_u)
         return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"curriculum": self.curriculum.state_dict()} if self.curriculum else {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state:
-            self.curriculum.load_state_dict(state["curriculum"])

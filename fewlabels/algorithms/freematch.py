@@ -18,13 +18,12 @@ few labels is also used; we keep 0.01).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, check_momentum, check_non_negative, register
-from fewlabels.algorithms.components import SelfAdaptiveThreshold, pseudo_label_consistency
+from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_momentum, check_non_negative, register
+from fewlabels.algorithms.consistency import pseudo_label_consistency
+from fewlabels.algorithms.thresholds import SelfAdaptiveThreshold
 
 
 def sum_norm(v: torch.Tensor) -> torch.Tensor:
@@ -37,16 +36,16 @@ class FreeMatch(Algorithm):
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
 
     def __init__(self, momentum: float = 0.999, lambda_u: float = 1.0, lambda_f: float = 0.01) -> None:
+        super().__init__()
         check_momentum(self.name, "momentum", momentum)
         check_non_negative(self.name, "lambda_u", lambda_u)
         check_non_negative(self.name, "lambda_f", lambda_f)
         self.momentum = momentum
         self.lambda_u = lambda_u
         self.lambda_f = lambda_f
-        self.thresholds: SelfAdaptiveThreshold | None = None
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int) -> None:
-        self.thresholds = SelfAdaptiveThreshold(num_classes, self.momentum)
+    def setup(self, ctx: SetupContext) -> None:
+        self.thresholds = SelfAdaptiveThreshold(ctx.num_classes, self.momentum)
 
     def fairness(self, logits_strong: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Negative cross-entropy between the EMA and the batch's normalised pseudo-label distributions."""
@@ -65,10 +64,3 @@ class FreeMatch(Algorithm):
         fair = self.fairness(logits_strong, mask)
         out.update(total=out["total"] + self.lambda_f * fair, fairness=fair, global_threshold=self.thresholds.global_tau.clone())
         return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"thresholds": self.thresholds.state_dict()} if self.thresholds else {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state:
-            self.thresholds.load_state_dict(state["thresholds"])

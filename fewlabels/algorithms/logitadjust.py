@@ -13,23 +13,21 @@ Two algorithms, the existing ones with only their labeled term adjusted:
 - ``fixmatch-la``: FixMatch, every option the same; pseudo-labels, the threshold and the
   unlabeled term are unchanged (the weak-view predictions are the model's own, unadjusted).
 
-The prior pi comes from the labeled set's labels, which the loop passes to ``setup`` as
-``labeled_y`` (the labels as training sees them, noisy ones included: the frequencies a user
-could compute). A class without labels gets a floor of 1e-6 instead of 0, so its log stays
-finite. Calling ``losses`` without that ``setup`` is an error rather than a silent plain
-cross-entropy.
+The prior pi comes from the labeled set's labels, the setup context's ``labeled_y`` (the
+labels as training sees them, noisy ones included: the frequencies a user could compute), and
+is a buffer (``log_prior``). A class without labels gets a floor of 1e-6 instead of 0, so its
+log stays finite.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, check_non_negative, register
-from fewlabels.algorithms.components import joint_forward, thresholded_consistency
+from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_non_negative, register
+from fewlabels.algorithms.consistency import joint_forward, thresholded_consistency
 from fewlabels.algorithms.fixmatch import FixMatch
+from fewlabels.algorithms.result import step_result
 from fewlabels.losses import logit_adjusted_cross_entropy
 
 PRIOR_FLOOR = 1e-6
@@ -47,27 +45,19 @@ class _LogitAdjusted:
 
     name: str
     la_tau: float
-    log_prior: torch.Tensor | None
+    log_prior: torch.Tensor
 
     def _check_tau(self, la_tau: float) -> None:
         check_non_negative(self.name, "la_tau", la_tau)
+        self.la_tau = la_tau
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int, *,
-              labeled_y: torch.Tensor | None = None, label_noise: float | None = None) -> None:
-        super().setup(model, num_classes, num_unlabeled, total_steps)  # type: ignore[misc]
-        self.log_prior = None if labeled_y is None else log_class_prior(labeled_y, num_classes)
+    def setup(self, ctx: SetupContext) -> None:
+        super().setup(ctx)  # type: ignore[misc]
+        self.register_buffer("log_prior", log_class_prior(ctx.labeled_y, ctx.num_classes))  # type: ignore[attr-defined]
 
     def prior(self, device: torch.device) -> torch.Tensor:
         """log pi on ``device``."""
-        if self.log_prior is None:
-            raise RuntimeError(f"{self.name} needs the labeled labels: call setup(..., labeled_y=labels) before training")
         return self.log_prior.to(device)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"log_prior": None if self.log_prior is None else self.log_prior.clone()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass  # the prior is recomputed from the labels in setup; the saved copy is a record
 
 
 @register
@@ -76,14 +66,13 @@ class SupervisedLA(_LogitAdjusted, Algorithm):
     views = {"labeled": ["weak"], "unlabeled": []}
 
     def __init__(self, la_tau: float = 1.0) -> None:
+        super().__init__()
         self._check_tau(la_tau)
-        self.la_tau = la_tau
-        self.log_prior = None
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         logits, _ = model(batch["labeled"]["weak"])
         sup = logit_adjusted_cross_entropy(logits, batch["labeled"]["y"], self.prior(logits.device), tau=self.la_tau)
-        return {"total": sup, "sup": sup}
+        return step_result(sup, sup=sup)
 
 
 @register
@@ -93,8 +82,6 @@ class FixMatchLA(_LogitAdjusted, FixMatch):
     def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, temperature: float = 1.0, la_tau: float = 1.0) -> None:
         super().__init__(threshold, lambda_u, temperature)
         self._check_tau(la_tau)
-        self.la_tau = la_tau
-        self.log_prior = None
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         """FixMatch's step with only the labeled cross-entropy adjusted: pseudo-labels come from the raw logits."""
@@ -102,5 +89,5 @@ class FixMatchLA(_LogitAdjusted, FixMatch):
         (logits_l, logits_weak, logits_strong), _ = joint_forward(model, x_l, unl["weak"], unl["strong"])
         sup = logit_adjusted_cross_entropy(logits_l, y_l, self.prior(logits_l.device), tau=self.la_tau)
         unsup, pseudo, weight = thresholded_consistency(logits_weak, logits_strong, self.weigh, unl.get("index"), self.temperature)
-        return {"total": sup + self.lambda_u * unsup, "sup": sup, "unsup": unsup, "mask_rate": weight.float().mean(),
-                "pseudo_labels": pseudo, "mask": weight >= 0.5}
+        return step_result(sup + self.lambda_u * unsup, sup=sup, unsup=unsup, mask_rate=weight.float().mean(),
+                           pseudo_labels=pseudo, mask=weight >= 0.5)

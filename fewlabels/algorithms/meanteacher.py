@@ -9,7 +9,7 @@ own augmentation of each unlabeled sample and gives the target (no gradient). w(
 sigmoid ramp-up lambda_u * exp(-5 (1 - t/T_r)^2).
 
 Paper: a = 0.99 during ramp-up then 0.999, consistency weight 100 on CIFAR-10 (MSE averaged
-over classes, as here). Here: a = 0.999 with EMATeacher's warm-up min(a, (1+t)/(10+t)),
+over classes, as here). Here: a = 0.999 with the EMA's warm-up min(a, (1+t)/(10+t)),
 which plays the role of the paper's lower early decay; lambda_u = 50 (USB's benchmark
 value); ramp over ``rampup`` = 40% of the run. The teacher runs in training mode, as in the
 paper's code, so its BatchNorm uses the batch's statistics like the student's.
@@ -17,15 +17,23 @@ paper's code, so its BatchNorm uses the batch's statistics like the student's.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, check_fraction, check_in_unit_interval, check_non_negative, register
-from fewlabels.algorithms.components import EMATeacher, joint_forward, ramp_steps, sigmoid_rampup
-from fewlabels.errors import FewLabelsError
+from fewlabels.algorithms.base import (
+    Algorithm,
+    Batch,
+    SetupContext,
+    check_fraction,
+    check_in_unit_interval,
+    check_non_negative,
+    register,
+)
+from fewlabels.algorithms.consistency import joint_forward
+from fewlabels.algorithms.ramps import ramp_steps, sigmoid_rampup
+from fewlabels.algorithms.result import step_result
 from fewlabels.losses import cross_entropy, softmax_mse
+from fewlabels.models.ema import EMA
 
 
 @register
@@ -34,6 +42,7 @@ class MeanTeacher(Algorithm):
     views = {"labeled": ["weak"], "unlabeled": ["weak", "weak#2"]}  # student and teacher see independent draws
 
     def __init__(self, lambda_u: float = 50.0, decay: float = 0.999, rampup: float = 0.4) -> None:
+        super().__init__()
         check_non_negative(self.name, "lambda_u", lambda_u)
         check_in_unit_interval(self.name, "decay", decay)
         check_fraction(self.name, "rampup", rampup)
@@ -41,22 +50,16 @@ class MeanTeacher(Algorithm):
         self.decay = decay
         self.rampup = rampup
         self.rampup_steps = 0
-        self.teacher: EMATeacher | None = None
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int) -> None:
-        self.teacher = EMATeacher(model, self.decay)
-        self.rampup_steps = ramp_steps(self.rampup, total_steps)
+    def setup(self, ctx: SetupContext) -> None:
+        self.teacher = EMA(ctx.model, self.decay)
+        self.rampup_steps = ramp_steps(self.rampup, ctx.total_steps)
 
     def after_step(self, model: nn.Module) -> None:
-        self._teacher().update(model)
-
-    def _teacher(self) -> EMATeacher:
-        if self.teacher is None:
-            raise RuntimeError("MeanTeacher.setup(model, ...) must be called before training")
-        return self.teacher
+        self.teacher.update(model)
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        teacher = self._teacher().module.train()
+        teacher = self.teacher.module.train()
         x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
         u_student = batch["unlabeled"]["weak"]
         u_teacher = batch["unlabeled"]["weak#2"]
@@ -66,19 +69,6 @@ class MeanTeacher(Algorithm):
         sup = cross_entropy(logits_l, y_l)
         unsup = softmax_mse(logits_u.float(), target).mean()
         weight = self.lambda_u * sigmoid_rampup(step, self.rampup_steps)
-        return {
-            "total": sup + weight * unsup,
-            "sup": sup,
-            "unsup": unsup,
-            "unsup_weight": torch.tensor(weight),
-            "pseudo_labels": target.argmax(dim=-1),  # the teacher's top class, for the pseudo-label accuracy diagnostic
-            "mask": torch.ones(len(u_student), dtype=torch.bool, device=logits_l.device),
-        }
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"teacher": self._teacher().state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "teacher" not in state:
-            raise FewLabelsError("meanteacher: the checkpoint holds no teacher weights; it was not written by a Mean Teacher run.")
-        self._teacher().load_state_dict(state["teacher"])
+        return step_result(sup + weight * unsup, sup=sup, unsup=unsup, unsup_weight=torch.tensor(weight),
+                           pseudo_labels=target.argmax(dim=-1),  # the teacher's top class, for the pseudo-label accuracy
+                           mask=torch.ones(len(u_student), dtype=torch.bool, device=logits_l.device))

@@ -26,8 +26,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, check_count, check_fraction, check_non_negative, check_positive, register
-from fewlabels.algorithms.components import bn_stats_frozen, linear_rampup, mixup, ramp_steps, sharpen
+from fewlabels.algorithms.base import (
+    Algorithm,
+    Batch,
+    SetupContext,
+    check_count,
+    check_fraction,
+    check_non_negative,
+    check_positive,
+    register,
+)
+from fewlabels.algorithms.consistency import bn_stats_frozen
+from fewlabels.algorithms.mixing import mixup, sharpen
+from fewlabels.algorithms.ramps import linear_rampup, ramp_steps
+from fewlabels.algorithms.result import step_result
 from fewlabels.losses import cross_entropy, softmax_mse
 
 
@@ -50,6 +62,7 @@ class MixMatch(Algorithm):
 
     def __init__(self, lambda_u: float = 100.0, temperature: float = 0.5, alpha: float = 0.75, num_augmentations: int = 2,
                  rampup: float = 0.4) -> None:
+        super().__init__()
         check_non_negative(self.name, "lambda_u", lambda_u)
         check_positive(self.name, "temperature", temperature)
         check_positive(self.name, "alpha", alpha)
@@ -63,8 +76,8 @@ class MixMatch(Algorithm):
         self.rampup = rampup
         self.rampup_steps = 0
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int) -> None:
-        self.rampup_steps = ramp_steps(self.rampup, total_steps)
+    def setup(self, ctx: SetupContext) -> None:
+        self.rampup_steps = ramp_steps(self.rampup, ctx.total_steps)
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         gen = batch["generator"]
@@ -81,11 +94,6 @@ class MixMatch(Algorithm):
         sup = cross_entropy(logits[:n_l], mixed_t[:n_l])
         unsup = softmax_mse(logits[n_l:].float(), mixed_t[n_l:]).mean()
         weight = self.lambda_u * linear_rampup(step, self.rampup_steps)
-        return {
-            "total": sup + weight * unsup,
-            "sup": sup,
-            "unsup": unsup,
-            "unsup_weight": torch.tensor(weight),
-            "pseudo_labels": q.argmax(dim=-1),  # the guesses' top class, for the pseudo-label accuracy diagnostic
-            "mask": torch.ones(n_u, dtype=torch.bool, device=q.device),
-        }
+        return step_result(sup + weight * unsup, sup=sup, unsup=unsup, unsup_weight=torch.tensor(weight),
+                           pseudo_labels=q.argmax(dim=-1),  # the guesses' top class, for the pseudo-label accuracy
+                           mask=torch.ones(n_u, dtype=torch.bool, device=q.device))

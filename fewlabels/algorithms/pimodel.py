@@ -18,8 +18,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, check_fraction, check_non_negative, register
-from fewlabels.algorithms.components import joint_forward, ramp_steps, sigmoid_rampup
+from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_fraction, check_non_negative, register
+from fewlabels.algorithms.consistency import joint_forward
+from fewlabels.algorithms.ramps import ramp_steps, sigmoid_rampup
+from fewlabels.algorithms.result import step_result
 from fewlabels.losses import cross_entropy, softmax_mse
 
 
@@ -29,14 +31,15 @@ class PiModel(Algorithm):
     views = {"labeled": ["weak"], "unlabeled": ["weak", "weak#2"]}  # two independent weak draws
 
     def __init__(self, lambda_u: float = 10.0, rampup: float = 0.4) -> None:
+        super().__init__()
         check_non_negative(self.name, "lambda_u", lambda_u)
         check_fraction(self.name, "rampup", rampup)
         self.lambda_u = lambda_u
         self.rampup = rampup
         self.rampup_steps = 0  # set by setup(); 0 means full weight at once
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int) -> None:
-        self.rampup_steps = ramp_steps(self.rampup, total_steps)
+    def setup(self, ctx: SetupContext) -> None:
+        self.rampup_steps = ramp_steps(self.rampup, ctx.total_steps)
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
@@ -47,11 +50,6 @@ class PiModel(Algorithm):
         sup = cross_entropy(logits_l, y_l)
         unsup = softmax_mse(logits_1.float(), target).mean()
         weight = self.lambda_u * sigmoid_rampup(step, self.rampup_steps)
-        return {
-            "total": sup + weight * unsup,
-            "sup": sup,
-            "unsup": unsup,
-            "unsup_weight": torch.tensor(weight),
-            "pseudo_labels": target.argmax(dim=-1),  # the targets' top class, for the pseudo-label accuracy diagnostic
-            "mask": torch.ones(len(u1), dtype=torch.bool, device=logits_l.device),
-        }
+        return step_result(sup + weight * unsup, sup=sup, unsup=unsup, unsup_weight=torch.tensor(weight),
+                           pseudo_labels=target.argmax(dim=-1),  # the targets' top class, for the pseudo-label accuracy
+                           mask=torch.ones(len(u1), dtype=torch.bool, device=logits_l.device))

@@ -16,8 +16,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, check_fraction, check_in_unit_interval, check_non_negative, register
-from fewlabels.algorithms.components import joint_forward, linear_rampup, ramp_steps
+from fewlabels.algorithms.base import (
+    Algorithm,
+    Batch,
+    SetupContext,
+    check_fraction,
+    check_in_unit_interval,
+    check_non_negative,
+    register,
+)
+from fewlabels.algorithms.consistency import joint_forward
+from fewlabels.algorithms.ramps import linear_rampup, ramp_steps
+from fewlabels.algorithms.result import step_result
 from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
 
 
@@ -27,6 +37,7 @@ class PseudoLabel(Algorithm):
     views = {"labeled": ["weak"], "unlabeled": ["weak"]}
 
     def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, rampup: float = 0.4) -> None:
+        super().__init__()
         check_in_unit_interval(self.name, "threshold", threshold)
         check_non_negative(self.name, "lambda_u", lambda_u)
         check_fraction(self.name, "rampup", rampup)
@@ -35,8 +46,8 @@ class PseudoLabel(Algorithm):
         self.rampup = rampup
         self.rampup_steps = 0
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int) -> None:
-        self.rampup_steps = ramp_steps(self.rampup, total_steps)
+    def setup(self, ctx: SetupContext) -> None:
+        self.rampup_steps = ramp_steps(self.rampup, ctx.total_steps)
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
@@ -47,12 +58,5 @@ class PseudoLabel(Algorithm):
         sup = cross_entropy(logits_l, y_l)
         unsup = masked_mean(cross_entropy(logits_u, pseudo, reduction="none"), mask)
         weight = self.lambda_u * linear_rampup(step, self.rampup_steps)
-        return {
-            "total": sup + weight * unsup,
-            "sup": sup,
-            "unsup": unsup,
-            "unsup_weight": torch.tensor(weight),
-            "mask_rate": mask.float().mean(),
-            "pseudo_labels": pseudo,
-            "mask": mask,
-        }
+        return step_result(sup + weight * unsup, sup=sup, unsup=unsup, mask_rate=mask.float().mean(), pseudo_labels=pseudo,
+                           mask=mask, unsup_weight=torch.tensor(weight))

@@ -23,14 +23,12 @@ images strongly augmented (CTAugment). Choices here:
   like CTAugment, strong views of the few labels would corrupt them), as in USB.
 - the unlabeled weights ramp up linearly over ``rampup`` = 40% of the run, as for MixMatch.
 - rotation prediction is off by default (``rotation=True`` turns it on, square images only).
-  Its 4-way linear head lives here, created in ``setup``; ``parameters()`` hands it to the
-  loop's optimizer, so it trains with the model's recipe and schedule.
+  Its 4-way linear head is a submodule created in ``setup``; the loop's optimizer trains it
+  with the model's recipe and schedule.
 The guessing pass leaves BatchNorm running statistics alone.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +37,7 @@ from torch import nn
 from fewlabels.algorithms.base import (
     Algorithm,
     Batch,
+    SetupContext,
     check_count,
     check_fraction,
     check_momentum,
@@ -46,19 +45,18 @@ from fewlabels.algorithms.base import (
     check_positive,
     register,
 )
-from fewlabels.algorithms.components import (
-    DistributionAlignment,
-    all_reduce_mean,
-    bn_stats_frozen,
-    feature_dim_of,
-    linear_rampup,
-    ramp_steps,
-    sharpen,
-)
+from fewlabels.algorithms.consistency import bn_stats_frozen
+from fewlabels.algorithms.mixing import sharpen
 from fewlabels.algorithms.mixmatch import mix_labeled_and_unlabeled
+from fewlabels.algorithms.parts import feature_dim_of
+from fewlabels.algorithms.ramps import linear_rampup, ramp_steps
+from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.thresholds import DistributionAlignment
 from fewlabels.augment import get_group
+from fewlabels.collectives import all_reduce_mean
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy
+from fewlabels.models.heads import linear_head
 
 
 def rotate_quarters(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,6 +73,7 @@ class ReMixMatch(Algorithm):
     def __init__(self, lambda_u: float = 1.5, lambda_u1: float = 0.5, temperature: float = 0.5, alpha: float = 0.75,
                  num_strong: int = 2, da_momentum: float = 0.99, rotation: bool = False, lambda_rot: float = 0.5,
                  rampup: float = 0.4) -> None:
+        super().__init__()
         check_non_negative(self.name, "lambda_u", lambda_u)
         check_non_negative(self.name, "lambda_u1", lambda_u1)
         check_positive(self.name, "temperature", temperature)
@@ -93,28 +92,22 @@ class ReMixMatch(Algorithm):
         self.rotation = rotation
         self.rampup = rampup
         self.rampup_steps = 0
-        self.da: DistributionAlignment | None = None
-        self.label_counts = torch.zeros(0)
-        self.rotation_head: nn.Linear | None = None
+        self.rotation_head: nn.Linear | None = None  # created in setup when rotation is on
         self.views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"] + [f"strong#{k}" for k in range(2, num_strong + 1)]}
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int) -> None:
-        self.da = DistributionAlignment(num_classes, self.da_momentum)
-        self.label_counts = torch.ones(num_classes)  # one pseudo-count per class: none is ruled out before its first label
-        self.rampup_steps = ramp_steps(self.rampup, total_steps)
+    def setup(self, ctx: SetupContext) -> None:
+        self.da = DistributionAlignment(ctx.num_classes, self.da_momentum)
+        # one pseudo-count per class: none is ruled out before its first label
+        self.register_buffer("label_counts", torch.ones(ctx.num_classes))
+        self.rampup_steps = ramp_steps(self.rampup, ctx.total_steps)
         if self.rotation:
-            feature_dim = feature_dim_of(model, self.name, fix="use a built-in model or set rotation=False")
-            self.rotation_head = nn.Linear(feature_dim, 4).to(next(model.parameters()).device)
-
-    def parameters(self) -> list[nn.Parameter]:
-        return list(self.rotation_head.parameters()) if self.rotation_head is not None else []
+            feature_dim = feature_dim_of(ctx.model, self.name, fix="use a built-in model or set rotation=False")
+            self.rotation_head = linear_head(feature_dim, 4)
 
     def align(self, probs: torch.Tensor, y_l: torch.Tensor) -> torch.Tensor:
         """Distribution alignment toward the labeled class frequencies seen so far (updates both running statistics)."""
-        if self.da is None:
-            raise RuntimeError("ReMixMatch.setup(model, num_classes, ...) must be called before training")
         counts = torch.bincount(y_l, minlength=len(self.label_counts)).float()
-        self.label_counts += all_reduce_mean(counts).cpu()
+        self.label_counts += all_reduce_mean(counts).to(self.label_counts.device)
         self.da.p_target = self.label_counts / self.label_counts.sum()
         return self.da(probs)
 
@@ -142,30 +135,10 @@ class ReMixMatch(Algorithm):
         unsup1 = cross_entropy(logits[n_mixed:n_mixed + n_u], q)
         ramp = linear_rampup(step, self.rampup_steps)
         total = sup + ramp * (self.lambda_u * unsup + self.lambda_u1 * unsup1)
-        out = {"sup": sup, "unsup": unsup, "unsup_premix": unsup1, "unsup_weight": torch.tensor(ramp * self.lambda_u)}
+        extra = {}
         if self.rotation:
-            assert self.rotation_head is not None
             rot = cross_entropy(self.rotation_head(features[n_mixed + n_u:]), turns)
             total = total + self.lambda_rot * rot
-            out["rotation"] = rot
-        out.update(total=total, pseudo_labels=q.argmax(dim=-1), mask=torch.ones(n_u, dtype=torch.bool, device=q.device))
-        return out
-
-    def state_dict(self) -> dict[str, Any]:
-        if self.da is None:
-            raise RuntimeError("ReMixMatch.setup(model, num_classes, ...) must be called before state_dict()")
-        state: dict[str, Any] = {"da": self.da.state_dict(), "label_counts": self.label_counts.clone()}
-        if self.rotation_head is not None:  # its optimizer state lives in the loop's optimizer
-            state["rotation_head"] = self.rotation_head.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.da is None:
-            raise RuntimeError("ReMixMatch.setup(model, num_classes, ...) must be called before load_state_dict()")
-        if "da" not in state or (self.rotation_head is not None and "rotation_head" not in state):
-            raise FewLabelsError("remixmatch: the checkpoint lacks this run's ReMixMatch state (distribution alignment or rotation "
-                                 "head); resume a remixmatch run's folder made with the same rotation setting.")
-        self.da.load_state_dict(state["da"])
-        self.label_counts = state["label_counts"].clone()
-        if self.rotation_head is not None:
-            self.rotation_head.load_state_dict(state["rotation_head"])
+            extra["rotation"] = rot
+        return step_result(total, sup=sup, unsup=unsup, unsup_premix=unsup1, unsup_weight=torch.tensor(ramp * self.lambda_u),
+                           **extra, pseudo_labels=q.argmax(dim=-1), mask=torch.ones(n_u, dtype=torch.bool, device=q.device))

@@ -23,14 +23,23 @@ first pass over the pool (their code starts after a fixed number of epochs). Ima
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, check_in_unit_interval, check_momentum, check_non_negative, register
-from fewlabels.algorithms.components import CurriculumThreshold, FixedThreshold, all_gather_cat, mean_by_index, pseudo_label_consistency
+from fewlabels.algorithms.base import (
+    Algorithm,
+    Batch,
+    SetupContext,
+    check_in_unit_interval,
+    check_momentum,
+    check_non_negative,
+    register,
+)
+from fewlabels.algorithms.consistency import pseudo_label_consistency
+from fewlabels.algorithms.parts import mean_by_index
+from fewlabels.algorithms.thresholds import CurriculumThreshold, FixedThreshold
 from fewlabels.augment import RandAugment
+from fewlabels.collectives import all_gather_cat
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy
 
@@ -41,7 +50,7 @@ def otsu_threshold(values: torch.Tensor, bins: int = 256) -> float:
     if hi <= lo:
         return lo  # one value: nothing lies below it
     hist = torch.histc(values.double(), bins, lo, hi)
-    centers = lo + (torch.arange(bins, dtype=torch.float64) + 0.5) * (hi - lo) / bins
+    centers = lo + (torch.arange(bins, dtype=torch.float64, device=values.device) + 0.5) * (hi - lo) / bins
     w0 = hist.cumsum(0)[:-1]  # count at or below each candidate cut
     w1 = hist.sum() - w0
     s0 = (hist * centers).cumsum(0)[:-1]
@@ -65,6 +74,7 @@ class SAA(Algorithm):
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
 
     def __init__(self, base: str = "fixmatch", threshold: float = 0.95, lambda_u: float = 1.0, momentum: float = 0.001) -> None:
+        super().__init__()
         if base not in ("fixmatch", "flexmatch"):
             raise FewLabelsError(f"saa: base must be 'fixmatch' or 'flexmatch', got {base!r}.")
         check_in_unit_interval(self.name, "threshold", threshold)
@@ -73,25 +83,31 @@ class SAA(Algorithm):
         self.base, self.threshold, self.lambda_u, self.momentum = base, threshold, lambda_u, momentum
         self.weigh: FixedThreshold | CurriculumThreshold = FixedThreshold(threshold)
         self.augment = RandAugment()
-        self.history = torch.zeros(0)  # H_i, NaN until sample i is first seen
-        self.naive = torch.zeros(0, dtype=torch.bool)
-        self.seen = 0  # samples processed since the last selection
+        self.register_buffer("history", torch.zeros(0))  # H_i, NaN until sample i is first seen
+        self.register_buffer("naive", torch.zeros(0, dtype=torch.bool))
+        self.seen = 0  # samples processed since the last selection (extra state)
 
     def check_data(self, sample_shape: tuple[int, ...], num_classes: int, hflip: bool = False) -> None:
         if len(sample_shape) != 3:
             raise FewLabelsError("saa: its augmentation splices image halves, but the data are feature vectors; use fixmatch.")
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int) -> None:
+    def setup(self, ctx: SetupContext) -> None:
         if self.base == "flexmatch":
-            self.weigh = CurriculumThreshold(self.threshold, num_unlabeled, num_classes)
-        self.history = torch.full((num_unlabeled,), float("nan"))
-        self.naive = torch.zeros(num_unlabeled, dtype=torch.bool)
+            self.weigh = CurriculumThreshold(self.threshold, ctx.num_unlabeled, ctx.num_classes)
+        self.history = torch.full((ctx.num_unlabeled,), float("nan"))
+        self.naive = torch.zeros(ctx.num_unlabeled, dtype=torch.bool)
         self.seen = 0
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"seen": self.seen}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.seen = int(state["seen"])
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         unl = batch["unlabeled"]
         index = unl["index"]
-        naive = self.naive[index.cpu()].to(index.device)
+        naive = self.naive[index.to(self.naive.device)].to(index.device)
         strong = unl["strong"]
         if bool(naive.any()):
             rows = naive.nonzero().squeeze(1)
@@ -101,13 +117,14 @@ class SAA(Algorithm):
         out, logits_strong, _ = pseudo_label_consistency(model, {**batch, "unlabeled": {**unl, "strong": strong}},
                                                          self.weigh, self.lambda_u)
         self.record(index, cross_entropy(logits_strong.detach().float(), out["pseudo_labels"], reduction="none"))
-        out["naive_rate"] = naive.float().mean()
+        out["naive_rate"] = naive.float().mean()  # a diagnostic beside the shared step's result
         return out
 
     @torch.no_grad()
     def record(self, index: torch.Tensor, loss: torch.Tensor) -> None:
         """Update the histories (gathered from every process); after each full pass, select the naive samples anew."""
-        index, loss = all_gather_cat(index).cpu(), all_gather_cat(loss).cpu()
+        here = self.history.device
+        index, loss = all_gather_cat(index).to(here), all_gather_cat(loss).to(here)
         old = self.history[index]
         rows, updated = mean_by_index(index, torch.where(old.isnan(), loss, self.momentum * old + (1 - self.momentum) * loss))
         self.history[rows] = updated  # a sample twice in the batch: the mean of its copies' updates
@@ -116,13 +133,3 @@ class SAA(Algorithm):
             self.seen -= len(self.history)
             if not bool(self.history.isnan().any()):  # every sample has a history
                 self.naive = self.history < otsu_threshold(self.history)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"weigh": self.weigh.state_dict(), "history": self.history.clone(), "naive": self.naive.clone(),
-                "seen": self.seen}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "history" not in state:
-            raise FewLabelsError("saa: the checkpoint lacks this run's SAA state (loss histories); resume a saa run's folder.")
-        self.weigh.load_state_dict(state["weigh"])
-        self.history, self.naive, self.seen = state["history"].clone(), state["naive"].clone(), int(state["seen"])

@@ -16,8 +16,8 @@ The two reweighting principles: each uncertain sample counts with its original t
 p_(1) (how reliable it is), and the whole term with r_t (how far the model has come).
 The shrunk-space loss is computed by an auxiliary head on the strong view's features (a 3-layer
 MLP with BatchNorm and LeakyReLU(0.1), width d/4, as in the authors' code), so the main
-classifier is trained on the full class space only; the head is created in ``setup`` and
-trained by the loop's optimizer through ``parameters()``. At least the second-ranked class is
+classifier is trained on the full class space only; the head is a submodule created in ``setup``
+and trained by the loop's optimizer. At least the second-ranked class is
 always dropped; a sample still below tau with only its top and its last class left adds
 nothing, and with K = 2 there is nothing to shrink.
 
@@ -28,16 +28,26 @@ runs through the whole run (their code restarts it at every epoch).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, check_in_unit_interval, check_momentum, check_non_negative, register
-from fewlabels.algorithms.components import FixedThreshold, all_reduce_mean, feature_dim_of, joint_forward, thresholded_consistency
-from fewlabels.errors import FewLabelsError
+from fewlabels.algorithms.base import (
+    Algorithm,
+    Batch,
+    SetupContext,
+    check_in_unit_interval,
+    check_momentum,
+    check_non_negative,
+    register,
+)
+from fewlabels.algorithms.consistency import joint_forward, thresholded_consistency
+from fewlabels.algorithms.parts import feature_dim_of
+from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.thresholds import FixedThreshold
+from fewlabels.collectives import all_reduce_mean
 from fewlabels.losses import cross_entropy, masked_mean
+from fewlabels.models.heads import projection_mlp
 
 
 def shrunk_space(probs: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -63,28 +73,22 @@ class ShrinkMatch(Algorithm):
 
     def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, lambda_shrink: float = 1.0,
                  momentum: float = 0.999) -> None:
+        super().__init__()
         check_in_unit_interval(self.name, "threshold", threshold)
         check_non_negative(self.name, "lambda_u", lambda_u)
         check_non_negative(self.name, "lambda_shrink", lambda_shrink)
         check_momentum(self.name, "momentum", momentum)
         self.threshold, self.lambda_u, self.lambda_shrink, self.momentum = threshold, lambda_u, lambda_shrink, momentum
         self.weigh = FixedThreshold(threshold)
-        self.head: nn.Sequential | None = None
-        self.certain_ratio: torch.Tensor | None = None  # r_t; None until the first batch
+        self.head: nn.Sequential | None = None  # the auxiliary head, created in setup
+        self.register_buffer("certain_ratio", torch.tensor(float("nan")))  # r_t; NaN until the first batch
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int) -> None:
-        d = feature_dim_of(model, self.name)
-        h = max(d // 4, 1)
-        self.head = nn.Sequential(nn.Linear(d, h), nn.BatchNorm1d(h), nn.LeakyReLU(0.1),
-                                  nn.Linear(h, h), nn.BatchNorm1d(h), nn.LeakyReLU(0.1),
-                                  nn.Linear(h, num_classes)).to(next(model.parameters()).device)
-
-    def parameters(self) -> list[nn.Parameter]:
-        return list(self.head.parameters()) if self.head is not None else []
+    def setup(self, ctx: SetupContext) -> None:
+        d = feature_dim_of(ctx.model, self.name)
+        self.head = projection_mlp(d, max(d // 4, 1), ctx.num_classes, num_layers=3, batchnorm=True,
+                                   activation=lambda: nn.LeakyReLU(0.1))
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        if self.head is None:
-            raise RuntimeError("ShrinkMatch.setup(model, num_classes, ...) must be called before training")
         x_l, y_l, unl = batch["labeled"]["weak"], batch["labeled"]["y"], batch["unlabeled"]
         (logits_l, logits_weak, logits_strong), (_, _, feats_strong) = joint_forward(model, x_l, unl["weak"], unl["strong"])
         unsup, pseudo, weight = thresholded_consistency(logits_weak, logits_strong, self.weigh, unl.get("index"))
@@ -94,29 +98,14 @@ class ShrinkMatch(Algorithm):
             _, keep, found = shrunk_space(probs, self.threshold)  # its top class is pseudo (argmax; ties broken alike)
             conf = probs.gather(1, pseudo[:, None]).squeeze(1)
             shrink_weight = (~certain & found).float() * conf
-            ratio = all_reduce_mean(certain.float().mean()).cpu()
+            ratio = all_reduce_mean(certain.float().mean()).to(self.certain_ratio.device)
             m = self.momentum
-            self.certain_ratio = ratio if self.certain_ratio is None else m * self.certain_ratio + (1 - m) * ratio
+            first = bool(torch.isnan(self.certain_ratio))
+            self.certain_ratio = ratio if first else m * self.certain_ratio + (1 - m) * ratio
         sup = cross_entropy(logits_l, y_l)
         aux = self.head(feats_strong).float().masked_fill(~keep, float("-inf"))
         shrink = masked_mean(-F.log_softmax(aux, dim=-1).gather(1, pseudo[:, None]).squeeze(1), shrink_weight)
         r = self.certain_ratio.to(sup.device)
-        return {"total": sup + self.lambda_u * unsup + self.lambda_shrink * r * shrink, "sup": sup, "unsup": unsup,
-                "shrink": shrink, "certain_ratio": r, "mask_rate": certain.float().mean(),
-                "shrink_rate": (shrink_weight > 0).float().mean(), "pseudo_labels": pseudo, "mask": certain}
-
-    def state_dict(self) -> dict[str, Any]:
-        if self.head is None:
-            raise RuntimeError("ShrinkMatch.setup(model, num_classes, ...) must be called before state_dict()")
-        ratio = torch.tensor(float("nan")) if self.certain_ratio is None else self.certain_ratio.clone()
-        return {"head": self.head.state_dict(), "certain_ratio": ratio}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.head is None:
-            raise RuntimeError("ShrinkMatch.setup(model, num_classes, ...) must be called before load_state_dict()")
-        if "head" not in state:
-            raise FewLabelsError("shrinkmatch: the checkpoint lacks this run's ShrinkMatch state (auxiliary head); "
-                                 "resume a shrinkmatch run's folder.")
-        self.head.load_state_dict(state["head"])
-        ratio = state["certain_ratio"]
-        self.certain_ratio = None if torch.isnan(ratio) else ratio.clone()
+        return step_result(sup + self.lambda_u * unsup + self.lambda_shrink * r * shrink, sup=sup, unsup=unsup,
+                           mask_rate=certain.float().mean(), shrink=shrink, certain_ratio=r,
+                           shrink_rate=(shrink_weight > 0).float().mean(), pseudo_labels=pseudo, mask=certain)

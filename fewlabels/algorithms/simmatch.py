@@ -23,7 +23,7 @@ alpha = 0.9, m = 0.7 and distribution alignment toward the uniform marginal (an 
 0.999, here) as in the reference implementation's CIFAR setting (USB's port), which is the one
 followed: the bank takes the training model's own (detached) weak-view embeddings, from the one
 joint forward pass (the ImageNet setting uses an EMA teacher). The bank has one slot per labeled sample
-(``labeled_y`` in ``setup`` sizes it; ``batch["labeled"]["index"]`` picks the slot); without an
+(the setup context's ``labeled_y`` sizes it; ``batch["labeled"]["index"]`` picks the slot); without an
 index, slots are filled round-robin. Empty slots take no part; before the first labeled batch
 has been stored, L_in is 0 and p^ = p.
 """
@@ -39,6 +39,7 @@ from torch import nn
 from fewlabels.algorithms.base import (
     Algorithm,
     Batch,
+    SetupContext,
     check_count,
     check_in_unit_interval,
     check_momentum,
@@ -46,16 +47,14 @@ from fewlabels.algorithms.base import (
     check_positive,
     register,
 )
-from fewlabels.algorithms.components import (
-    DistributionAlignment,
-    all_gather_cat,
-    feature_dim_of,
-    joint_forward,
-    mean_by_index,
-    similarity_logits,
-)
+from fewlabels.algorithms.consistency import joint_forward
+from fewlabels.algorithms.parts import feature_dim_of, fit_buffers_to, mean_by_index, similarity_logits
+from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.thresholds import DistributionAlignment
+from fewlabels.collectives import all_gather_cat
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy, masked_mean
+from fewlabels.models.heads import projection_mlp
 
 ROUND_ROBIN_SLOTS = 256  # bank size when neither labeled_y nor labeled indices say how many labeled samples there are
 
@@ -67,6 +66,7 @@ class SimMatch(Algorithm):
 
     def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, lambda_in: float = 1.0, temperature: float = 0.1,
                  alpha: float = 0.9, proj_dim: int = 128, bank_momentum: float = 0.7, dist_align: bool = True) -> None:
+        super().__init__()
         check_in_unit_interval(self.name, "threshold", threshold)
         check_non_negative(self.name, "lambda_u", lambda_u)
         check_non_negative(self.name, "lambda_in", lambda_in)
@@ -78,32 +78,38 @@ class SimMatch(Algorithm):
             raise FewLabelsError(f"simmatch: dist_align must be true or false, got {dist_align!r}.")
         self.threshold, self.lambda_u, self.lambda_in, self.temperature = threshold, lambda_u, lambda_in, temperature
         self.alpha, self.proj_dim, self.bank_momentum, self.dist_align = alpha, proj_dim, bank_momentum, dist_align
-        self.head: nn.Sequential | None = None
+        self.head: nn.Sequential | None = None  # g, created in setup
         self.da: DistributionAlignment | None = None
-        self.bank, self.bank_labels = torch.zeros(0, proj_dim), torch.zeros(0, dtype=torch.long)
-        self.filled = torch.zeros(0, dtype=torch.bool)
-        self.next_slot = 0  # round-robin position, used only without labeled indices
+        self.register_buffer("bank", torch.zeros(0, proj_dim))
+        self.register_buffer("bank_labels", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("filled", torch.zeros(0, dtype=torch.bool))
+        self.next_slot = 0  # round-robin position, used only without labeled indices (extra state)
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int, *,
-              labeled_y: torch.Tensor | None = None) -> None:
-        d = feature_dim_of(model, self.name)
-        self.head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, self.proj_dim)).to(next(model.parameters()).device)
-        self.da = DistributionAlignment(num_classes, 0.999) if self.dist_align else None
-        self._resize(0 if labeled_y is None else len(labeled_y))
+    def setup(self, ctx: SetupContext) -> None:
+        d = feature_dim_of(ctx.model, self.name)
+        self.head = projection_mlp(d, d, self.proj_dim)
+        self.da = DistributionAlignment(ctx.num_classes, 0.999) if self.dist_align else None
+        self._resize(0 if ctx.labeled_y is None else len(ctx.labeled_y))
 
     def _resize(self, n: int) -> None:
         grow = n - len(self.bank)
         if grow > 0:
-            self.bank = torch.cat([self.bank, torch.zeros(grow, self.proj_dim)])
-            self.bank_labels = torch.cat([self.bank_labels, torch.zeros(grow, dtype=torch.long)])
-            self.filled = torch.cat([self.filled, torch.zeros(grow, dtype=torch.bool)])
+            here = self.bank.device
+            self.bank = torch.cat([self.bank, torch.zeros(grow, self.proj_dim, device=here)])
+            self.bank_labels = torch.cat([self.bank_labels, torch.zeros(grow, dtype=torch.long, device=here)])
+            self.filled = torch.cat([self.filled, torch.zeros(grow, dtype=torch.bool, device=here)])
 
-    def parameters(self) -> list[nn.Parameter]:
-        return list(self.head.parameters()) if self.head is not None else []
+    def get_extra_state(self) -> dict[str, int]:
+        return {"next_slot": self.next_slot}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.next_slot = int(state["next_slot"])
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        fit_buffers_to(self, state_dict, prefix, ("bank", "bank_labels", "filled"))  # the bank grows without labeled_y
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        if self.head is None:
-            raise RuntimeError("SimMatch.setup(model, num_classes, ...) must be called before training")
         x_l, y_l, unl = batch["labeled"]["weak"], batch["labeled"]["y"], batch["unlabeled"]
         (logits_l, logits_w, logits_s), feats = joint_forward(model, x_l, unl["weak"], unl["strong"])
         z_l, z_w, z_s = F.normalize(self.head(torch.cat(feats)).float(), dim=-1).split([len(f) for f in feats])
@@ -124,40 +130,23 @@ class SimMatch(Algorithm):
         instance = (cross_entropy(similarity_logits(z_s, keys, self.temperature), q_hat) if q_hat is not None
                     else torch.zeros((), device=sup.device))
         self.store(z_l.detach(), y_l, batch["labeled"].get("index"))
-        return {"total": sup + self.lambda_u * unsup + self.lambda_in * instance, "sup": sup, "unsup": unsup,
-                "instance": instance, "mask_rate": mask.float().mean(), "pseudo_labels": p_hat.argmax(dim=-1), "mask": mask}
+        return step_result(sup + self.lambda_u * unsup + self.lambda_in * instance, sup=sup, unsup=unsup, instance=instance,
+                           mask_rate=mask.float().mean(), pseudo_labels=p_hat.argmax(dim=-1), mask=mask)
 
     @torch.no_grad()
     def store(self, z: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None) -> None:
         """Labeled embeddings into their slots, from every process: k <- normalize(m k + (1 - m) z)."""
-        z, y = all_gather_cat(z.float()).cpu(), all_gather_cat(y).cpu()
+        here = self.bank.device
+        z, y = all_gather_cat(z.float()).to(here), all_gather_cat(y).to(here)
         if index is None:
             slots = max(len(self.bank), ROUND_ROBIN_SLOTS)
-            index = (self.next_slot + torch.arange(len(z))) % slots
+            index = (self.next_slot + torch.arange(len(z), device=here)) % slots
             self.next_slot = int(index[-1] + 1) % slots
         else:
-            index = all_gather_cat(index).cpu()
+            index = all_gather_cat(index).to(here)
         self._resize(int(index.max()) + 1)
         m = self.bank_momentum
         blended = F.normalize(m * self.bank[index] + (1 - m) * z, dim=-1)
         rows, keys = mean_by_index(index, torch.where(self.filled[index, None], blended, z))
         self.bank[rows] = F.normalize(keys, dim=-1)  # copies of one sample: the mean direction of their keys
         self.bank_labels[index], self.filled[index] = y, True
-
-    def state_dict(self) -> dict[str, Any]:
-        if self.head is None:
-            raise RuntimeError("SimMatch.setup(model, num_classes, ...) must be called before state_dict()")
-        return {"head": self.head.state_dict(), "bank": self.bank.clone(), "bank_labels": self.bank_labels.clone(),
-                "filled": self.filled.clone(), "next_slot": self.next_slot, "da": self.da.state_dict() if self.da else None}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.head is None:
-            raise RuntimeError("SimMatch.setup(model, num_classes, ...) must be called before load_state_dict()")
-        if "bank" not in state:
-            raise FewLabelsError("simmatch: the checkpoint lacks this run's SimMatch state (head and labeled memory bank); "
-                                 "resume a simmatch run's folder.")
-        self.head.load_state_dict(state["head"])
-        self.bank, self.bank_labels, self.filled = state["bank"].clone(), state["bank_labels"].clone(), state["filled"].clone()
-        self.next_slot = int(state["next_slot"])
-        if self.da is not None:
-            self.da.load_state_dict(state["da"])

@@ -29,13 +29,13 @@ labeled images take the loop's weak view (pad-and-crop, flips where the data all
 the paper's standard augmentation.
 
 ``sla-fixmatch`` adds FixMatch's thresholded consistency on unlabeled data to the labeled
-SLA+SD loss, through the threshold family's own step (``components.thresholded_consistency``)
+SLA+SD loss, through the threshold family's own step (``consistency.thresholded_consistency``)
 on the single-pass head: labeled copies, unlabeled weak and strong views share one forward pass.
 
-The joint head is created in ``setup``, handed to the loop's optimizer by ``parameters()`` and
-saved in ``state_dict``, with an exponential moving average of it (the same warmed-up decay as the
-loop's EMA model, 0.999 unless ``setup`` is told ``ema_decay``), so ``aggregated_predict`` can
-pair the loop's EMA model with an EMA joint head.
+The joint head is a submodule created in ``setup`` (trained by the loop's optimizer, saved in
+``state_dict``), with an exponential moving average of it (the same warmed-up decay as the loop's
+EMA model, the setup context's ``ema_decay``), so ``aggregated_predict`` can pair the loop's EMA
+model with an EMA joint head.
 """
 
 from __future__ import annotations
@@ -50,19 +50,19 @@ from torch import nn
 from fewlabels.algorithms.base import (
     Algorithm,
     Batch,
+    SetupContext,
     check_non_negative,
     register,
 )
-from fewlabels.algorithms.components import (
-    EMATeacher,
-    feature_dim_of,
-    joint_forward,
-    thresholded_consistency,
-)
+from fewlabels.algorithms.consistency import joint_forward, thresholded_consistency
 from fewlabels.algorithms.fixmatch import set_fixmatch_options
+from fewlabels.algorithms.parts import feature_dim_of
+from fewlabels.algorithms.result import step_result
 from fewlabels.augment import GROUPS, TransformGroup, get_group
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy
+from fewlabels.models.ema import EMA
+from fewlabels.models.heads import linear_head
 
 
 def joint_labels(y: torch.Tensor, m: int) -> torch.Tensor:
@@ -120,13 +120,14 @@ class SLA(Algorithm):
     views = {"labeled": ["weak"], "unlabeled": []}
 
     def __init__(self, group: str = "rot4", beta: float = 1.0) -> None:
+        super().__init__()
         check_group_name(self.name, group)
         check_non_negative(self.name, "beta", beta)
         self.group = group
         self.beta = beta
         self.transforms = get_group(group)
-        self.joint_head: nn.Linear | None = None
-        self.joint_head_ema: EMATeacher | None = None
+        self.joint_head: nn.Linear | None = None  # created in setup, with its EMA
+        self.joint_head_ema: EMA | None = None
 
     def check_data(self, sample_shape: tuple[int, ...], num_classes: int, hflip: bool = False) -> None:
         if len(sample_shape) != 3:
@@ -143,29 +144,18 @@ class SLA(Algorithm):
             raise FewLabelsError(f"{self.name}: transformation group '{self.group}' predicts horizontal flips, but the weak "
                                  "augmentation already flips images at random; use group 'rot4' or 'rot2', or set hflip=false.")
 
-    def setup(self, model: nn.Module, num_classes: int, num_unlabeled: int, total_steps: int,
-              ema_decay: float = 0.999) -> None:
-        feature_dim = feature_dim_of(model, self.name)
-        device = next(model.parameters()).device
-        self.joint_head = nn.Linear(feature_dim, num_classes * len(self.transforms)).to(device)
-        self.joint_head_ema = EMATeacher(self.joint_head, ema_decay)
-
-    def parameters(self) -> list[nn.Parameter]:
-        return list(self.joint_head.parameters()) if self.joint_head is not None else []
+    def setup(self, ctx: SetupContext) -> None:
+        feature_dim = feature_dim_of(ctx.model, self.name)
+        self.joint_head = linear_head(feature_dim, ctx.num_classes * len(self.transforms))
+        self.joint_head_ema = EMA(self.joint_head, ctx.ema_decay)
 
     def after_step(self, model: nn.Module) -> None:
-        if self.joint_head_ema is not None:
-            self.joint_head_ema.update(self.joint_head)
-
-    def _head(self) -> nn.Linear:
-        if self.joint_head is None:
-            raise RuntimeError(f"{type(self).__name__}.setup(model, num_classes, ...) must be called before training")
-        return self.joint_head
+        self.joint_head_ema.update(self.joint_head)
 
     def labeled_losses(self, logits: torch.Tensor, feats: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """SLA+SD on the forward outputs of the M-copy stack of a labeled batch (element-major, identity first)."""
         m, b = len(self.transforms), len(y)
-        joint_logits = self._head()(feats)
+        joint_logits = self.joint_head(feats)
         joint = cross_entropy(joint_logits, joint_labels(y, m))
         single = logits[:b]  # the C-way head on t_1(x) = x
         target = F.softmax(aggregate(joint_logits.detach().float(), m), dim=-1)  # P_agg, a constant
@@ -177,31 +167,15 @@ class SLA(Algorithm):
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         x, y = batch["labeled"]["weak"], batch["labeled"]["y"]
         logits, feats = model(self.transforms.all(x))
-        out = self.labeled_losses(logits, feats, y)
-        out["total"] = out["sup"]
-        return out
+        parts = self.labeled_losses(logits, feats, y)
+        return step_result(parts["sup"], **parts)
 
     def inference_variants(self, model: nn.Module, x: torch.Tensor, ema: bool = True) -> dict[str, torch.Tensor]:
         """Extra test-time predictions (N, C) by name, for the loop to score: SLA+AG with the (EMA) joint head."""
         if self.joint_head_ema is None:
             return {}
-        head = self.joint_head_ema.module if ema else self._head()
+        head = self.joint_head_ema.module if ema else self.joint_head
         return {"aggregated": aggregated_logits(model, head, x, self.transforms)}
-
-    def state_dict(self) -> dict[str, Any]:
-        if self.joint_head is None or self.joint_head_ema is None:
-            raise RuntimeError(f"{type(self).__name__}.setup(model, num_classes, ...) must be called before state_dict()")
-        # the head's optimizer state lives in the loop's optimizer
-        return {"joint_head": self.joint_head.state_dict(), "joint_head_ema": self.joint_head_ema.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.joint_head is None or self.joint_head_ema is None:
-            raise RuntimeError(f"{type(self).__name__}.setup(model, num_classes, ...) must be called before load_state_dict()")
-        if "joint_head" not in state or "joint_head_ema" not in state:
-            raise FewLabelsError(f"{self.name}: the checkpoint lacks this run's joint (class x transformation) head; "
-                                 f"resume a {self.name} run's folder.")
-        self.joint_head.load_state_dict(state["joint_head"])
-        self.joint_head_ema.load_state_dict(state["joint_head_ema"])
 
 
 @register
@@ -225,9 +199,8 @@ class SLAFixMatch(SLA):
         unl = batch["unlabeled"]
         (logits_l, logits_weak, logits_strong), (feats_l, _, _) = joint_forward(model, self.transforms.all(x), unl["weak"],
                                                                                unl["strong"])
-        out = self.labeled_losses(logits_l, feats_l, y)
+        parts = self.labeled_losses(logits_l, feats_l, y)
         unsup, pseudo, weight = thresholded_consistency(logits_weak, logits_strong, self.weigh, unl.get("index"),
                                                         self.temperature)
-        out.update(total=out["sup"] + self.lambda_u * unsup, unsup=unsup, mask_rate=weight.float().mean(),
-                   pseudo_labels=pseudo, mask=weight >= 0.5)
-        return out
+        return step_result(parts["sup"] + self.lambda_u * unsup, unsup=unsup, mask_rate=weight.float().mean(),
+                           pseudo_labels=pseudo, mask=weight >= 0.5, **parts)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from fewlabels.algorithms.base import Algorithm, Batch, register
+from fewlabels.algorithms.result import step_result
 from fewlabels.losses import cross_entropy
 
 
@@ -17,4 +18,4 @@ class Supervised(Algorithm):
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         logits, _ = model(batch["labeled"]["weak"])
         sup = cross_entropy(logits, batch["labeled"]["y"])
-        return {"total": sup, "sup": sup}
+        return step_result(sup, sup=sup)

@@ -20,7 +20,9 @@ import torch
 from torch import nn
 
 from fewlabels.algorithms.base import Algorithm, Batch, check_in_unit_interval, check_non_negative, check_positive, register
-from fewlabels.algorithms.components import joint_forward, sharpen
+from fewlabels.algorithms.consistency import joint_forward
+from fewlabels.algorithms.mixing import sharpen
+from fewlabels.algorithms.result import step_result
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
 
@@ -31,6 +33,7 @@ class UDA(Algorithm):
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
 
     def __init__(self, lambda_u: float = 1.0, temperature: float = 0.4, threshold: float = 0.8, target_view: str = "weak") -> None:
+        super().__init__()
         check_non_negative(self.name, "lambda_u", lambda_u)
         check_positive(self.name, "temperature", temperature)
         check_in_unit_interval(self.name, "threshold", threshold)
@@ -55,11 +58,5 @@ class UDA(Algorithm):
         kl = cross_entropy(logits_strong.float(), target, reduction="none") + target_neg_entropy
         sup = cross_entropy(logits_l, y_l)
         unsup = masked_mean(kl, mask)
-        return {
-            "total": sup + self.lambda_u * unsup,
-            "sup": sup,
-            "unsup": unsup,
-            "mask_rate": mask.float().mean(),
-            "pseudo_labels": pseudo,
-            "mask": mask,
-        }
+        return step_result(sup + self.lambda_u * unsup, sup=sup, unsup=unsup, mask_rate=mask.float().mean(),
+                           pseudo_labels=pseudo, mask=mask)

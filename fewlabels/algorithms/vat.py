@@ -32,9 +32,10 @@ import torch
 from torch import nn
 
 from fewlabels.algorithms.base import Algorithm, Batch, check_non_negative, check_positive, register
-from fewlabels.algorithms.components import bn_stats_frozen, entropy, kl_divergence, vat_perturbation
+from fewlabels.algorithms.consistency import bn_stats_frozen, vat_perturbation
+from fewlabels.algorithms.result import step_result
 from fewlabels.errors import FewLabelsError
-from fewlabels.losses import cross_entropy
+from fewlabels.losses import cross_entropy, entropy, kl_divergence
 
 REFERENCE_SIZE = 3 * 32 * 32  # eps and xi are stated for a CIFAR-sized input
 
@@ -46,6 +47,7 @@ class VAT(Algorithm):
 
     def __init__(self, lambda_u: float = 1.0, eps: float = 1.5, xi: float = 1e-3, power_iterations: int = 1,
                  entmin: bool = False, entmin_weight: float = 0.06) -> None:
+        super().__init__()
         check_non_negative(self.name, "lambda_u", lambda_u)
         check_positive(self.name, "eps", eps)
         check_positive(self.name, "xi", xi)
@@ -80,4 +82,4 @@ class VAT(Algorithm):
         total = sup + self.lambda_u * lds
         if self.entmin:
             total = total + self.entmin_weight * ent
-        return {"total": total, "sup": sup, "unsup": lds, "entropy": ent}
+        return step_result(total, sup=sup, unsup=lds, entropy=ent)

@@ -32,6 +32,7 @@ class EvalContext:
     val_y: torch.Tensor | None = None
     labeled_x: torch.Tensor | None = None  # the labeled set, labels as training sees them (kNN memory, probes)
     labeled_y: torch.Tensor | None = None
+    views: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] | None = None  # the run's augmentations
     _cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
 
     def outputs(self, model: nn.Module, which: str) -> tuple[torch.Tensor, torch.Tensor]:

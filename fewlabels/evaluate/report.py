@@ -314,6 +314,10 @@ def _img(png: bytes, alt: str, caption: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
+PLOTTED = ("step", "train_time_s", "lr", "loss", "sup", "unsup", "mask_rate", "pseudo_label_acc", "test_acc", "test_acc_raw",
+           "val_acc", "knn_acc", "alignment", "uniformity", "emb_spread")
+
+
 def build_report(run_name: str, results: dict, config: dict, rows: list[dict], evaluation: dict | None,
                  test_x: torch.Tensor | None, test_probs: torch.Tensor | None, test_y: torch.Tensor | None,
                  notes: Sequence[str] = ()) -> tuple[str, dict[str, bytes]]:
@@ -327,6 +331,14 @@ def build_report(run_name: str, results: dict, config: dict, rows: list[dict], e
         "pseudo_labels": _line_plot(rows, [("mask_rate", "mask rate (share above threshold)", "-o"),
                                            ("pseudo_label_acc", "pseudo-label accuracy (hidden labels)", "--s")],
                                     "Pseudo-labels on the unlabeled batch", "share", True),
+        "representation": _line_plot(rows, [("knn_acc", "kNN, labeled set as memory", "-o"),
+                                            ("test_acc", "EMA model's head (linear probe)", "--s")],
+                                     "Representation: test accuracy of cheap classifiers", "accuracy", True)
+        if _series(rows, "knn_acc")[0] else None,
+        "geometry": _line_plot(rows, [("alignment", "alignment (lower: views closer)", "-o"),
+                                      ("uniformity", "uniformity (lower: more spread)", "--s"),
+                                      ("emb_spread", "embedding spread (0: collapsed)", ":^")],
+                               "Embedding geometry of the test set", "value", False),
     }
     classes = (evaluation or {}).get("classes") or list((results.get("test") or {}).get("per_class_accuracy", {}))
     cm = (evaluation or {}).get("confusion_matrix") or (results.get("test") or {}).get("confusion_matrix")
@@ -355,7 +367,7 @@ def build_report(run_name: str, results: dict, config: dict, rows: list[dict], e
                                             for k, v in cards) + "</div>",
            "<h2>Run</h2><table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>"
                                            for k, v in _header(results, config, evaluation)) + "</table>"]
-    out += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
+    out += [f'<p class="note">{html.escape(n)}</p>' for n in [*results.get("warnings", []), *notes]]
 
     def figures(names_captions: list[tuple[str, str]]) -> str:
         items = [_img(pngs[n], n, c) for n, c in names_captions if pngs.get(n)]
@@ -364,6 +376,14 @@ def build_report(run_name: str, results: dict, config: dict, rows: list[dict], e
     curves = figures([("accuracy", "Test accuracy of the EMA model (reported) and the raw model, at each evaluation."),
                       ("loss", "Mean training losses between evaluations.")])
     out.append("<h2>Learning curves</h2>" + (curves or '<p class="note">No metrics.csv rows to plot.</p>'))
+    if pngs["representation"] or pngs["geometry"]:
+        out.append("<h2>Representation</h2>" + figures([
+            ("representation", "Weighted cosine kNN (k=20) and the online linear probe on the EMA model's features."),
+            ("geometry", "Alignment and uniformity (Wang and Isola) and the collapse monitor, on test embeddings.")]))
+    other = {k: v for k, v in (rows[-1] if rows else {}).items() if k not in PLOTTED and v is not None}
+    if other:
+        out.append("<h2>Other figures at the last evaluation</h2><table>" + "".join(
+            f'<tr><th>{html.escape(k)}</th><td class="n">{_num(v)}</td></tr>' for k, v in other.items()) + "</table>")
     if pngs["pseudo_labels"]:
         out.append("<h2>Pseudo-labels</h2>" + figures([("pseudo_labels", "Share of unlabeled samples above the confidence "
                                                         "threshold, and how often those pseudo-labels match the hidden labels.")]))

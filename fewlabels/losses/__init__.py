@@ -60,3 +60,15 @@ def elr_regularizer(probs: torch.Tensor, targets_ema: torch.Tensor, eps: float =
     """
     inner = (probs * targets_ema.detach().to(probs.dtype)).sum(dim=-1)
     return torch.log((1.0 - inner).clamp(min=eps)).mean()
+
+
+def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(p) || softmax(q)) per sample."""
+    p = F.softmax(p_logits, dim=-1)
+    return (p * (F.log_softmax(p_logits, dim=-1) - F.log_softmax(q_logits, dim=-1))).sum(-1)
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy of softmax(logits) per sample (nats)."""
+    logp = F.log_softmax(logits, dim=-1)
+    return -(logp.exp() * logp).sum(-1)

@@ -41,6 +41,10 @@ class TrainConfig:
     algorithm: str = setting("fixmatch", "the training method")
     options: dict[str, Any] = field(default_factory=dict, metadata={"help": "the algorithm's hyper-parameters by name"})
     model: str = setting("cnn", "the network")
+    init: str | None = setting(None, "start from the backbone of this run folder or state_dict file (a pretrained encoder)")
+    init_head: bool = setting(False, "with --init, also take its classifier head (the classes must match)")
+    freeze_backbone: bool = setting(False, "train the head only, on the --init encoder's frozen features (linear probing)")
+    backbone_lr_scale: float = setting(1.0, "the backbone's learning rate as a fraction of --lr (fine-tuning gently)")
     # budget and optimisation (FixMatch's recipe)
     iterations: int = setting(3000, "training steps")
     batch_size: int = setting(64, "labeled batch size")
@@ -86,7 +90,7 @@ class TrainConfig:
         for name in ("seed", "val_per_class"):
             if not is_int(getattr(self, name)) or getattr(self, name) < 0:
                 fail(name, "a whole number of 0 or more")
-        for name in ("nesterov", "channels_last", "deterministic"):
+        for name in ("nesterov", "channels_last", "deterministic", "init_head", "freeze_backbone"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "true or false")
         if self.hflip is not None and not isinstance(self.hflip, bool):
@@ -113,6 +117,13 @@ class TrainConfig:
             fail("noise_type", "'symmetric' or 'asymmetric'")
         if self.imbalance_ratio < 1.0:
             fail("imbalance_ratio", "at least 1 (head class size / tail class size; 1 = balanced)")
+        if self.init is not None and (not isinstance(self.init, str) or not self.init):
+            fail("init", "a path to a run folder or a state_dict file")
+        if (self.freeze_backbone or self.init_head) and self.init is None:
+            fail("freeze_backbone" if self.freeze_backbone else "init_head", "used with --init (there is no encoder to keep)")
+        if not isinstance(self.backbone_lr_scale, numbers.Real) or isinstance(self.backbone_lr_scale, bool) or \
+                not math.isfinite(self.backbone_lr_scale) or self.backbone_lr_scale < 0:
+            fail("backbone_lr_scale", "a finite number of 0 or more")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             fail("device", "'auto', 'cpu' or 'cuda[:N]'")
 

@@ -21,17 +21,19 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from fewlabels.collectives import (  # noqa: F401  (re-exported for the loop and its tests)
+    all_gather_cat,
+    all_gather_with_grad,
+    all_reduce_mean,
+    any_rank,
+    barrier,
+    collective_device,
+    is_distributed,
+    is_main_process,
+    rank_and_world,
+    sum_over_ranks,
+)
 from fewlabels.errors import FewLabelsError
-
-
-def rank_and_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def is_main_process() -> bool:
-    return rank_and_world()[0] == 0
 
 
 def launched_by_torchrun() -> bool:
@@ -62,27 +64,6 @@ def shard(t: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     return t if world == 1 else t[rank::world]
 
 
-def _collective_device() -> torch.device:
-    """Where small tensors for a collective must live: nccl takes CUDA tensors only."""
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-def any_rank(flag: bool) -> bool:
-    """True on every rank when it is true on one (a stop signal must stop all ranks at the same step)."""
-    if rank_and_world()[1] == 1:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=_collective_device())
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
-def barrier() -> None:
-    if rank_and_world()[1] > 1:
-        dist.barrier()
-
-
 def average_gradients(params: Iterable[nn.Parameter], bucket_bytes: int = 16 << 20) -> None:
     """Replace every gradient by its mean over the ranks, in flat buckets (one all-reduce per ~16 MB).
 
@@ -96,7 +77,7 @@ def average_gradients(params: Iterable[nn.Parameter], bucket_bytes: int = 16 << 
     params = [p for p in params if p.requires_grad]
     if not params:
         return
-    has_grad = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=_collective_device())
+    has_grad = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=collective_device())
     dist.all_reduce(has_grad, op=dist.ReduceOp.MAX)
     params = [p for p, used in zip(params, has_grad.tolist()) if used > 0]
     for p in params:
@@ -117,27 +98,6 @@ def average_gradients(params: Iterable[nn.Parameter], bucket_bytes: int = 16 << 
                 g.copy_(flat[offset : offset + g.numel()].view_as(g))
                 offset += g.numel()
             bucket, size = [], 0
-
-
-class _SumOverRanks(torch.autograd.Function):
-    """All-reduce (sum) whose backward is the all-reduce of the gradient: d(sum_r x_r)/dx_r = 1 on every rank."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        x = x.clone()
-        dist.all_reduce(x)
-        return x
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
-
-
-def sum_over_ranks(x: torch.Tensor) -> torch.Tensor:
-    """Differentiable sum of ``x`` over the ranks (``x`` itself with one process)."""
-    return _SumOverRanks.apply(x) if rank_and_world()[1] > 1 else x
 
 
 class GlobalBatchNorm(_BatchNorm):
@@ -176,13 +136,6 @@ class GlobalBatchNorm(_BatchNorm):
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y
-
-
-def global_batchnorm_in(owner: object) -> None:
-    """Convert the BatchNorm layers of every module an object holds as an attribute (an algorithm's heads, peers)."""
-    for name, value in list(vars(owner).items()):
-        if isinstance(value, nn.Module):
-            setattr(owner, name, global_batchnorm(value))
 
 
 def global_batchnorm(module: nn.Module) -> nn.Module:

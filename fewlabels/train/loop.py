@@ -21,11 +21,12 @@ from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate import predict_logits
 from fewlabels.evaluate.metrics import predict_outputs
 from fewlabels.evaluate.monitors import EvalContext, default_monitors, run_monitors
+from fewlabels.models.ema import EMA
 from fewlabels.train.batches import BatchMaker
 from fewlabels.train.checkpoint import CHECKPOINT_FORMAT, check_resumable, rng_state, set_rng_state
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.distributed import any_rank, average_gradients, barrier, global_batchnorm, is_main_process, rank_and_world
-from fewlabels.train.ema import EMA
+from fewlabels.train.init import apply_init, read_init
 from fewlabels.train.optim import cosine_schedule, make_optimizer
 from fewlabels.train.prepare import Prepared, normalization_stats, prepare, seed_everything
 from fewlabels.train.records import log_scalars, results_record, tensorboard_writer
@@ -39,7 +40,8 @@ PROGRESS_FIGURES = ("test_acc", "knn_acc", "emb_spread")  # the last evaluation'
 class Trainer:
     """Holds the run's state; ``run()`` trains to the end and returns the results record."""
 
-    def __init__(self, prepared: Prepared, progress: bool = True) -> None:
+    def __init__(self, prepared: Prepared, progress: bool = True, restoring: bool = False) -> None:
+        """``restoring``: a checkpoint will replace the weights (resume), so ``--init`` is not read again."""
         keep_freed_memory()  # every step frees and reallocates the same large tensors: keep them (~15% of a step here)
         self.p, self.cfg, self.device, self.progress = prepared, prepared.config, prepared.device, progress
         self.rank, self.world = rank_and_world()
@@ -51,11 +53,13 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
         self.channels_last = self.cfg.channels_last and train.is_image
-        self.model, std = self._build_model()
+        self.init_record: dict[str, Any] | None = None
+        self.model, std = self._build_model(restoring)
         self.ema = EMA(self.model, self.cfg.ema_decay)
         self.algorithm = self._setup_algorithm(prepared.algorithm)  # before the optimizer: it may bring parameters
         self.optimizer = make_optimizer(self.model, self.cfg.lr, self.cfg.momentum, self.cfg.weight_decay, self.cfg.nesterov,
-                                        extra=self.algorithm.parameters(), groups=self.algorithm.param_groups())
+                                        extra=self.algorithm.parameters(),
+                                        groups=[*self.algorithm.param_groups(), *self._backbone_groups()])
         self.scheduler = cosine_schedule(self.optimizer, self.cfg.iterations)
         views = augment.make_views(prepared.hflip) if train.is_image else augment.make_feature_views(std.clamp(min=1e-6))
         self.batches = BatchMaker(self.train_x, self.train_y, prepared.split.labeled, prepared.split.unlabeled, views,
@@ -69,11 +73,16 @@ class Trainer:
         self.tally: dict[str, float] = {}  # sums since the last evaluation
         self.train_time = self.eval_time = self.checkpoint_time = 0.0
 
-    def _build_model(self) -> tuple[torch.nn.Module, torch.Tensor]:
+    def _build_model(self, restoring: bool) -> tuple[torch.nn.Module, torch.Tensor]:
         train = self.p.source.train
         model = models.get(self.cfg.model, train.sample_shape, train.num_classes)
         mean, std = normalization_stats(train.x)
         model.set_normalization(mean, std)
+        if self.cfg.init is not None and not restoring:  # the encoder brings the normalization it was trained with
+            state, self.init_record = read_init(self.cfg.init)
+            self.init_record["tensors"] = apply_init(model, state, self.cfg.init_head, self.cfg.init, self.cfg.model)
+        if self.cfg.freeze_backbone:
+            model.backbone.requires_grad_(False)
         model.to(self.device)
         if self.world > 1:  # batch statistics over the global batch, as one process with W times the batch sees them
             model = global_batchnorm(model)
@@ -95,6 +104,15 @@ class Trainer:
             algorithm = global_batchnorm(algorithm)
         return algorithm
 
+    def _backbone_groups(self) -> list[dict[str, Any]]:
+        """The backbone at ``backbone_lr_scale`` times the learning rate (weight decay as the model's own groups)."""
+        if self.cfg.backbone_lr_scale == 1.0:
+            return []
+        params = [p for p in self.model.backbone.parameters() if p.requires_grad]
+        lr = self.cfg.lr * self.cfg.backbone_lr_scale
+        return [{"params": [p for p in params if p.dim() > 1], "lr": lr, "weight_decay": self.cfg.weight_decay},
+                {"params": [p for p in params if p.dim() <= 1], "lr": lr, "weight_decay": 0.0}]
+
     # ---- one step
 
     def make_batch(self) -> tuple[dict, torch.Tensor | None]:
@@ -102,6 +120,8 @@ class Trainer:
 
     def train_step(self, tally: dict[str, float]) -> None:
         self.model.train()
+        if self.cfg.freeze_backbone:  # linear probing: the encoder's batch statistics stay as they were
+            self.model.backbone.eval()
         batch, hidden = self.make_batch()
         out = self.algorithm.losses(self.model, batch, self.step)
         scalars = {k: v for k, v in out.items() if v.dim() == 0}
@@ -187,6 +207,7 @@ class Trainer:
             "rows": self.rows,
             "tally": self.tally,
             "timing": {"train_s": self.train_time, "eval_s": self.eval_time, "checkpoint_s": self.checkpoint_time},
+            "init": self.init_record,
         }
 
     def restore(self, ckpt: dict) -> None:
@@ -203,6 +224,7 @@ class Trainer:
         self.step = int(ckpt["step"])
         self.rows = list(ckpt["rows"])
         self.tally = dict(ckpt["tally"])
+        self.init_record = ckpt.get("init")
         timing = ckpt["timing"]
         self.train_time, self.eval_time, self.checkpoint_time = timing["train_s"], timing["eval_s"], timing["checkpoint_s"]
 
@@ -319,7 +341,7 @@ def resume(run_dir: str | os.PathLike, progress: bool = True) -> dict:
     config = TrainConfig.from_dict(ckpt["config"])
     config.out = str(folder.path)
     folder.remove_strays()
-    trainer = Trainer(prepare(config, overwrite=True), progress)
+    trainer = Trainer(prepare(config, overwrite=True), progress, restoring=True)
     if list(trainer.classes) != list(ckpt["classes"]) or list(trainer.train_x.shape[1:]) != list(ckpt["sample_shape"]):
         raise FewLabelsError(f"{folder.path} was trained on data with classes {ckpt['classes']} and sample shape "
                              f"{tuple(ckpt['sample_shape'])}, but {config.dataset} now gives {trainer.classes} and "

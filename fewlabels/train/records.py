@@ -11,6 +11,7 @@ import torch
 
 from fewlabels import __version__
 from fewlabels.evaluate import accuracy, summarize
+from fewlabels.evaluate.representation import COLLAPSE_BELOW
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
@@ -73,6 +74,7 @@ def results_record(trainer) -> dict[str, Any]:
         "eval_time_s": round(trainer.eval_time, 2),
         "checkpoint_time_s": round(trainer.checkpoint_time, 3),
         "machine": machine_info(trainer.device),
+        "init": trainer.init_record,
         **trainer.p.variants,
     }
     test = source.test
@@ -86,4 +88,18 @@ def results_record(trainer) -> dict[str, Any]:
         for k, v in trainer.rows[-1].items():
             if k not in ("step", "train_time_s", "lr", "test_acc", "test_acc_raw") and v is not None:
                 res[f"final_{k}"] = v
+    warnings = run_warnings(res)
+    if warnings:
+        res["warnings"] = warnings
     return res
+
+
+def run_warnings(res: dict[str, Any]) -> list[str]:
+    """Sentences a user must read about the finished run (the faces print them)."""
+    found = []
+    spread = res.get("final_emb_spread")
+    if spread is not None and spread < COLLAPSE_BELOW:
+        found.append(f"The representation collapsed (embedding spread {spread:.3f}, below {COLLAPSE_BELOW}): nearly every "
+                     "input maps to one point; lower the learning rate, or try another method.")
+        res["collapsed"] = True
+    return found

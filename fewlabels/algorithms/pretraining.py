@@ -1,0 +1,127 @@
+"""What the self-supervised methods share: two strong views, a projection head, an online linear probe.
+
+solo-learn's design: the model's own classifier head trains as a linear probe on *detached*
+features of the labeled batch, so no label reaches the backbone (SupCon's labels aside, which
+is its point), while test accuracy, kNN and the other monitors follow the representation as
+it trains. One joint forward pass: BatchNorm sees the labeled and the unlabeled views together.
+
+Views are the project's ``strong`` augmentation (RandAugment + Cutout on a flip and crop); the
+SimCLR paper's colour distortion and random resized crops are not built. On feature vectors
+the views are the feature-noise views (the only ones that exist for them), which is weaker:
+the methods run, and say so in the results' notes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_non_negative, check_positive
+from fewlabels.algorithms.result import step_result
+from fewlabels.collectives import all_gather_with_grad
+from fewlabels.errors import FewLabelsError
+from fewlabels.evaluate.representation import representation_monitors
+from fewlabels.losses import cross_entropy
+from fewlabels.models.heads import projection_mlp
+
+
+class Pretraining(Algorithm):
+    """A self-supervised method: ``pretext`` turns the two views' backbone features into named losses."""
+
+    views: ClassVar[dict[str, list[str]]] = {"labeled": ["weak"], "unlabeled": ["strong", "strong#2"]}
+    min_batch: ClassVar[int] = 2  # the smallest unlabeled batch the pretext loss is defined for
+
+    def __init__(self, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1) -> None:
+        super().__init__()
+        check_positive(self.name, "proj_hidden", proj_hidden)
+        check_positive(self.name, "proj_dim", proj_dim)
+        check_non_negative(self.name, "probe_lr", probe_lr)
+        self.proj_hidden, self.proj_dim, self.probe_lr = proj_hidden, proj_dim, probe_lr
+
+    def setup(self, ctx: SetupContext) -> None:
+        head = getattr(ctx.model, "head", None)
+        if not isinstance(head, nn.Linear) or not callable(getattr(ctx.model, "features", None)):
+            raise FewLabelsError(f"{self.name}: needs a built-in model (a backbone with features and a linear head).")
+        self.feature_dim = head.in_features
+        self._probe = list(head.parameters())  # the model's own head: a plain list, so it is not registered twice
+        self.projector = self.make_projector(self.feature_dim)
+
+    def make_projector(self, feature_dim: int) -> nn.Module:
+        """SimCLR's two-layer MLP with batch norm; methods that want another head override this."""
+        return projection_mlp(feature_dim, self.proj_hidden, self.proj_dim, num_layers=2, batchnorm=True)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": self._probe, "lr": self.probe_lr, "weight_decay": 0.0}]
+
+    def monitors(self) -> list[Any]:
+        return representation_monitors()
+
+    def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        lab, unl = batch["labeled"], batch["unlabeled"]
+        if len(unl["strong"]) < self.min_batch:
+            raise FewLabelsError(f"{self.name}: needs an unlabeled batch of at least {self.min_batch}, got "
+                                 f"{len(unl['strong'])}; raise --batch-size or --uratio.")
+        n = len(lab["weak"]) if lab else 0
+        parts = ([lab["weak"]] if n else []) + [unl["strong"], unl["strong#2"]]
+        feats = model.features(torch.cat(parts))
+        probe = cross_entropy(model.head(feats[:n].detach()), lab["y"]) if n else feats.new_zeros(())
+        f1, f2 = feats[n:].chunk(2)
+        terms = self.pretext(f1, f2, batch, step)
+        loss = terms.pop("loss")
+        return step_result(loss + probe, sup=probe, unsup=loss, **terms)
+
+    def pretext(self, f1: torch.Tensor, f2: torch.Tensor, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+def gather(z: torch.Tensor) -> torch.Tensor:
+    """The global batch's rows (with gradient), so batch statistics and negatives are the global batch's."""
+    return all_gather_with_grad(z)
+
+
+class MomentumTarget(Pretraining):
+    """A method with an EMA target encoder (BYOL, MoCo v3): a frozen copy of the model and projector.
+
+    The target's momentum follows BYOL's cosine schedule from ``momentum`` to 1:
+    tau_k = 1 - (1 - tau_base) (cos(pi k / K) + 1) / 2.
+    """
+
+    def __init__(self, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1, pred_hidden: int = 512,
+                 momentum: float = 0.99) -> None:
+        super().__init__(proj_hidden, proj_dim, probe_lr)
+        check_positive(self.name, "pred_hidden", pred_hidden)
+        if not (isinstance(momentum, (int, float)) and 0.0 <= momentum <= 1.0):
+            raise FewLabelsError(f"{self.name}: momentum must be in [0, 1], got {momentum!r}.")
+        self.pred_hidden, self.momentum = pred_hidden, momentum
+
+    def setup(self, ctx: SetupContext) -> None:
+        super().setup(ctx)
+        self.predictor = projection_mlp(self.proj_dim, self.pred_hidden, self.proj_dim, num_layers=2, batchnorm=True)
+        self.target_model = copy.deepcopy(ctx.model).requires_grad_(False)
+        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        self.total_steps = ctx.total_steps
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    def current_momentum(self) -> float:
+        k = int(self.updates)
+        return 1 - (1 - self.momentum) * (math.cos(math.pi * k / max(1, self.total_steps)) + 1) / 2
+
+    def target_embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The target network's projections of the two views, without gradient."""
+        unl = batch["unlabeled"]
+        with torch.no_grad():
+            t = self.target_projector(self.target_model.features(torch.cat([unl["strong"], unl["strong#2"]])))
+        return t.chunk(2)
+
+    @torch.no_grad()
+    def after_step(self, model: nn.Module) -> None:
+        tau = self.current_momentum()
+        for online, target in ((model, self.target_model), (self.projector, self.target_projector)):
+            torch._foreach_lerp_(list(target.parameters()), [p.detach() for p in online.parameters()], 1.0 - tau)
+            for b_target, b in zip(target.buffers(), online.buffers()):
+                b_target.copy_(b)
+        self.updates += 1

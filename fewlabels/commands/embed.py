@@ -1,0 +1,46 @@
+"""``fewlabels embed``: a run's features of a dataset, as an .npz that ``train --dataset`` (and other tools) read."""
+
+from __future__ import annotations
+
+import argparse
+
+from fewlabels.commands.common import add_run_dir, load_run, output_file
+
+NAME = "embed"
+HELP = "write a run's features of a dataset as an .npz (X, y, X_test, y_test, classes) that train --dataset reads"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(NAME, help=HELP, description=HELP)
+    add_run_dir(p)
+    p.add_argument("--dataset", help="the data to embed (default: the run's own)")
+    p.add_argument("--data-dir", help="folder holding the dataset's files")
+    p.add_argument("--out", required=True, metavar="EMB.npz", help="the .npz file to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+
+    from fewlabels import data as data_mod
+    from fewlabels.errors import FewLabelsError
+    from fewlabels.evaluate.probe import embeddings_npz
+    from fewlabels.utils.io import atomic_write_bytes
+
+    if not args.out.endswith(".npz"):
+        raise FewLabelsError(f"--out must name an .npz file, got {args.out}.")
+    out = output_file(args.out, ".npz")
+    trained = load_run(args.run_dir)
+    cfg = trained.config
+    source = data_mod.load(args.dataset or cfg.dataset, args.data_dir or cfg.data_dir)
+    if tuple(source.train.sample_shape) != trained.sample_shape:
+        raise FewLabelsError(f"{args.run_dir} takes samples of shape {trained.sample_shape}, but "
+                             f"{source.train.name} has {tuple(source.train.sample_shape)}; embed data like its own.")
+    arrays = embeddings_npz(trained.model, source, channels_last=trained.is_image and cfg.channels_last)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(out, buf.getvalue())
+    print(f"{len(arrays['X'])} training and {len(arrays.get('X_test', []))} test samples of {source.train.name} as "
+          f"{arrays['X'].shape[1]}-d features written to {out}")
+    return 0

@@ -1,0 +1,62 @@
+"""``fewlabels probe``: how good a run's representation is with a few labels (kNN, linear probe, label spreading)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fewlabels.commands.common import add_run_dir, load_run, output_file, positive
+
+NAME = "probe"
+HELP = "score a run's representation: kNN, a linear probe or label spreading on its features, over labeled splits"
+
+
+def add_parser(sub) -> None:
+    from fewlabels.evaluate.probe import METHODS
+
+    p = sub.add_parser(NAME, help=HELP, description=HELP)
+    add_run_dir(p)
+    p.add_argument("--dataset", help="probe on this dataset instead of the run's own")
+    p.add_argument("--data-dir", help="folder holding the dataset's files")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--labels-per-class", type=int, help="labeled samples per class (default: the run's own split)")
+    g.add_argument("--num-labels", type=int, help="total labeled samples, spread over the classes")
+    p.add_argument("--method", default="knn", choices=METHODS, help="the classifier on the features (default knn)")
+    p.add_argument("--seeds", type=int, default=1, help="labeled splits to average, seeds run seed, +1, ... (default 1)")
+    p.add_argument("--json", metavar="OUT.json", help="where to write the results (default RUN_DIR/probe-<method>.json)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fewlabels import data as data_mod
+    from fewlabels.errors import FewLabelsError
+    from fewlabels.evaluate.probe import probe
+    from fewlabels.utils.io import atomic_write_json
+
+    positive(args.seeds, "--seeds")
+    for flag, value in (("--labels-per-class", args.labels_per_class), ("--num-labels", args.num_labels)):
+        if value is not None:
+            positive(value, flag)
+    default_json = Path(args.run_dir) / f"probe-{args.method}.json" if Path(args.run_dir).is_dir() else \
+        Path(f"{args.run_dir}.probe-{args.method}.json")
+    out = output_file(args.json or default_json, ".json", "--json")
+    trained = load_run(args.run_dir)
+    cfg = trained.config
+    source = data_mod.load(args.dataset or cfg.dataset, args.data_dir or cfg.data_dir)
+    if tuple(source.train.sample_shape) != trained.sample_shape:
+        raise FewLabelsError(f"{args.run_dir} takes samples of shape {trained.sample_shape}, but "
+                             f"{source.train.name} has {tuple(source.train.sample_shape)}; probe it on data like its own.")
+    own_split = args.labels_per_class is None and args.num_labels is None
+    lpc = cfg.labels_per_class if own_split else args.labels_per_class
+    num = cfg.num_labels if own_split else args.num_labels
+    record = probe(trained.model, source, args.method, lpc, num, [cfg.seed + i for i in range(args.seeds)],
+                   channels_last=trained.is_image and cfg.channels_last)
+    record["run"] = str(args.run_dir)
+    atomic_write_json(out, record)
+    print(f"{args.method} probe of {args.run_dir} ({cfg.algorithm}, {cfg.model}, {record['feature_dim']}-d features) "
+          f"on {record['dataset']}")
+    print(f"{'seed':>6} {'labels':>7} {'accuracy':>9}")
+    for r in record["splits"]:
+        print(f"{r['seed']:>6} {r['num_labeled']:>7} {r['accuracy']:>9.4f}")
+    print(f"mean {record['accuracy_mean']:.4f} +- {record['accuracy_std']:.4f} over {len(record['splits'])} split(s)")
+    print(f"written to {out}")
+    return 0
