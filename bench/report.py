@@ -163,7 +163,41 @@ def methods_table(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ssl_table(record: dict) -> str:
+    """Pretraining at a fixed wall-clock budget: probes at few and all labels, geometry, steps and images seen."""
+    m = record["machine"]
+    lines = [f"## {record['title']}", "",
+             f"Budget {record['budget_s']:.0f} s of training per run (steps = budget / the method's own measured time per "
+             f"step), labeled batch {record['batch_size']}, unlabeled batch {record['batch_size'] * record['uratio']} (two "
+             f"strong views each), SGD lr {record['lr']}, cosine schedule. Probes on the final EMA model's backbone features: "
+             f"kNN (k=20, T=0.07, cosine) and logistic regression, at {' and '.join(map(str, record['probe_labels']))} labels "
+             f"per class (mean ± std over {len(record['probe_seeds'])} labeled splits) and with every label. Machine: "
+             f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}; runs shared the machine with other work, so "
+             "steps per budget are lower bounds.", "", f"Reproduce: `{record['command']}`", ""]
+    for dataset in sorted({r["dataset"] for r in record["rows"]}):
+        rows = [r for r in record["rows"] if r["dataset"] == dataset]
+        lpc = record["probe_labels"]
+        lines += [f"### {dataset}", "",
+                  "| method | model | steps | images seen | " + " | ".join(f"kNN {n}/class" for n in lpc) + " | kNN all | "
+                  + " | ".join(f"linear {n}/class" for n in lpc) + " | linear all | alignment | uniformity | spread |",
+                  "|---|---|---|---|" + "---|" * (2 * len(lpc) + 5)]
+        for r in rows:
+            def cell(key, r=r):
+                v = r.get(key)
+                return _fmt_pct(v) if isinstance(v, list) else (f"{100 * v:.2f}" if isinstance(v, (int, float)) else "—")
+            geo = [f"{r[k]:.3f}" if isinstance(r.get(k), (int, float)) else "—" for k in ("alignment", "uniformity", "emb_spread")]
+            lines.append(f"| {r['method']} | {r['model']} | {r.get('iterations', '—')} | "
+                         + (f"{r['images_seen']:,}" if "images_seen" in r else "—") + " | "
+                         + " | ".join(cell(f"knn_{n}pc") for n in lpc) + f" | {cell('knn_all')} | "
+                         + " | ".join(cell(f"linear_{n}pc") for n in lpc) + f" | {cell('linear_all')} | " + " | ".join(geo) + " |")
+        lines.append("")
+    lines += _notes("pretraining")
+    return "\n".join(lines) + "\n"
+
+
 def table(record: dict) -> str:
+    if record.get("bench") == "ssl":
+        return ssl_table(record)
     if record.get("bench") == "methods":
         return methods_table(record)
     if record.get("bench") == "augment":

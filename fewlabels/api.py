@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fewlabels import __version__, algorithms, models
+from fewlabels import __version__, algorithms
 from fewlabels import data as data_mod
 from fewlabels.data import Dataset, DataSource, from_arrays
 from fewlabels.data.arrays import _as_numpy, features_to_float, images_to_uint8_nchw, labels_to_int64
@@ -32,6 +32,7 @@ from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate import predict_logits, summarize
 from fewlabels.train import RunFolder, TrainConfig, Trainer, prepare
 from fewlabels.train.checkpoint import ema_weights, read_checkpoint
+from fewlabels.train.run_folder import build_model, resolve_run
 from fewlabels.utils.io import atomic_torch_save
 
 MODEL_FORMAT = 1  # the layout of a file written by Run.save
@@ -182,6 +183,7 @@ def load(path: str | os.PathLike) -> Run:
     path = Path(path)
     if not path.exists():
         raise FewLabelsError(f"{path} does not exist; give a file written by Run.save() or a fewlabels run folder.")
+    path = resolve_run(path)  # a pipeline folder stands for its final stage
     if path.is_dir() or (path.name == "last.pt" and (path.parent / "config.yaml").is_file()):
         folder = RunFolder(path if path.is_dir() else path.parent)
         if not folder.last.is_file():
@@ -211,12 +213,7 @@ def load(path: str | os.PathLike) -> Run:
 
 def _build_run(file: Path, name: str, classes: list[str], shape: tuple[int, ...], state: dict, results: dict,
                config: dict) -> Run:
-    model = models.get(name, shape, len(classes))
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FewLabelsError(f"{file}: the saved weights do not fit model '{name}' ({first[:160]}).") from None
+    model = build_model(file, name, shape, len(classes), state)
     return Run(model, classes, results, _config_from_dict(config), shape)
 
 
@@ -353,3 +350,21 @@ def fit(
 
 
 __all__ = ["Run", "fit", "load"]
+
+
+def pipeline(dataset: str = "fashion-mnist", out: str | os.PathLike = "runs/pipeline", labels_per_class: int | None = 4,
+             stages: dict[str, dict[str, Any]] | None = None, progress: bool = True, overwrite: bool = False,
+             **settings: Any) -> Run:
+    """Pretrain, fine-tune and distil (``fewlabels pipeline``); returns the final model, its record in ``.pipeline``.
+
+    ``settings`` are training settings shared by every stage (model, seed, val_per_class ...);
+    ``stages`` overrides one stage's, e.g. ``{"pretrain": {"iterations": 300}}``. A folder that
+    holds an unfinished pipeline is continued with ``resume=True`` through ``fewlabels.train.pipeline``.
+    """
+    from fewlabels.train.pipeline import default_stages, run_pipeline
+
+    common = {"dataset": dataset, "labels_per_class": labels_per_class, **settings}
+    record = run_pipeline(common, out, default_stages(stages), progress=progress, overwrite=overwrite)
+    run = load(out)
+    run.pipeline = record
+    return run

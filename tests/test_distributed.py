@@ -161,8 +161,14 @@ def test_two_processes_train_like_one_process_with_twice_the_batch(case):
     steps = 4
     one = _train_steps(0, 1, algorithm, 2 * 8, steps, settings)
     two = on_ranks(_train_steps, algorithm, 8, steps, settings)
+    _assert_trained_alike(one, two, algorithm, settings)
+
+
+def _assert_trained_alike(one: dict, two: dict, algorithm: str, settings: dict) -> None:
+    """Model, EMA and the algorithm's state of the two-process run equal those of one process with twice the batch."""
     atol, rtol = (2e-5, 1e-4) if settings.get("features") else (1e-4, 1e-3)  # images: see the note above CASES
     for part in ("model", "ema", "algorithm"):
+        assert one[part].keys() == two[part].keys(), part
         for k, v in one[part].items():
             if v.is_floating_point():
                 torch.testing.assert_close(two[part][k], v, atol=atol, rtol=rtol, msg=f"{part} {k}")
@@ -171,6 +177,32 @@ def test_two_processes_train_like_one_process_with_twice_the_batch(case):
     start = _train_steps(0, 1, algorithm, 2 * 8, 0, settings)["model"]
     moved = max(float((v - start[k]).abs().max()) for k, v in one["model"].items() if v.is_floating_point())
     assert moved > 1e-3  # the steps did train
+
+
+# Self-supervised methods: every rank gathers the projections with gradient and computes the global batch's loss
+# (negatives, cross-correlation, variance and covariance over the global batch); MoCo v3 gathers only its keys and
+# scores its own queries, SupCon gathers the labels too, BYOL gathers nothing (its heads' BatchNorm is global). The
+# algorithm's state holds the projector, predictor and target networks. One spawn trains all six (spawning dominates).
+SSL = ["simclr", "barlowtwins", "vicreg", "mocov3", "supcon", "byol"]
+SSL_SETTINGS = {"features": True}
+SSL_STEPS = 3
+
+
+def _train_each(rank: int, world: int, algorithms: list[str], batch_size: int, steps: int, settings: dict) -> dict:
+    return {a: _train_steps(rank, world, a, batch_size, steps, settings) for a in algorithms}
+
+
+@pytest.fixture(scope="module")
+def ssl_on_two_processes() -> dict:
+    torch.set_num_threads(1)
+    return on_ranks(_train_each, SSL, 8, SSL_STEPS, SSL_SETTINGS)
+
+
+@pytest.mark.parametrize("algorithm", SSL)
+def test_self_supervised_methods_use_the_global_batch_on_two_processes(algorithm, ssl_on_two_processes):
+    torch.set_num_threads(1)
+    one = _train_steps(0, 1, algorithm, 2 * 8, SSL_STEPS, SSL_SETTINGS)
+    _assert_trained_alike(one, ssl_on_two_processes[algorithm], algorithm, SSL_SETTINGS)
 
 
 def _any_rank(rank: int, world: int) -> list[bool]:

@@ -5,6 +5,7 @@ from fewlabels.algorithms import (  # noqa: F401  (importing a module registers 
     byol,
     coteaching,
     daso,
+    distill,
     elr,
     fixmatch,
     flexmatch,

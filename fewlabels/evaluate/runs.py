@@ -7,7 +7,7 @@ is a ``fewlabels.Run`` (anything with ``logits``, ``classes``, ``config``, ``sam
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,7 @@ class WrittenReport:
 
 
 def write_report(run, run_dir: str | os.PathLike, out: str | os.PathLike | None = None, dataset: str | None = None,
-                 data_dir: str | None = None, quiet: bool = True) -> WrittenReport:
+                 data_dir: str | None = None, quiet: bool = True, notes: Sequence[str] = ()) -> WrittenReport:
     """The HTML report of a run folder (default RUN_DIR/report.html) and its plots as PNGs in RUN_DIR/report/.
 
     Without the test set (and no ``dataset`` given) the report still comes, from results.json, with a note.
@@ -95,7 +95,7 @@ def write_report(run, run_dir: str | os.PathLike, out: str | os.PathLike | None 
     results = read_results(run_dir / "results.json")
     rows = read_metrics(run_dir / "metrics.csv")
     config = run.config.to_dict()  # from last.pt: the settings the weights were trained with
-    notes, warnings = [], []
+    notes, warnings = list(notes), []
     if not results:
         notes.append("results.json is missing: the run has not finished; this reports its last checkpoint.")
     evaluation = None

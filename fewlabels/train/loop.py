@@ -6,10 +6,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,14 +21,14 @@ from fewlabels.evaluate.metrics import predict_outputs
 from fewlabels.evaluate.monitors import EvalContext, default_monitors, run_monitors
 from fewlabels.models.ema import EMA
 from fewlabels.train.batches import BatchMaker
-from fewlabels.train.checkpoint import CHECKPOINT_FORMAT, check_resumable, rng_state, set_rng_state
+from fewlabels.train.checkpoint import CHECKPOINT_FORMAT, rng_state, set_rng_state
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.distributed import any_rank, average_gradients, barrier, global_batchnorm, is_main_process, rank_and_world
 from fewlabels.train.init import apply_init, read_init
 from fewlabels.train.optim import cosine_schedule, make_optimizer
 from fewlabels.train.prepare import Prepared, normalization_stats, prepare, seed_everything
 from fewlabels.train.records import log_scalars, results_record, tensorboard_writer
-from fewlabels.train.run_folder import RunFolder
+from fewlabels.train.run_folder import RunFolder, resolve_run
 from fewlabels.train.signals import StopSignals, TrainingError, TrainingInterrupted
 from fewlabels.utils.memory import keep_freed_memory
 
@@ -96,13 +94,24 @@ class Trainer:
         ctx = SetupContext(model=self.model, num_classes=train.num_classes, num_labeled=len(split.labeled),
                            num_unlabeled=len(split.unlabeled), total_steps=self.cfg.iterations,
                            labeled_y=self.train_y[labeled], label_noise=self.cfg.label_noise, ema_decay=self.cfg.ema_decay,
-                           device=self.device, sample_shape=tuple(train.sample_shape))
+                           device=self.device, sample_shape=tuple(train.sample_shape), teacher=self._teacher(algorithm))
         check_context(algorithm, ctx)
         algorithm.setup(ctx)
         algorithm.to(self.device)
         if self.world > 1:  # heads the algorithm built in setup (ShrinkMatch's has BatchNorm), before the optimizer sees them
             algorithm = global_batchnorm(algorithm)
         return algorithm
+
+    def _teacher(self, algorithm: Algorithm) -> torch.nn.Module | None:
+        """The frozen teacher an algorithm names (``teacher=RUN_DIR``), read through the one run-folder reader."""
+        path = getattr(algorithm, "teacher", None) if "teacher" in algorithm.requires else None
+        if not path:
+            return None
+        model, classes, _ = RunFolder(resolve_run(path)).load_model()
+        if list(classes) != list(self.classes):
+            raise FewLabelsError(f"The teacher {path} was trained on classes {classes}, but this data has {self.classes}; "
+                                 "distil on data with the teacher's classes.")
+        return model.to(self.device)
 
     def _backbone_groups(self) -> list[dict[str, Any]]:
         """The backbone at ``backbone_lr_scale`` times the learning rate (weight decay as the model's own groups)."""
@@ -321,37 +330,4 @@ def train(config: TrainConfig, source: DataSource | None = None, progress: bool 
     return Trainer(prepared, progress).run()
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """The checkpoint of a run folder (or a checkpoint file), checked whole; see ``RunFolder.checkpoint``."""
-    path = Path(path)
-    if path.is_dir():
-        return RunFolder(path).checkpoint()
-    from fewlabels.train.checkpoint import read_checkpoint
-
-    return read_checkpoint(path)
-
-
-def resume(run_dir: str | os.PathLike, progress: bool = True) -> dict:
-    """Continue the run in ``run_dir`` from its last checkpoint, with the run's own configuration."""
-    folder = RunFolder(run_dir)
-    if folder.path.is_file():
-        raise FewLabelsError(f"--resume needs a run folder, got the file {folder.path}.")
-    ckpt = folder.checkpoint()
-    check_resumable(ckpt, folder.last)
-    config = TrainConfig.from_dict(ckpt["config"])
-    config.out = str(folder.path)
-    folder.remove_strays()
-    trainer = Trainer(prepare(config, overwrite=True), progress, restoring=True)
-    if list(trainer.classes) != list(ckpt["classes"]) or list(trainer.train_x.shape[1:]) != list(ckpt["sample_shape"]):
-        raise FewLabelsError(f"{folder.path} was trained on data with classes {ckpt['classes']} and sample shape "
-                             f"{tuple(ckpt['sample_shape'])}, but {config.dataset} now gives {trainer.classes} and "
-                             f"{tuple(trainer.train_x.shape[1:])}; resume with the same data.")
-    try:
-        trainer.restore(ckpt)
-    except (KeyError, RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise FewLabelsError(f"{folder.last} does not fit model '{config.model}' ({first[:160]}).") from None
-    return trainer.run(resumed=True)
-
-
-__all__ = ["Prepared", "Trainer", "TrainingError", "TrainingInterrupted", "load_checkpoint", "prepare", "resume", "train"]
+__all__ = ["Prepared", "Trainer", "TrainingError", "TrainingInterrupted", "prepare", "train"]

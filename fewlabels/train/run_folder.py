@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 import yaml
+from torch import nn
 
 from fewlabels.errors import FewLabelsError
 from fewlabels.train.checkpoint import ema_weights, read_checkpoint
@@ -35,6 +36,35 @@ def metric_columns(rows: list[dict]) -> list[str]:
     for row in rows:
         columns.update(dict.fromkeys(row))
     return list(columns)
+
+
+def resolve_run(path: str | os.PathLike) -> Path:
+    """The run folder a path stands for: itself, or a pipeline folder's final stage (named in its pipeline.json)."""
+    path = Path(path)
+    manifest = path / "pipeline.json"
+    if path.is_dir() and manifest.is_file() and not (path / "last.pt").exists():
+        try:
+            final = json.loads(manifest.read_text()).get("final_stage")
+        except (ValueError, UnicodeDecodeError):
+            raise FewLabelsError(f"{manifest} is damaged (not valid JSON); restore it or resume the pipeline.") from None
+        if not final:
+            raise FewLabelsError(f"the pipeline in {path} has not finished: no final model yet; continue it with "
+                                 f"fewlabels pipeline --resume {path}.")
+        return path / final
+    return path
+
+
+def build_model(source: Path, name: str, shape: tuple[int, ...], num_classes: int, state: dict[str, torch.Tensor]) -> nn.Module:
+    """One of our models by name, with ``state`` loaded; a state that does not fit is one sentence naming ``source``."""
+    from fewlabels import models
+
+    model = models.get(name, shape, num_classes)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FewLabelsError(f"{source}: the saved weights do not fit model '{name}' ({first[:160]}).") from None
+    return model
 
 
 class RunFolder:
@@ -147,6 +177,12 @@ class RunFolder:
             return []
         with open(file, newline="") as f:
             return list(csv.DictReader(f))
+
+    def load_model(self) -> tuple[nn.Module, list[str], dict[str, Any]]:
+        """The run's final (EMA) model, built and loaded, in eval mode; with its classes and config."""
+        config, classes, shape, state = self.final_model()
+        model = build_model(self.last, config.get("model", ""), shape, len(classes), state)
+        return model.eval(), classes, config
 
     def final_model(self) -> tuple[dict[str, Any], list[str], tuple[int, ...], dict[str, torch.Tensor]]:
         """What evaluating the run needs: its config, classes, sample shape and the EMA model's weights."""

@@ -15,9 +15,12 @@ class TrainingError(RuntimeError):
 class TrainingInterrupted(RuntimeError):
     """SIGINT/SIGTERM arrived; the step finished and a checkpoint was written."""
 
-    def __init__(self, signum: int, step: int, out: Path | None) -> None:
-        self.signum = signum
+    def __init__(self, signum: int, step: int, out: Path | None, hint: str | None = None) -> None:
+        """``hint`` replaces the advice on how to continue (a pipeline continues as a whole)."""
+        self.signum, self.step = signum, step
         how = f", checkpoint saved; continue with: fewlabels train --resume {out}" if out is not None else ""
+        if hint:
+            how = f" {hint}"
         super().__init__(f"Stopped by {signal.Signals(signum).name} after step {step}{how}")
 
 

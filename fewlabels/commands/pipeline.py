@@ -1,0 +1,84 @@
+"""``fewlabels pipeline``: pretrain without labels, fine-tune with them, distil; each stage a run folder under --out."""
+
+from __future__ import annotations
+
+import argparse
+
+from fewlabels.commands.common import parse_assignment
+
+NAME = "pipeline"
+HELP = "the few-label pipeline: self-supervised pretraining, semi-supervised fine-tuning, distillation (about 15 min on 2 CPU cores)"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(NAME, help=HELP, description=HELP)
+    p.add_argument("--dataset", help="a built-in dataset, an image folder or an .npz file (default fashion-mnist)")
+    p.add_argument("--data-dir", help="folder holding the dataset's files")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--labels-per-class", type=int, help="labeled samples per class (default 4)")
+    g.add_argument("--num-labels", type=int, help="total labeled samples, spread over the classes")
+    p.add_argument("--val-per-class", type=int, help="labeled samples per class held out for validation (default 0)")
+    p.add_argument("--model", help="the network of every stage (default cnn)")
+    p.add_argument("--seed", type=int, help="seeds the split, the models and the augmentation (default 0)")
+    p.add_argument("--device", help="auto, cpu or cuda[:N]")
+    for stage in ("pretrain", "finetune", "distill"):
+        p.add_argument(f"--{stage}-iterations", type=int, metavar="N", help=f"steps of the {stage} stage")
+    p.add_argument("--pretrain-algorithm", metavar="NAME", help="the self-supervised method (default simclr)")
+    p.add_argument("--finetune-algorithm", metavar="NAME", help="the semi-supervised method (default fixmatch)")
+    p.add_argument("--stage", action="append", metavar="STAGE.KEY=VALUE", default=[],
+                   help="one stage's setting, e.g. --stage finetune.lr=0.01 or --stage finetune.options.threshold=0.9")
+    p.add_argument("--out", help="the pipeline's folder (default runs/pipeline-<dataset>-<labels>-s<seed>)")
+    p.add_argument("--resume", metavar="DIR", help="continue the pipeline in DIR where it stopped")
+    p.add_argument("--overwrite", action="store_true", help="replace a pipeline already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def stage_overrides(args: argparse.Namespace) -> dict[str, dict]:
+    from fewlabels.errors import FewLabelsError
+
+    overrides: dict[str, dict] = {}
+    for stage in ("pretrain", "finetune", "distill"):
+        if getattr(args, f"{stage}_iterations") is not None:
+            overrides.setdefault(stage, {})["iterations"] = getattr(args, f"{stage}_iterations")
+    for stage in ("pretrain", "finetune"):
+        if getattr(args, f"{stage}_algorithm"):
+            overrides.setdefault(stage, {})["algorithm"] = getattr(args, f"{stage}_algorithm")
+    for text in args.stage:
+        key, value = parse_assignment(text, "--stage")
+        if "." not in key:
+            raise FewLabelsError(f"--stage '{text}' must name its stage, e.g. --stage finetune.lr=0.01.")
+        stage, setting = key.split(".", 1)
+        target = overrides.setdefault(stage, {})
+        if setting.startswith("options."):
+            target.setdefault("options", {})[setting.split(".", 1)[1]] = value
+        else:
+            target[setting] = value
+    return overrides
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fewlabels.errors import FewLabelsError
+    from fewlabels.train.pipeline import default_stages, resume_pipeline, run_pipeline, summary_table
+
+    given = {k: getattr(args, k) for k in ("dataset", "data_dir", "labels_per_class", "num_labels", "val_per_class",
+                                           "model", "seed", "device") if getattr(args, k) is not None}
+    if args.resume:
+        if given or args.stage or args.out or any(getattr(args, f"{s}_iterations") for s in ("pretrain", "finetune", "distill")):
+            raise FewLabelsError("--resume continues a pipeline with its own settings; give no other setting with it.")
+        record = resume_pipeline(args.resume, progress=not args.quiet)
+        out = Path(args.resume)
+    else:
+        if given.get("num_labels") is not None:
+            given["labels_per_class"] = None
+        common = {"dataset": "fashion-mnist", **given}
+        lpc = common.get("labels_per_class", 4)
+        labels = f"{lpc}pc" if lpc is not None else f"{common['num_labels']}l"
+        name = Path(common["dataset"]).stem if "/" in common["dataset"] or common["dataset"].endswith(".npz") else common["dataset"]
+        out = Path(args.out or f"runs/pipeline-{name}-{labels}-s{common.get('seed', 0)}")
+        record = run_pipeline(common, out, default_stages(stage_overrides(args)), progress=not args.quiet,
+                              overwrite=args.overwrite)
+    print(summary_table(record))
+    print(f"pipeline written to {out} (evaluate, predict, report and export accept this folder)")
+    return 0

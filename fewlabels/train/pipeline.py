@@ -1,0 +1,188 @@
+"""The few-label pipeline: self-supervised pretraining, semi-supervised fine-tuning from that encoder, distillation.
+
+A pipeline owns no training code: each stage is an ordinary run folder under the pipeline's
+folder, trained by ``train`` (or continued by ``resume``), handed the previous stage's folder
+through ``init`` or the distillation teacher. ``pipeline.json`` records the stages' settings,
+which ones finished, and which folder holds the final model; an interrupted pipeline continues
+where it stopped (finished stages are skipped, the running one resumes exactly).
+
+The defaults (``DEFAULT_STAGES``) follow SimCLRv2's recipe ("Big Self-Supervised Models are
+Strong Semi-Supervised Learners"): pretrain without labels, fine-tune with the labels (here with
+FixMatch's consistency on the unlabeled pool too), distil the fine-tuned teacher into the final
+model on the unlabeled pool. Their budgets are iterations, sized to about 15 minutes in all on a
+2-core CPU; how they were chosen (on a validation split) is in bench/notes/pipeline.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fewlabels.data import DataSource
+from fewlabels.errors import FewLabelsError
+from fewlabels.train.config import TrainConfig
+from fewlabels.train.loop import train
+from fewlabels.train.resume import resume
+from fewlabels.train.run_folder import RunFolder
+from fewlabels.train.signals import TrainingInterrupted
+from fewlabels.utils.io import atomic_write_json, check_writable_dir
+
+MANIFEST = "pipeline.json"
+PIPELINE_FORMAT = 1
+
+
+@dataclass
+class Stage:
+    """One stage: its folder name and the settings it adds to the pipeline's common ones.
+
+    ``init_from`` / ``teacher_from`` name an earlier stage whose folder is handed over.
+    """
+
+    name: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
+    teacher_from: str | None = None
+
+
+DEFAULT_STAGES = (
+    Stage("1-pretrain", {"algorithm": "simclr", "iterations": 700, "uratio": 4}),
+    Stage("2-finetune", {"algorithm": "fixmatch", "iterations": 1200}, init_from="1-pretrain"),
+    Stage("3-distill", {"algorithm": "distill", "iterations": 1200}, teacher_from="2-finetune"),
+)
+STAGE_KEYS = {"pretrain": "1-pretrain", "finetune": "2-finetune", "distill": "3-distill"}
+
+
+def default_stages(overrides: dict[str, dict[str, Any]] | None = None) -> list[Stage]:
+    """The default stages with per-stage setting overrides, by short name: {"pretrain": {"iterations": 300}}."""
+    stages = [copy.deepcopy(s) for s in DEFAULT_STAGES]
+    by_key = {s.name: s for s in stages}
+    for key, settings in (overrides or {}).items():
+        if key not in STAGE_KEYS:
+            raise FewLabelsError(f"Unknown pipeline stage '{key}': the stages are {', '.join(STAGE_KEYS)}.")
+        stage = by_key[STAGE_KEYS[key]]
+        options = {**stage.settings.get("options", {}), **settings.get("options", {})}
+        stage.settings.update(settings)
+        if options:
+            stage.settings["options"] = options
+    return stages
+
+
+def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> list[TrainConfig]:
+    """Every stage's full configuration, validated before any stage starts (a typo must not cost a pretraining)."""
+    configs = []
+    for stage in stages:
+        settings = {**common, **stage.settings, "out": str(out / stage.name)}
+        if stage.init_from:
+            settings["init"] = str(out / stage.init_from)
+        if stage.teacher_from:
+            settings["options"] = {**settings.get("options", {}), "teacher": str(out / stage.teacher_from)}
+        try:
+            config = TrainConfig.from_dict(settings)
+        except FewLabelsError as exc:
+            raise FewLabelsError(f"pipeline stage {stage.name}: {exc}") from None
+        from fewlabels import algorithms
+
+        algorithms.get(config.algorithm, **config.options)  # unknown algorithms and options, before any work
+        configs.append(config)
+    return configs
+
+
+def run_pipeline(common: dict[str, Any], out: str | os.PathLike, stages: list[Stage] | None = None,
+                 source: DataSource | None = None, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+    """Run (or, for a folder that holds this pipeline, continue) every stage; returns the pipeline's record."""
+    out = Path(out)
+    stages = list(stages) if stages is not None else default_stages()
+    configs = stage_configs(common, stages, out)
+    check_writable_dir(out)
+    if (out / MANIFEST).exists() and not overwrite:
+        raise FewLabelsError(f"{out} already holds a pipeline; continue it with --resume {out}, or pass --overwrite.")
+    if overwrite:
+        for config in configs:
+            RunFolder(config.out).check_new(overwrite=True)
+    record = {"format": PIPELINE_FORMAT, "common": common, "final_stage": None,
+              "stages": [{"name": s.name, "config": c.to_dict(), "status": "pending"} for s, c in zip(stages, configs)]}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / MANIFEST, record)
+    return _run_stages(out, record, configs, source, progress, fresh=True)
+
+
+def resume_pipeline(out: str | os.PathLike, source: DataSource | None = None, progress: bool = True) -> dict[str, Any]:
+    """Continue the pipeline in ``out``: finished stages are skipped, the interrupted one resumes exactly."""
+    out = Path(out)
+    record = read_manifest(out)
+    configs = [TrainConfig.from_dict(s["config"]) for s in record["stages"]]
+    return _run_stages(out, record, configs, source, progress, fresh=False)
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    file = out / MANIFEST
+    if not file.is_file():
+        raise FewLabelsError(f"{out} holds no pipeline ({MANIFEST} is missing); start one with fewlabels pipeline --out {out}.")
+    try:
+        record = json.loads(file.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise FewLabelsError(f"{file} is damaged (not valid JSON); restore it or start the pipeline again.") from None
+    if not isinstance(record, dict) or record.get("format") != PIPELINE_FORMAT or not isinstance(record.get("stages"), list):
+        raise FewLabelsError(f"{file} is not a fewlabels pipeline record of format {PIPELINE_FORMAT}.")
+    return record
+
+
+def _run_stages(out: Path, record: dict, configs: list[TrainConfig], source: DataSource | None, progress: bool,
+                fresh: bool) -> dict[str, Any]:
+    for entry, config in zip(record["stages"], configs):
+        folder = RunFolder(config.out)
+        finished = folder.results() if not fresh and folder.path.is_dir() else {}
+        if finished:  # done before (perhaps killed before the manifest said so): keep it
+            entry.update(status="done", test_accuracy=finished.get("test_accuracy"), iterations=finished.get("iterations"),
+                         wall_time_s=finished.get("wall_time_s"))
+            continue
+        if progress:
+            print(f"pipeline stage {entry['name']}: {config.algorithm}, {config.iterations} iterations", flush=True)
+        t0 = time.time()
+        try:
+            if folder.last.is_file() and not fresh:
+                results = resume(folder.path, progress=progress)
+            else:
+                results = train(config, source=source, progress=progress, overwrite=True)
+        except TrainingInterrupted as exc:
+            raise TrainingInterrupted(exc.signum, exc.step, None, hint=f"in pipeline stage {entry['name']}, checkpoint "
+                                      f"saved; continue with: fewlabels pipeline --resume {out}") from None
+        entry.update(status="done", test_accuracy=results.get("test_accuracy"), iterations=results.get("iterations"),
+                     wall_time_s=results.get("wall_time_s"), session_s=round(time.time() - t0, 1))
+        atomic_write_json(out / MANIFEST, record)
+    record["final_stage"] = record["stages"][-1]["name"]
+    atomic_write_json(out / MANIFEST, record)
+    return record
+
+
+def summary_table(record: dict[str, Any]) -> str:
+    """Each stage's final EMA test accuracy, wall time and iterations, and where the final model is."""
+    lines = [f"{'stage':<12} {'algorithm':<12} {'iterations':>10} {'wall time':>10} {'test accuracy':>14}"]
+    for s in record["stages"]:
+        acc = s.get("test_accuracy")
+        wall = s.get("wall_time_s")
+        lines.append(f"{s['name']:<12} {s['config']['algorithm']:<12} {s.get('iterations') or '-':>10} "
+                     f"{(f'{wall / 60:.1f} min' if wall is not None else '-'):>10} "
+                     f"{(f'{acc:.4f}' if acc is not None else '-'):>14}")
+    if record.get("final_stage"):
+        lines.append(f"final model: {record['final_stage']}")
+    return "\n".join(lines)
+
+
+def stage_notes(folder: str | os.PathLike) -> list[str]:
+    """One sentence per stage of the pipeline in ``folder`` (none for a plain run folder), for the report."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        return []
+    notes = []
+    for s in read_manifest(folder)["stages"]:
+        acc, wall = s.get("test_accuracy"), s.get("wall_time_s")
+        notes.append(f"Pipeline stage {s['name']}: {s['config']['algorithm']} on {s['config']['model']}, "
+                     f"{s.get('iterations') or 0} iterations" + (f", {wall / 60:.1f} min" if wall is not None else "")
+                     + (f", final EMA test accuracy {acc:.4f}." if acc is not None else f" ({s['status']})."))
+    return notes

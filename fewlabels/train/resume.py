@@ -1,0 +1,44 @@
+"""Continuing a run from its folder: the checkpoint checked against config.yaml and the data, then the same loop."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fewlabels.errors import FewLabelsError
+from fewlabels.train.checkpoint import check_resumable, read_checkpoint
+from fewlabels.train.config import TrainConfig
+from fewlabels.train.loop import Trainer
+from fewlabels.train.prepare import prepare
+from fewlabels.train.run_folder import RunFolder
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """The checkpoint of a run folder (or a checkpoint file), checked whole; see ``RunFolder.checkpoint``."""
+    path = Path(path)
+    if path.is_dir():
+        return RunFolder(path).checkpoint()
+    return read_checkpoint(path)
+
+
+def resume(run_dir: str | os.PathLike, progress: bool = True) -> dict:
+    """Continue the run in ``run_dir`` from its last checkpoint, with the run's own configuration."""
+    folder = RunFolder(run_dir)
+    if folder.path.is_file():
+        raise FewLabelsError(f"--resume needs a run folder, got the file {folder.path}.")
+    ckpt = folder.checkpoint()
+    check_resumable(ckpt, folder.last)
+    config = TrainConfig.from_dict(ckpt["config"])
+    config.out = str(folder.path)
+    folder.remove_strays()
+    trainer = Trainer(prepare(config, overwrite=True), progress, restoring=True)
+    if list(trainer.classes) != list(ckpt["classes"]) or list(trainer.train_x.shape[1:]) != list(ckpt["sample_shape"]):
+        raise FewLabelsError(f"{folder.path} was trained on data with classes {ckpt['classes']} and sample shape "
+                             f"{tuple(ckpt['sample_shape'])}, but {config.dataset} now gives {trainer.classes} and "
+                             f"{tuple(trainer.train_x.shape[1:])}; resume with the same data.")
+    try:
+        trainer.restore(ckpt)
+    except (KeyError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise FewLabelsError(f"{folder.last} does not fit model '{config.model}' ({first[:160]}).") from None
+    return trainer.run(resumed=True)

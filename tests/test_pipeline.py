@@ -1,0 +1,100 @@
+"""The pipeline: stages as run folders, the hand-over, resume where it stopped, the final model behind the folder."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fewlabels.api import load
+from fewlabels.errors import FewLabelsError
+from fewlabels.train.pipeline import default_stages, resume_pipeline, run_pipeline, summary_table
+
+COMMON = {"dataset": "digits", "labels_per_class": 4, "batch_size": 8, "uratio": 2, "seed": 0}
+SMALL = {"pretrain": {"iterations": 6}, "finetune": {"iterations": 8, "checkpoint_every": 4, "keep_checkpoints": 2},
+         "distill": {"iterations": 6}}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipe") / "p"
+    torch.set_num_threads(1)
+    record = run_pipeline(COMMON, out, default_stages(SMALL), progress=False)
+    return out, record
+
+
+def test_stages_are_run_folders_handed_over_in_order(finished):
+    out, record = finished
+    assert [s["name"] for s in record["stages"]] == ["1-pretrain", "2-finetune", "3-distill"]
+    assert record["final_stage"] == "3-distill" and all(s["status"] == "done" for s in record["stages"])
+    finetune = json.loads((out / "2-finetune" / "results.json").read_text())
+    assert finetune["init"]["path"] == str(out / "1-pretrain")
+    distill = json.loads((out / "3-distill" / "results.json").read_text())
+    assert distill["algorithm_options"]["teacher"] == str(out / "2-finetune")
+    assert json.loads((out / "pipeline.json").read_text()) == record
+    table = summary_table(record)
+    assert "final model: 3-distill" in table and f"{distill['test_accuracy']:.4f}" in table
+
+
+def test_the_pipeline_folder_stands_for_its_final_model(finished):
+    out, _ = finished
+    run = load(out)
+    assert run.config.algorithm == "distill" and run.results["test_accuracy"] == load(out / "3-distill").results["test_accuracy"]
+
+
+def test_an_interrupted_pipeline_continues_where_it_stopped_and_ends_the_same(finished, tmp_path):
+    out, record = finished
+    copy = tmp_path / "p"
+    shutil.copytree(out, copy)
+    # as if killed in stage 2 after its step-4 checkpoint: stage 3 never started
+    shutil.rmtree(copy / "3-distill")
+    stage2 = copy / "2-finetune"
+    (stage2 / "results.json").unlink()
+    (stage2 / "last.pt").unlink()
+    shutil.copy(stage2 / "checkpoint-00000004.pt", stage2 / "last.pt")
+    manifest = json.loads((copy / "pipeline.json").read_text())
+    manifest["final_stage"] = None
+    for s in manifest["stages"][1:]:
+        s["status"] = "pending"
+    for s in manifest["stages"]:  # the stages' folders moved with the copy
+        s["config"] = json.loads(json.dumps(s["config"]).replace(str(out), str(copy)))
+    (copy / "pipeline.json").write_text(json.dumps(manifest))
+    stage1_before = (copy / "1-pretrain" / "last.pt").stat().st_mtime_ns
+    resumed = resume_pipeline(copy, progress=False)
+    assert (copy / "1-pretrain" / "last.pt").stat().st_mtime_ns == stage1_before  # finished stages are skipped
+    assert resumed["final_stage"] == "3-distill"
+    for stage in ("2-finetune", "3-distill"):
+        a = torch.load(out / stage / "last.pt", weights_only=True)
+        b = torch.load(copy / stage / "last.pt", weights_only=True)
+        for key in a["model"]:
+            assert torch.equal(a["model"][key], b["model"][key]), (stage, key)
+
+
+def test_bad_pipeline_settings_are_refused_before_any_work(tmp_path):
+    with pytest.raises(FewLabelsError, match="Unknown pipeline stage 'finetuning'"):
+        default_stages({"finetuning": {"iterations": 3}})
+    with pytest.raises(FewLabelsError, match="pipeline stage 2-finetune: Unknown config key 'lrr'"):
+        run_pipeline(COMMON, tmp_path / "p", default_stages({"finetune": {"lrr": 0.1}}), progress=False)
+    with pytest.raises(FewLabelsError, match="fixmatch has no option 'treshold'"):
+        run_pipeline(COMMON, tmp_path / "p", default_stages({"finetune": {"options": {"treshold": 0.9}}}), progress=False)
+    assert not (tmp_path / "p").exists()
+    with pytest.raises(FewLabelsError, match="holds no pipeline"):
+        resume_pipeline(tmp_path)
+
+
+def test_pipeline_command_and_its_bad_input(finished, tmp_path):
+    out, _ = finished
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "fewlabels", "pipeline", *map(str, args)], capture_output=True, text=True)
+
+    proc = cli("--resume", out)  # finished: every stage is skipped, the table comes back
+    assert proc.returncode == 0 and "final model: 3-distill" in proc.stdout, proc.stderr
+    for args, words in ((["--resume", out, "--seed", "3"], "give no other setting with it"),
+                        (["--stage", "lr=0.1", "--out", tmp_path / "q"], "must name its stage"),
+                        (["--dataset", "digits", "--out", out], "already holds a pipeline")):
+        proc = cli(*args)
+        assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+    assert not (tmp_path / "q").exists()
