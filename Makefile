@@ -9,7 +9,6 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fewlabels-installed
 TORCH_VERSION := 2.13.0
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
-DEMO_ITERATIONS ?= 1500
 
 .PHONY: demo test lint bench data clean
 
@@ -32,7 +31,7 @@ data:
 	fi
 
 demo: $(STAMP) data
-	$(VENV)/bin/fewlabels demo --iterations $(DEMO_ITERATIONS)
+	$(VENV)/bin/fewlabels demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

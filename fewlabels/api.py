@@ -349,22 +349,36 @@ def fit(
     return Run(trainer.ema.module, trainer.classes, results, config, train.sample_shape)
 
 
-__all__ = ["Run", "fit", "load"]
+def pipeline(data: DataLike = "fashion-mnist", y: Any = None, *, labels_per_class: int | None = None,
+             num_labels: int | None = None, test: Dataset | tuple[Any, Any] | None = None, model: str | None = None,
+             seed: int = 0, stages: dict[str, dict[str, Any]] | None = None, out: str | os.PathLike | None = None,
+             progress: bool = False, overwrite: bool = False, **settings: Any) -> Run:
+    """Pretrain, fine-tune and distil (``fewlabels pipeline``) and return the final model; its record is ``.pipeline``.
 
-
-def pipeline(dataset: str = "fashion-mnist", out: str | os.PathLike = "runs/pipeline", labels_per_class: int | None = 4,
-             stages: dict[str, dict[str, Any]] | None = None, progress: bool = True, overwrite: bool = False,
-             **settings: Any) -> Run:
-    """Pretrain, fine-tune and distil (``fewlabels pipeline``); returns the final model, its record in ``.pipeline``.
-
-    ``settings`` are training settings shared by every stage (model, seed, val_per_class ...);
-    ``stages`` overrides one stage's, e.g. ``{"pretrain": {"iterations": 300}}``. A folder that
-    holds an unfinished pipeline is continued with ``resume=True`` through ``fewlabels.train.pipeline``.
+    ``data``, ``y``, ``labels_per_class``, ``num_labels``, ``test`` and ``model`` as for ``fit``;
+    ``settings`` are training settings every stage shares; ``stages`` overrides one stage's, e.g.
+    ``{"pretrain": {"iterations": 300}, "finetune": {"options": {"threshold": 0.9}}}``. Without
+    ``out`` the stages' folders live in a temporary folder, gone once the final model is loaded.
     """
+    import tempfile
+
     from fewlabels.train.pipeline import default_stages, run_pipeline
 
-    common = {"dataset": dataset, "labels_per_class": labels_per_class, **settings}
-    record = run_pipeline(common, out, default_stages(stages), progress=progress, overwrite=overwrite)
-    run = load(out)
+    source, name = _source(data, y, settings.get("data_dir"))
+    if test is not None:
+        source = dataclasses.replace(source, test=_test_set(test, source.train))
+    common = {"dataset": name, "labels_per_class": _item(labels_per_class), "num_labels": _item(num_labels),
+              "seed": _item(seed), "model": model or ("cnn" if source.train.is_image else "mlp"),
+              **{k: _item(v) for k, v in settings.items()}}
+    if out is not None:
+        record = run_pipeline(common, out, default_stages(stages), source=source, progress=progress, overwrite=overwrite)
+        run = load(out)
+    else:
+        with tempfile.TemporaryDirectory(prefix="fewlabels-pipeline-") as tmp:
+            record = run_pipeline(common, tmp, default_stages(stages), source=source, progress=progress)
+            run = load(tmp)
     run.pipeline = record
     return run
+
+
+__all__ = ["Run", "fit", "load", "pipeline"]

@@ -51,6 +51,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 from fewlabels import algorithms
 from fewlabels.api import Run
 from fewlabels.api import fit as api_fit
+from fewlabels.api import pipeline as api_pipeline
 from fewlabels.data import Dataset
 from fewlabels.data.arrays import features_to_float, images_to_uint8_nchw
 from fewlabels.errors import FewLabelsError
@@ -78,8 +79,9 @@ def _is_marker(y: np.ndarray, marker: Any) -> np.ndarray:
 class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: scikit-learn's check_mixin_order
     """Semi-supervised classifier: rows whose label is ``unlabeled_marker`` are unlabeled data.
 
-    Parameters mirror ``fewlabels train``: ``algorithm`` ("fixmatch", or "supervised" to ignore
-    unlabeled rows), ``model`` (None: "cnn" for images, "mlp" for features), the step budget
+    Parameters mirror ``fewlabels train``: ``algorithm`` ("fixmatch", "supervised" to ignore
+    unlabeled rows, or "pipeline": pretrain, fine-tune and distil, ``iterations`` steps each),
+    ``model`` (None: "cnn" for images, "mlp" for features), the step budget
     ``iterations``, the labeled batch ``batch_size``, ``uratio`` unlabeled samples per labeled
     one, the SGD learning rate ``lr``, the algorithm's hyper-parameters ``options`` (a dict,
     e.g. ``{"threshold": 0.9}``, as ``fewlabels.fit``'s; unknown names are refused with the
@@ -185,6 +187,12 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: 
         is_image = X.ndim in (3, 4)
         x = images_to_uint8_nchw(X) if is_image else features_to_float(X)
 
+        if self.algorithm == "pipeline":  # pretrain, fine-tune, distil; ``iterations`` is each stage's budget
+            return self._fit_run(api_pipeline(
+                Dataset(x, torch.from_numpy(y_index), [str(c) for c in classes], "sklearn"), model=self.model, seed=self.seed,
+                stages={s: {"iterations": self.iterations} for s in ("pretrain", "finetune", "distill")},
+                progress=bool(self.verbose), batch_size=self.batch_size, uratio=self.uratio, lr=self.lr, hflip=False,
+                eval_every=self.iterations), classes, "pipeline", is_image, image_shape, X)
         algorithm, options = self.algorithm, self._options()
         if not unlabeled.any() and algorithms.get(algorithm, **options).uses_unlabeled:
             algorithm = "supervised"  # the options were checked above; the baseline takes those it knows
@@ -195,6 +203,10 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: 
                       progress=bool(self.verbose), batch_size=self.batch_size, uratio=self.uratio, lr=self.lr,
                       eval_every=iterations if isinstance(iterations, (int, np.integer)) and iterations > 0 else 1,
                       hflip=False, options=options)
+        return self._fit_run(run, classes, algorithm, is_image, image_shape, X)
+
+    def _fit_run(self, run: Run, classes: np.ndarray, algorithm: str, is_image: bool, image_shape: Any,
+                 X: np.ndarray) -> SemiSupervisedClassifier:
         self.run_: Run = run
         self.classes_ = classes
         self.algorithm_ = algorithm

@@ -54,7 +54,8 @@ def _built(name: str, seed: int = 0) -> tuple[algorithms.Algorithm, nn.Module]:
     torch.manual_seed(seed)
     model = models.get("cnn", SHAPE, K)
     algorithm = algorithms.get(name)
-    ctx = _context(model)
+    teacher = models.get("cnn", SHAPE, K) if "teacher" in algorithm.requires else None  # a distillation teacher
+    ctx = _context(model, teacher=teacher)
     algorithms.check_context(algorithm, ctx)
     algorithm.setup(ctx)
     return algorithm, model

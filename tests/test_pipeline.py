@@ -98,3 +98,23 @@ def test_pipeline_command_and_its_bad_input(finished, tmp_path):
         proc = cli(*args)
         assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
     assert not (tmp_path / "q").exists()
+
+
+def test_python_and_scikit_learn_faces_run_the_pipeline_on_arrays():
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    import fewlabels
+    from fewlabels.sklearn import SemiSupervisedClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X = X.astype("float32")
+    y_few = np.full(len(y), -1)
+    for c in range(10):
+        y_few[np.flatnonzero(y == c)[:5]] = c
+    run = fewlabels.pipeline(X[:1200], y_few[:1200], test=(X[1200:], y[1200:]), batch_size=8, uratio=2,
+                             stages={s: {"iterations": 10} for s in ("pretrain", "finetune", "distill")})
+    assert run.config.algorithm == "distill" and run.pipeline["final_stage"] == "3-distill"
+    assert run.pipeline["stages"][0]["config"]["model"] == "mlp"
+    clf = SemiSupervisedClassifier(algorithm="pipeline", iterations=10, batch_size=8, uratio=2).fit(X[:1200], y_few[:1200])
+    assert clf.algorithm_ == "pipeline" and clf.predict(X[1200:1210]).shape == (10,)

@@ -117,6 +117,18 @@ def load_run(path: str):
     return load(path)
 
 
+def run_and_data(run_dir: str, dataset: str | None, data_dir: str | None, verb: str):
+    """A trained run and the data to use it on (the run's own unless given), refused when the samples do not fit."""
+    from fewlabels import data as data_mod
+
+    trained = load_run(run_dir)
+    source = data_mod.load(dataset or trained.config.dataset, data_dir or trained.config.data_dir)
+    if tuple(source.train.sample_shape) != trained.sample_shape:
+        raise FewLabelsError(f"{run_dir} takes samples of shape {trained.sample_shape}, but {source.train.name} has "
+                             f"{tuple(source.train.sample_shape)}; {verb} data like its own.")
+    return trained, source
+
+
 def add_run_dir(p: argparse.ArgumentParser, what: str = "a run folder (or a model file saved by Run.save)") -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help=what)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fewlabels.commands.common import add_run_dir, load_run, output_file
+from fewlabels.commands.common import add_run_dir, output_file, run_and_data
 
 NAME = "embed"
 HELP = "write a run's features of a dataset as an .npz (X, y, X_test, y_test, classes) that train --dataset reads"
@@ -23,7 +23,6 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from fewlabels import data as data_mod
     from fewlabels.errors import FewLabelsError
     from fewlabels.evaluate.probe import embeddings_npz
     from fewlabels.utils.io import atomic_write_bytes
@@ -31,12 +30,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.endswith(".npz"):
         raise FewLabelsError(f"--out must name an .npz file, got {args.out}.")
     out = output_file(args.out, ".npz")
-    trained = load_run(args.run_dir)
+    trained, source = run_and_data(args.run_dir, args.dataset, args.data_dir, "embed")
     cfg = trained.config
-    source = data_mod.load(args.dataset or cfg.dataset, args.data_dir or cfg.data_dir)
-    if tuple(source.train.sample_shape) != trained.sample_shape:
-        raise FewLabelsError(f"{args.run_dir} takes samples of shape {trained.sample_shape}, but "
-                             f"{source.train.name} has {tuple(source.train.sample_shape)}; embed data like its own.")
     arrays = embeddings_npz(trained.model, source, channels_last=trained.is_image and cfg.channels_last)
     buf = io.BytesIO()
     np.savez(buf, **arrays)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fewlabels.commands.common import add_run_dir, load_run, output_file, positive
+from fewlabels.commands.common import add_run_dir, output_file, positive, run_and_data
 
 NAME = "probe"
 HELP = "score a run's representation: kNN, a linear probe or label spreading on its features, over labeled splits"
@@ -27,8 +27,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fewlabels import data as data_mod
-    from fewlabels.errors import FewLabelsError
     from fewlabels.evaluate.probe import probe
     from fewlabels.utils.io import atomic_write_json
 
@@ -39,12 +37,8 @@ def run(args: argparse.Namespace) -> int:
     default_json = Path(args.run_dir) / f"probe-{args.method}.json" if Path(args.run_dir).is_dir() else \
         Path(f"{args.run_dir}.probe-{args.method}.json")
     out = output_file(args.json or default_json, ".json", "--json")
-    trained = load_run(args.run_dir)
+    trained, source = run_and_data(args.run_dir, args.dataset, args.data_dir, "probe it on")
     cfg = trained.config
-    source = data_mod.load(args.dataset or cfg.dataset, args.data_dir or cfg.data_dir)
-    if tuple(source.train.sample_shape) != trained.sample_shape:
-        raise FewLabelsError(f"{args.run_dir} takes samples of shape {trained.sample_shape}, but "
-                             f"{source.train.name} has {tuple(source.train.sample_shape)}; probe it on data like its own.")
     own_split = args.labels_per_class is None and args.num_labels is None
     lpc = cfg.labels_per_class if own_split else args.labels_per_class
     num = cfg.num_labels if own_split else args.num_labels
