@@ -195,7 +195,28 @@ def ssl_table(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pipeline_table(record: dict) -> str:
+    m = record["machine"]
+    lines = [f"## {record['title']}", "",
+             f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}; one process per pipeline, sharing "
+             "the machine with other work (wall times are upper bounds). Accuracies are the final EMA model's; the "
+             "validation split (held out of the labeled pool) is what settings are judged on.", "",
+             f"Reproduce: `{record['command']}`", "",
+             "| dataset | labels/class | seed | stage | algorithm | iterations | wall time (min) | test acc % | val acc % | kNN % |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in record["rows"]:
+        for s in r["stages"]:
+            pct = [f"{100 * s[k]:.2f}" if isinstance(s.get(k), (int, float)) else "—"
+                   for k in ("test_accuracy", "val_accuracy", "knn_accuracy")]
+            lines.append(f"| {r['dataset']} | {r['labels_per_class']} | {r['seed']} | {s['stage']} | {s['algorithm']} | "
+                         f"{s['iterations']} | {s['wall_time_s'] / 60:.1f} | " + " | ".join(pct) + " |")
+    lines += _notes("pipeline")
+    return "\n".join(lines) + "\n"
+
+
 def table(record: dict) -> str:
+    if record.get("bench") == "pipeline":
+        return pipeline_table(record)
     if record.get("bench") == "ssl":
         return ssl_table(record)
     if record.get("bench") == "methods":

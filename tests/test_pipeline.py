@@ -80,6 +80,9 @@ def test_bad_pipeline_settings_are_refused_before_any_work(tmp_path):
     with pytest.raises(FewLabelsError, match="fixmatch has no option 'treshold'"):
         run_pipeline(COMMON, tmp_path / "p", default_stages({"finetune": {"options": {"treshold": 0.9}}}), progress=False)
     assert not (tmp_path / "p").exists()
+    with pytest.raises(FewLabelsError, match="Unknown dataset 'digitz'"):  # refused by the first stage: nothing is left
+        run_pipeline({**COMMON, "dataset": "digitz"}, tmp_path / "p", default_stages(SMALL), progress=False)
+    assert not (tmp_path / "p").exists()
     with pytest.raises(FewLabelsError, match="holds no pipeline"):
         resume_pipeline(tmp_path)
 

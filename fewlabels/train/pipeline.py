@@ -106,9 +106,17 @@ def run_pipeline(common: dict[str, Any], out: str | os.PathLike, stages: list[St
             RunFolder(config.out).check_new(overwrite=True)
     record = {"format": PIPELINE_FORMAT, "common": common, "final_stage": None,
               "stages": [{"name": s.name, "config": c.to_dict(), "status": "pending"} for s, c in zip(stages, configs)]}
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / MANIFEST, record)
-    return _run_stages(out, record, configs, source, progress, fresh=True)
+    try:
+        return _run_stages(out, record, configs, source, progress, fresh=True)
+    except FewLabelsError:
+        if record["stages"][0]["status"] == "pending" and not Path(configs[0].out).exists():  # refused before any work
+            (out / MANIFEST).unlink(missing_ok=True)
+            if created:
+                out.rmdir()
+        raise
 
 
 def resume_pipeline(out: str | os.PathLike, source: DataSource | None = None, progress: bool = True) -> dict[str, Any]:

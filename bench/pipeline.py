@@ -1,0 +1,82 @@
+"""The few-label pipeline (pretrain, fine-tune, distil) on Fashion-MNIST with 4 labels per class, stage by stage.
+
+    python bench/pipeline.py --seeds 0 --val-per-class 20            # runs the default pipeline per seed
+    python bench/pipeline.py --collect runs/bench-pipeline/fm-s0      # records a pipeline folder already run
+    python bench/report.py
+
+Every stage's final EMA test accuracy, validation accuracy (the split the defaults are judged
+on), iterations and wall time; one file per pipeline under bench/results/pipeline/, gathered in
+bench/results/pipeline.json. Nothing is chosen on the test set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, command, machine  # noqa: E402
+
+RUNS = RESULTS / "pipeline"
+
+
+def record_of(folder: Path) -> dict:
+    from fewlabels.train.pipeline import read_manifest
+
+    manifest = read_manifest(folder)
+    stages = []
+    for s in manifest["stages"]:
+        res = json.loads((Path(s["config"]["out"]) / "results.json").read_text())
+        stages.append({"stage": s["name"], "algorithm": s["config"]["algorithm"], "model": s["config"]["model"],
+                       "iterations": res["iterations"], "wall_time_s": res["wall_time_s"],
+                       "test_accuracy": res["test_accuracy"], "val_accuracy": res.get("final_val_acc"),
+                       "knn_accuracy": res.get("final_knn_acc")})
+    common = manifest["common"]
+    return {"dataset": common.get("dataset"), "labels_per_class": common.get("labels_per_class"),
+            "seed": common.get("seed", 0), "val_per_class": common.get("val_per_class", 0), "stages": stages,
+            "total_wall_time_s": sum(s["wall_time_s"] for s in stages)}
+
+
+def collect() -> None:
+    from fewlabels.utils.io import atomic_write_json
+
+    rows = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*.json"))]
+    atomic_write_json(RESULTS / "pipeline.json", {"bench": "pipeline", "title": "The pipeline, stage by stage",
+                                                  "machine": machine(), "command": command(), "rows": rows})
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--labels-per-class", type=int, default=4)
+    p.add_argument("--val-per-class", type=int, default=20)
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--runs", default="runs/bench-pipeline")
+    p.add_argument("--collect", metavar="DIR", help="record a pipeline folder that has already run")
+    args = p.parse_args()
+    from fewlabels.utils.io import atomic_write_json
+
+    RUNS.mkdir(parents=True, exist_ok=True)
+    folders = [Path(args.collect)] if args.collect else []
+    if not args.collect:
+        import torch
+
+        from fewlabels.train.pipeline import run_pipeline
+
+        torch.set_num_threads(1)
+        for seed in (int(s) for s in args.seeds.split(",")):
+            out = Path(args.runs) / f"{args.dataset}-{args.labels_per_class}pc-s{seed}"
+            if not (RUNS / f"{out.name}.json").exists():
+                run_pipeline({"dataset": args.dataset, "labels_per_class": args.labels_per_class, "seed": seed,
+                              "val_per_class": args.val_per_class}, out, progress=False, overwrite=True)
+            folders.append(out)
+    for folder in folders:
+        rec = record_of(folder)
+        atomic_write_json(RUNS / f"{rec['dataset']}-{rec['labels_per_class']}pc-s{rec['seed']}.json", rec)
+    collect()
+
+
+if __name__ == "__main__":
+    main()
