@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from fewlabels import __version__, algorithms
-from fewlabels import data as data_mod
-from fewlabels.data import Dataset, DataSource, from_arrays
+from fewlabels.data import Dataset, DataSource
 from fewlabels.data.arrays import _as_numpy, features_to_float, images_to_uint8_nchw, labels_to_int64
+from fewlabels.data.given import given_source, given_test_set
 from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate import predict_logits, summarize
 from fewlabels.train import RunFolder, TrainConfig, Trainer, prepare
@@ -266,40 +266,6 @@ def _item(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _test_set(test: Any, train: Dataset) -> Dataset:
-    if isinstance(test, Dataset):
-        ds = test
-    elif isinstance(test, (tuple, list)) and len(test) == 2:
-        ds = from_arrays(test[0], test[1], train.classes, name="test")
-    else:
-        raise FewLabelsError("test must be a Dataset or a pair (X_test, y_test).")
-    if ds.sample_shape != train.sample_shape:
-        raise FewLabelsError(f"test samples have shape {ds.sample_shape} but training samples have {train.sample_shape}.")
-    if (ds.y < 0).any():
-        raise FewLabelsError("test labels contain -1; every test sample needs a label.")
-    if ds.num_classes != train.num_classes:
-        raise FewLabelsError(f"test has {ds.num_classes} classes but the training data has {train.num_classes}.")
-    return ds
-
-
-def _source(data: Any, y: Any, data_dir: str | None) -> tuple[DataSource, str]:
-    """Whatever ``fit`` was given, as a DataSource plus a name for the run record."""
-    if isinstance(data, (str, os.PathLike)):
-        if y is not None:
-            raise FewLabelsError("y goes with array data only; a dataset name or folder brings its own labels.")
-        return data_mod.load(str(data), data_dir), str(data)
-    if isinstance(data, (DataSource, Dataset)):
-        if y is not None:
-            raise FewLabelsError(f"y goes with array data only; a {type(data).__name__} brings its own labels.")
-        if isinstance(data, DataSource):
-            return data, data.train.name
-        # A horizontal flip keeps the label of a photo but not of a digit or a letter: only flip when asked (hflip=True).
-        return DataSource(data, None, hflip=False, origin="Dataset given to fit()"), data.name
-    if y is None:
-        raise FewLabelsError("y is required with array data: one label per row, -1 for unlabeled rows.")
-    return DataSource(from_arrays(data, y), None, hflip=False, origin="arrays given to fit()"), "arrays"
-
-
 def fit(
     data: DataLike,
     y: Any = None,
@@ -332,9 +298,9 @@ def fit(
     config_kw, algo_kw = _settings(algorithm, settings, options)
     # unknown option names are refused here with the closest one, bad values with their range, before any data is read
     uses_unlabeled = algorithms.get(algorithm, **algo_kw).uses_unlabeled
-    source, name = _source(data, y, config_kw.get("data_dir"))
+    source, name = given_source(data, y, config_kw.get("data_dir"))
     if test is not None:
-        source = dataclasses.replace(source, test=_test_set(test, source.train))
+        source = dataclasses.replace(source, test=given_test_set(test, source.train))
     train = source.train
     if model is None:
         model = "cnn" if train.is_image else "mlp"
@@ -364,9 +330,9 @@ def pipeline(data: DataLike = "fashion-mnist", y: Any = None, *, labels_per_clas
 
     from fewlabels.train.pipeline import default_stages, run_pipeline
 
-    source, name = _source(data, y, settings.get("data_dir"))
+    source, name = given_source(data, y, settings.get("data_dir"))
     if test is not None:
-        source = dataclasses.replace(source, test=_test_set(test, source.train))
+        source = dataclasses.replace(source, test=given_test_set(test, source.train))
     common = {"dataset": name, "labels_per_class": _item(labels_per_class), "num_labels": _item(num_labels),
               "seed": _item(seed), "model": model or ("cnn" if source.train.is_image else "mlp"),
               **{k: _item(v) for k, v in settings.items()}}
