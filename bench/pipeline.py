@@ -68,13 +68,14 @@ def main() -> None:
         torch.set_num_threads(1)
         for seed in (int(s) for s in args.seeds.split(",")):
             out = Path(args.runs) / f"{args.dataset}-{args.labels_per_class}pc-s{seed}"
-            if not (RUNS / f"{out.name}.json").exists():
+            if not list(RUNS.glob(f"{args.dataset}-{args.labels_per_class}pc-*-s{seed}.json")):
                 run_pipeline({"dataset": args.dataset, "labels_per_class": args.labels_per_class, "seed": seed,
                               "val_per_class": args.val_per_class}, out, progress=False, overwrite=True)
             folders.append(out)
     for folder in folders:
         rec = record_of(folder)
-        atomic_write_json(RUNS / f"{rec['dataset']}-{rec['labels_per_class']}pc-s{rec['seed']}.json", rec)
+        pretrain = rec["stages"][0]["algorithm"]
+        atomic_write_json(RUNS / f"{rec['dataset']}-{rec['labels_per_class']}pc-{pretrain}-s{rec['seed']}.json", rec)
     collect()
 
 

@@ -97,6 +97,7 @@ def test_pipeline_command_and_its_bad_input(finished, tmp_path):
     assert proc.returncode == 0 and "final model: 3-distill" in proc.stdout, proc.stderr
     for args, words in ((["--resume", out, "--seed", "3"], "give no other setting with it"),
                         (["--stage", "lr=0.1", "--out", tmp_path / "q"], "must name its stage"),
+                        (["--resume", out, "--overwrite"], "give no other setting with it"),
                         (["--dataset", "digits", "--out", out], "already holds a pipeline")):
         proc = cli(*args)
         assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
@@ -121,3 +122,42 @@ def test_python_and_scikit_learn_faces_run_the_pipeline_on_arrays():
     assert run.pipeline["stages"][0]["config"]["model"] == "mlp"
     clf = SemiSupervisedClassifier(algorithm="pipeline", iterations=10, batch_size=8, uratio=2).fit(X[:1200], y_few[:1200])
     assert clf.algorithm_ == "pipeline" and clf.predict(X[1200:1210]).shape == (10,)
+
+
+def test_stages_that_cannot_hand_over_are_refused_before_any_work(tmp_path):
+    with pytest.raises(FewLabelsError, match="pipeline stage 3-distill: Unknown model 'cnnn'"):
+        run_pipeline(COMMON, tmp_path / "p", default_stages({**SMALL, "distill": {"model": "cnnn"}}), progress=False)
+    with pytest.raises(FewLabelsError, match="starts from stage 1-pretrain's cnn encoder but trains a cnn-wide"):
+        run_pipeline(COMMON, tmp_path / "p", default_stages({**SMALL, "finetune": {"model": "cnn-wide"}}), progress=False)
+    if not torch.cuda.is_available():  # the first stage's own checks run before anything is written
+        with pytest.raises(FewLabelsError, match="device 'cuda' was asked for"):
+            run_pipeline({**COMMON, "device": "cuda"}, tmp_path / "p", default_stages(SMALL), progress=False)
+    assert not (tmp_path / "p").exists()
+
+
+def test_resume_works_from_another_directory_and_refuses_a_foreign_stage(finished, tmp_path, monkeypatch):
+    out, _ = finished
+    copy = tmp_path / "moved"
+    shutil.copytree(out, copy)
+    (copy / "3-distill" / "results.json").unlink()  # stage 3 must be continued, inside the moved folder
+    monkeypatch.chdir(tmp_path)
+    record = resume_pipeline("moved", progress=False)
+    assert record["final_stage"] == "3-distill" and (copy / "3-distill" / "results.json").is_file()
+    assert not (tmp_path / "p").exists()  # nothing written where the original pipeline lived
+    config = json.loads((copy / "pipeline.json").read_text())
+    config["stages"][1]["config"]["iterations"] = 99  # the manifest no longer describes stage 2's run
+    config["stages"][1]["status"] = "pending"
+    (copy / "pipeline.json").write_text(json.dumps(config))
+    (copy / "2-finetune" / "results.json").unlink()
+    with pytest.raises(FewLabelsError, match="holds a run with iterations=8, but this pipeline's stage has iterations=99"):
+        resume_pipeline(copy, progress=False)
+
+
+def test_overwrite_replaces_every_stage(finished, tmp_path):
+    out, _ = finished
+    copy = tmp_path / "p"
+    shutil.copytree(out, copy)
+    (copy / "3-distill" / "marker").write_text("from the earlier pipeline")
+    run_pipeline(COMMON, copy, default_stages({**SMALL, "distill": {"iterations": 2}}), progress=False, overwrite=True)
+    assert not (copy / "3-distill" / "marker").exists()
+    assert json.loads((copy / "3-distill" / "results.json").read_text())["iterations"] == 2

@@ -7,8 +7,8 @@ it trains. One joint forward pass: BatchNorm sees the labeled and the unlabeled 
 
 Views are the project's ``strong`` augmentation (RandAugment + Cutout on a flip and crop); the
 SimCLR paper's colour distortion and random resized crops are not built. On feature vectors
-the views are the feature-noise views (the only ones that exist for them), which is weaker:
-the methods run, and say so in the results' notes.
+the views are the feature-noise views (Gaussian noise and feature dropout, the only ones that
+exist for them), a much weaker pretext than image augmentation.
 """
 
 from __future__ import annotations

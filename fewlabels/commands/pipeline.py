@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     given = {k: getattr(args, k) for k in ("dataset", "data_dir", "labels_per_class", "num_labels", "val_per_class",
                                            "model", "seed", "device") if getattr(args, k) is not None}
     if args.resume:
-        if given or args.stage or args.out or any(getattr(args, f"{s}_iterations") for s in ("pretrain", "finetune", "distill")):
+        stage_flags = [f"{s}_iterations" for s in ("pretrain", "finetune", "distill")] + ["pretrain_algorithm", "finetune_algorithm"]
+        if given or args.stage or args.out or args.overwrite or any(getattr(args, f) is not None for f in stage_flags):
             raise FewLabelsError("--resume continues a pipeline with its own settings; give no other setting with it.")
         record = resume_pipeline(args.resume, progress=not args.quiet)
         out = Path(args.resume)

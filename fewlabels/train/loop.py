@@ -107,10 +107,13 @@ class Trainer:
         path = getattr(algorithm, "teacher", None) if "teacher" in algorithm.requires else None
         if not path:
             return None
-        model, classes, _ = RunFolder(resolve_run(path)).load_model()
-        if list(classes) != list(self.classes):
-            raise FewLabelsError(f"The teacher {path} was trained on classes {classes}, but this data has {self.classes}; "
-                                 "distil on data with the teacher's classes.")
+        folder = RunFolder(resolve_run(path))
+        model, classes, _ = folder.load_model()
+        shape = folder.final_model()[2]
+        if list(classes) != list(self.classes) or tuple(shape) != tuple(self.train_x.shape[1:]):
+            raise FewLabelsError(f"The teacher {path} was trained on classes {classes} and samples of shape {tuple(shape)}, "
+                                 f"but this data has {self.classes} and {tuple(self.train_x.shape[1:])}; distil on data like "
+                                 "the teacher's.")
         return model.to(self.device)
 
     def _backbone_groups(self) -> list[dict[str, Any]]:

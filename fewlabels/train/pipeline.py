@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from fewlabels.data import DataSource
 from fewlabels.errors import FewLabelsError
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.loop import train
+from fewlabels.train.prepare import prepare
 from fewlabels.train.resume import resume
 from fewlabels.train.run_folder import RunFolder
 from fewlabels.train.signals import TrainingInterrupted
@@ -73,8 +75,13 @@ def default_stages(overrides: dict[str, dict[str, Any]] | None = None) -> list[S
 
 
 def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> list[TrainConfig]:
-    """Every stage's full configuration, validated before any stage starts (a typo must not cost a pretraining)."""
-    configs = []
+    """Every stage's full configuration, checked before any stage starts (a typo must not cost a pretraining).
+
+    Folders are the pipeline folder's own (``out/<stage>``), so a pipeline resumes from any working directory.
+    """
+    from fewlabels import algorithms, models
+
+    configs: dict[str, TrainConfig] = {}
     for stage in stages:
         settings = {**common, **stage.settings, "out": str(out / stage.name)}
         if stage.init_from:
@@ -83,47 +90,73 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
             settings["options"] = {**settings.get("options", {}), "teacher": str(out / stage.teacher_from)}
         try:
             config = TrainConfig.from_dict(settings)
+            algorithms.get(config.algorithm, **config.options)  # unknown algorithms and options
+            models.check_name(config.model)
+            for source, what in ((stage.init_from, "starts from"), (stage.teacher_from, "learns from")):
+                earlier = configs.get(source) if source else None
+                if source and earlier is None:
+                    raise FewLabelsError(f"it {what} stage {source}, which does not come before it.")
+                if earlier is not None and (earlier.dataset, earlier.data_dir) != (config.dataset, config.data_dir):
+                    raise FewLabelsError(f"it {what} stage {source}, trained on {earlier.dataset}, but uses {config.dataset}.")
+            if stage.init_from and configs[stage.init_from].model != config.model:
+                raise FewLabelsError(f"it starts from stage {stage.init_from}'s {configs[stage.init_from].model} encoder "
+                                     f"but trains a {config.model}; give both the same model.")
         except FewLabelsError as exc:
             raise FewLabelsError(f"pipeline stage {stage.name}: {exc}") from None
-        from fewlabels import algorithms
-
-        algorithms.get(config.algorithm, **config.options)  # unknown algorithms and options, before any work
-        configs.append(config)
-    return configs
+        configs[stage.name] = config
+    return list(configs.values())
 
 
 def run_pipeline(common: dict[str, Any], out: str | os.PathLike, stages: list[Stage] | None = None,
                  source: DataSource | None = None, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
-    """Run (or, for a folder that holds this pipeline, continue) every stage; returns the pipeline's record."""
-    out = Path(out)
+    """Run every stage from the start; an earlier pipeline in ``out`` is replaced only with ``overwrite``."""
+    out = Path(out).absolute()
     stages = list(stages) if stages is not None else default_stages()
     configs = stage_configs(common, stages, out)
     check_writable_dir(out)
     if (out / MANIFEST).exists() and not overwrite:
         raise FewLabelsError(f"{out} already holds a pipeline; continue it with --resume {out}, or pass --overwrite.")
-    if overwrite:
-        for config in configs:
-            RunFolder(config.out).check_new(overwrite=True)
+    for config in configs:
+        RunFolder(config.out).check_new(overwrite)
+    prepare(configs[0], source, overwrite=True)  # the first stage's data, device and model, before anything is replaced
+    for stage in stages:  # replacing: an earlier pipeline's stages must not pass for this one's
+        shutil.rmtree(out / stage.name, ignore_errors=True)
     record = {"format": PIPELINE_FORMAT, "common": common, "final_stage": None,
-              "stages": [{"name": s.name, "config": c.to_dict(), "status": "pending"} for s, c in zip(stages, configs)]}
-    created = not out.exists()
+              "stages": [{"name": s.name, "init_from": s.init_from, "teacher_from": s.teacher_from, "config": c.to_dict(),
+                          "status": "pending"} for s, c in zip(stages, configs)]}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / MANIFEST, record)
-    try:
-        return _run_stages(out, record, configs, source, progress, fresh=True)
-    except FewLabelsError:
-        if record["stages"][0]["status"] == "pending" and not Path(configs[0].out).exists():  # refused before any work
-            (out / MANIFEST).unlink(missing_ok=True)
-            if created:
-                out.rmdir()
-        raise
+    return _run_stages(out, record, configs, source, progress, fresh=True)
 
 
 def resume_pipeline(out: str | os.PathLike, source: DataSource | None = None, progress: bool = True) -> dict[str, Any]:
-    """Continue the pipeline in ``out``: finished stages are skipped, the interrupted one resumes exactly."""
-    out = Path(out)
+    """Continue the pipeline in ``out``: finished stages are skipped, the interrupted one resumes exactly.
+
+    The stages' folders are rebuilt from ``out`` (the manifest's own paths may come from another working
+    directory, or the folder may have moved); a stage folder whose run is not the manifest's is refused.
+    """
+    out = Path(out).absolute()
     record = read_manifest(out)
-    configs = [TrainConfig.from_dict(s["config"]) for s in record["stages"]]
+    stages = [Stage(s["name"], {}, s.get("init_from"), s.get("teacher_from")) for s in record["stages"]]
+    configs = []
+    for stage, entry in zip(stages, record["stages"]):
+        settings = {**entry["config"], "out": str(out / stage.name)}
+        if stage.init_from:
+            settings["init"] = str(out / stage.init_from)
+        if stage.teacher_from:
+            settings["options"] = {**settings.get("options", {}), "teacher": str(out / stage.teacher_from)}
+        configs.append(TrainConfig.from_dict(settings))
+    for config in configs:
+        folder = RunFolder(config.out)
+        if folder.last.is_file():
+            saved = folder.checkpoint()["config"]
+            differs = [k for k in ("algorithm", "model", "dataset", "seed", "iterations", "labels_per_class", "num_labels")
+                       if saved.get(k) != getattr(config, k)]
+            if differs:
+                k = differs[0]
+                raise FewLabelsError(f"{folder.path} holds a run with {k}={saved.get(k)!r}, but this pipeline's stage has "
+                                     f"{k}={getattr(config, k)!r}; it is not this pipeline's stage (start it again with "
+                                     "--overwrite).")
     return _run_stages(out, record, configs, source, progress, fresh=False)
 
 
