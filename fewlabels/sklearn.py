@@ -88,7 +88,8 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: 
     closest one), ``threshold`` (a shortcut for ``options["threshold"]``, handy in a parameter
     grid; None: the algorithm's default), ``image_shape`` ((H, W) or (H, W, C)) to read flat
     rows as images, ``seed`` (model initialisation, batches and augmentation: the same seed
-    gives the same model) and ``verbose`` (a progress bar).
+    gives the same model), ``verbose`` (a progress bar) and ``init`` (start from the encoder of a run folder
+    or state_dict file, as ``fewlabels train --init``).
     """
 
     def __init__(
@@ -105,6 +106,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: 
         image_shape: tuple[int, ...] | None = None,
         seed: int = 0,
         verbose: bool = False,
+        init: str | None = None,
     ) -> None:
         self.algorithm = algorithm
         self.model = model
@@ -118,6 +120,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: 
         self.image_shape = image_shape
         self.seed = seed
         self.verbose = verbose
+        self.init = init
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -202,7 +205,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: 
         run = api_fit(dataset, algorithm=algorithm, model=self.model, iterations=iterations, seed=self.seed,
                       progress=bool(self.verbose), batch_size=self.batch_size, uratio=self.uratio, lr=self.lr,
                       eval_every=iterations if isinstance(iterations, (int, np.integer)) and iterations > 0 else 1,
-                      hflip=False, options=options)
+                      hflip=False, options=options, init=self.init)
         return self._fit_run(run, classes, algorithm, is_image, image_shape, X)
 
     def _fit_run(self, run: Run, classes: np.ndarray, algorithm: str, is_image: bool, image_shape: Any,

@@ -108,3 +108,19 @@ def test_cli_refuses_encoder_flags_without_an_encoder(tmp_path, flags, words):
                            "--out", str(out), "--quiet", *flags], capture_output=True, text=True)
     assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_python_api_and_estimator_take_init(encoder):
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    import fewlabels
+    from fewlabels.sklearn import SemiSupervisedClassifier
+
+    run = fewlabels.fit("digits", labels_per_class=4, algorithm="supervised", iterations=2, init=str(encoder))
+    assert run.results["init"]["path"] == str(encoder)
+    X, y = load_digits(return_X_y=True)
+    X = (X.reshape(-1, 8, 8) / 16.0).astype("float32")
+    y_few = np.where(np.arange(len(y)) % 10 == 0, y, -1)
+    clf = SemiSupervisedClassifier(algorithm="supervised", iterations=2, init=str(encoder)).fit(X, y_few)
+    assert clf.run_.results["init"]["tensors"] > 10

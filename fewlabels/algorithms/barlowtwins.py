@@ -6,7 +6,9 @@
 Paper defaults: lambda = 5.1e-3, a 3-layer 8192-wide projector with batch norm, batch 2048.
 Here: a 3-layer 512-wide projector (CPU budget), lambda = 5.1e-3; C over the global batch; the
 loss scaled by ``scale_loss`` = 0.1 (solo-learn's CIFAR setting): with plain SGD instead of LARS
-the unscaled sum over 512 dimensions diverged on digits (kNN below the random encoder).
+the unscaled sum over 512 dimensions trains badly. Checked on a validation split of digits (200
+held-out pool images, kNN with the 4-per-class labeled set as memory, 150 steps): 46.5% at 0.1,
+38.5% unscaled.
 """
 
 from __future__ import annotations
