@@ -12,6 +12,8 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 
 .PHONY: demo test lint bench data clean
 
+# make demo DEMO_FLAGS=--pipeline runs the pretrain / fine-tune / distil pipeline instead of FixMatch alone
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
@@ -31,7 +33,7 @@ data:
 	fi
 
 demo: $(STAMP) data
-	$(VENV)/bin/fewlabels demo
+	$(VENV)/bin/fewlabels demo $(DEMO_FLAGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, command, machine  # noqa: E402
+from common import RESULTS, machine  # noqa: E402
 
 RUNS = RESULTS / "pipeline"
 
@@ -44,7 +44,11 @@ def collect() -> None:
 
     rows = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*.json"))]
     atomic_write_json(RESULTS / "pipeline.json", {"bench": "pipeline", "title": "The pipeline, stage by stage",
-                                                  "machine": machine(), "command": command(), "rows": rows})
+                                                  "machine": machine(), "rows": rows,
+                                                  "command": "python bench/pipeline.py --seeds 0 --val-per-class 20  (other "
+                                                             "stage-1 methods: fewlabels pipeline --pretrain-algorithm NAME "
+                                                             "--val-per-class 20 --out DIR, then python bench/pipeline.py "
+                                                             "--collect DIR)"})
 
 
 def main() -> None:

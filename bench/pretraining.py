@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, command, machine  # noqa: E402
+from common import RESULTS, machine  # noqa: E402
 
 RUNS = RESULTS / "ssl"
 PROBE_LABELS = (4, 25)
@@ -158,7 +158,8 @@ def collect(args) -> None:
     record = {"bench": "ssl", "title": "Self-supervised pretraining: kNN and linear probes at a fixed CPU budget",
               "budget_s": args.budget_s, "batch_size": args.batch_size, "uratio": args.uratio, "lr": args.lr,
               "probe_labels": list(PROBE_LABELS), "probe_seeds": list(PROBE_SEEDS), "machine": machine(),
-              "command": command(), "rows": rows}
+              "command": f"python bench/pretraining.py --dataset {args.dataset} --budget-s {args.budget_s:g} && "
+                         f"python bench/pretraining.py --dataset {args.dataset} --floors", "rows": rows}
     atomic_write_json(RESULTS / "ssl.json", record)
 
 
