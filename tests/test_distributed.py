@@ -161,10 +161,10 @@ def test_two_processes_train_like_one_process_with_twice_the_batch(case):
     steps = 4
     one = _train_steps(0, 1, algorithm, 2 * 8, steps, settings)
     two = on_ranks(_train_steps, algorithm, 8, steps, settings)
-    _assert_trained_alike(one, two, algorithm, settings)
+    assert_trained_alike(one, two, algorithm, settings)
 
 
-def _assert_trained_alike(one: dict, two: dict, algorithm: str, settings: dict) -> None:
+def assert_trained_alike(one: dict, two: dict, algorithm: str, settings: dict) -> None:
     """Model, EMA and the algorithm's state of the two-process run equal those of one process with twice the batch."""
     atol, rtol = (2e-5, 1e-4) if settings.get("features") else (1e-4, 1e-3)  # images: see the note above CASES
     for part in ("model", "ema", "algorithm"):
@@ -202,7 +202,7 @@ def ssl_on_two_processes() -> dict:
 def test_self_supervised_methods_use_the_global_batch_on_two_processes(algorithm, ssl_on_two_processes):
     torch.set_num_threads(1)
     one = _train_steps(0, 1, algorithm, 2 * 8, SSL_STEPS, SSL_SETTINGS)
-    _assert_trained_alike(one, ssl_on_two_processes[algorithm], algorithm, SSL_SETTINGS)
+    assert_trained_alike(one, ssl_on_two_processes[algorithm], algorithm, SSL_SETTINGS)
 
 
 def _any_rank(rank: int, world: int) -> list[bool]:

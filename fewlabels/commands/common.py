@@ -133,5 +133,11 @@ def add_run_dir(p: argparse.ArgumentParser, what: str = "a run folder (or a mode
     p.add_argument("run_dir", metavar="RUN_DIR", help=what)
 
 
+def add_data_flags(p: argparse.ArgumentParser, what: str) -> None:
+    """--dataset (the run's own unless given) and --data-dir, for commands that use a run on data."""
+    p.add_argument("--dataset", help=what)
+    p.add_argument("--data-dir", help="folder holding the dataset's files")
+
+
 def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fewlabels.commands.common import add_run_dir, output_file, run_and_data
+from fewlabels.commands.common import add_data_flags, add_run_dir, output_file, run_and_data
 
 NAME = "embed"
 HELP = "write a run's features of a dataset as an .npz (X, y, X_test, y_test, classes) that train --dataset reads"
@@ -13,8 +13,7 @@ HELP = "write a run's features of a dataset as an .npz (X, y, X_test, y_test, cl
 def add_parser(sub) -> None:
     p = sub.add_parser(NAME, help=HELP, description=HELP)
     add_run_dir(p)
-    p.add_argument("--dataset", help="the data to embed (default: the run's own)")
-    p.add_argument("--data-dir", help="folder holding the dataset's files")
+    add_data_flags(p, "the data to embed (default: the run's own)")
     p.add_argument("--out", required=True, metavar="EMB.npz", help="the .npz file to write")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fewlabels.commands.common import add_run_dir, output_file, positive, run_and_data
+from fewlabels.commands.common import add_data_flags, add_run_dir, output_file, positive, run_and_data
 
 NAME = "probe"
 HELP = "score a run's representation: kNN, a linear probe or label spreading on its features, over labeled splits"
@@ -16,8 +16,7 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser(NAME, help=HELP, description=HELP)
     add_run_dir(p)
-    p.add_argument("--dataset", help="probe on this dataset instead of the run's own")
-    p.add_argument("--data-dir", help="folder holding the dataset's files")
+    add_data_flags(p, "probe on this dataset instead of the run's own")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--labels-per-class", type=int, help="labeled samples per class (default: the run's own split)")
     g.add_argument("--num-labels", type=int, help="total labeled samples, spread over the classes")

@@ -28,7 +28,7 @@ from fewlabels.train.init import apply_init, read_init
 from fewlabels.train.optim import cosine_schedule, make_optimizer
 from fewlabels.train.prepare import Prepared, normalization_stats, prepare, seed_everything
 from fewlabels.train.records import log_scalars, results_record, tensorboard_writer
-from fewlabels.train.run_folder import RunFolder, resolve_run
+from fewlabels.train.run_folder import RunFolder, build_model, resolve_run
 from fewlabels.train.signals import StopSignals, TrainingError, TrainingInterrupted
 from fewlabels.utils.memory import keep_freed_memory
 
@@ -108,8 +108,8 @@ class Trainer:
         if not path:
             return None
         folder = RunFolder(resolve_run(path))
-        model, classes, _ = folder.load_model()
-        shape = folder.final_model()[2]
+        config, classes, shape, state = folder.final_model()  # one read of the checkpoint
+        model = build_model(folder.last, config.get("model", ""), shape, len(classes), state).eval()
         if list(classes) != list(self.classes) or tuple(shape) != tuple(self.train_x.shape[1:]):
             raise FewLabelsError(f"The teacher {path} was trained on classes {classes} and samples of shape {tuple(shape)}, "
                                  f"but this data has {self.classes} and {tuple(self.train_x.shape[1:])}; distil on data like "

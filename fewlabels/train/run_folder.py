@@ -178,12 +178,6 @@ class RunFolder:
         with open(file, newline="") as f:
             return list(csv.DictReader(f))
 
-    def load_model(self) -> tuple[nn.Module, list[str], dict[str, Any]]:
-        """The run's final (EMA) model, built and loaded, in eval mode; with its classes and config."""
-        config, classes, shape, state = self.final_model()
-        model = build_model(self.last, config.get("model", ""), shape, len(classes), state)
-        return model.eval(), classes, config
-
     def final_model(self) -> tuple[dict[str, Any], list[str], tuple[int, ...], dict[str, torch.Tensor]]:
         """What evaluating the run needs: its config, classes, sample shape and the EMA model's weights."""
         ckpt = self.checkpoint()
