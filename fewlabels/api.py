@@ -287,9 +287,11 @@ def fit(
 
     ``data`` is a built-in dataset name, an image folder or .npz path, a ``DataSource``, a
     ``Dataset``, or an array X with labels ``y`` (-1 = unlabeled). With neither
-    ``labels_per_class`` nor ``num_labels`` the labels are used as given; otherwise a
-    stratified, seeded subset of them is kept. ``model`` defaults to "cnn" for images and
-    "mlp" for feature vectors. ``options`` are the algorithm's hyper-parameters
+    ``labels_per_class`` nor ``num_labels`` every label given is used (fully labeled data, such as
+    a built-in benchmark, keeps 4 per class when the algorithm learns from unlabeled data);
+    otherwise a stratified, seeded subset of them is kept. ``model`` defaults to what the data
+    needs ("cnn" for images, "mlp" for feature vectors; see ``fewlabels.models.default_for``).
+    ``options`` are the algorithm's hyper-parameters
     (``options={"threshold": 0.9}``; unknown names are refused with the closest one); other
     keywords are training settings (batch_size, uratio, lr, momentum, eval_every, hflip, ...:
     the fields of ``TrainConfig``). Array data is not flipped horizontally unless
@@ -297,16 +299,11 @@ def fit(
     """
     config_kw, algo_kw = _settings(algorithm, settings, options)
     # unknown option names are refused here with the closest one, bad values with their range, before any data is read
-    uses_unlabeled = algorithms.get(algorithm, **algo_kw).uses_unlabeled
+    algorithms.get(algorithm, **algo_kw)
     source, name = given_source(data, y, config_kw.get("data_dir"))
     if test is not None:
         source = dataclasses.replace(source, test=given_test_set(test, source.train))
     train = source.train
-    if model is None:
-        model = "cnn" if train.is_image else "mlp"
-    if uses_unlabeled and labels_per_class is None and num_labels is None and bool((train.y >= 0).all()):
-        raise FewLabelsError(f"{algorithm} needs unlabeled data but every sample is labeled; mark unlabeled rows "
-                             "with -1, pass labels_per_class or num_labels, or use algorithm='supervised'.")
     config = TrainConfig(dataset=name, labels_per_class=_item(labels_per_class), num_labels=_item(num_labels), seed=_item(seed),
                          algorithm=algorithm, options=algo_kw, model=model, iterations=_item(iterations),
                          out=None if out is None else str(out), **config_kw)
@@ -334,7 +331,7 @@ def pipeline(data: DataLike = "fashion-mnist", y: Any = None, *, labels_per_clas
     if test is not None:
         source = dataclasses.replace(source, test=given_test_set(test, source.train))
     common = {"dataset": name, "labels_per_class": _item(labels_per_class), "num_labels": _item(num_labels),
-              "seed": _item(seed), "model": model or ("cnn" if source.train.is_image else "mlp"),
+              "seed": _item(seed), "model": model,
               **{k: _item(v) for k, v in settings.items()}}
     if out is not None:
         record = run_pipeline(common, out, default_stages(stages), source=source, progress=progress, overwrite=overwrite)

@@ -10,15 +10,25 @@ NAME = "pipeline"
 HELP = "the few-label pipeline: self-supervised pretraining, semi-supervised fine-tuning, distillation (about 15 min on 2 CPU cores)"
 
 
+def _help(name: str) -> str:
+    """A setting's help as ``fewlabels train`` gives it (one text per setting)."""
+    import dataclasses
+
+    from fewlabels.train.config import TrainConfig
+
+    return next(f.metadata["help"] for f in dataclasses.fields(TrainConfig) if f.name == name).replace("%", "%%")
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(NAME, help=HELP, description=HELP)
     p.add_argument("--dataset", help="a built-in dataset, an image folder or an .npz file (default fashion-mnist)")
     p.add_argument("--data-dir", help="folder holding the dataset's files")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--labels-per-class", type=int, help="labeled samples per class (default 4)")
+    g.add_argument("--labels-per-class", type=int, help=_help("labels_per_class"))
     g.add_argument("--num-labels", type=int, help="total labeled samples, spread over the classes")
     p.add_argument("--val-per-class", type=int, help="labeled samples per class held out for validation (default 0)")
-    p.add_argument("--model", help="the network of every stage (default cnn)")
+    p.add_argument("--model", help=_help("model").replace("the network", "the network of every stage"))
+    p.add_argument("--image-size", type=int, metavar="N", help=_help("image_size"))
     p.add_argument("--seed", type=int, help="seeds the split, the models and the augmentation (default 0)")
     p.add_argument("--device", help="auto, cpu or cuda[:N]")
     for stage in ("pretrain", "finetune", "distill"):
@@ -59,11 +69,12 @@ def stage_overrides(args: argparse.Namespace) -> dict[str, dict]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from fewlabels.commands.train import labels_tag
     from fewlabels.errors import FewLabelsError
     from fewlabels.train.pipeline import default_stages, resume_pipeline, run_pipeline, summary_table
 
     given = {k: getattr(args, k) for k in ("dataset", "data_dir", "labels_per_class", "num_labels", "val_per_class",
-                                           "model", "seed", "device") if getattr(args, k) is not None}
+                                           "model", "image_size", "seed", "device") if getattr(args, k) is not None}
     if args.resume:
         stage_flags = [f"{s}_iterations" for s in ("pretrain", "finetune", "distill")] + ["pretrain_algorithm", "finetune_algorithm"]
         if given or args.stage or args.out or args.overwrite or any(getattr(args, f) is not None for f in stage_flags):
@@ -71,11 +82,8 @@ def run(args: argparse.Namespace) -> int:
         record = resume_pipeline(args.resume, progress=not args.quiet)
         out = Path(args.resume)
     else:
-        if given.get("num_labels") is not None:
-            given["labels_per_class"] = None
         common = {"dataset": "fashion-mnist", **given}
-        lpc = common.get("labels_per_class", 4)
-        labels = f"{lpc}pc" if lpc is not None else f"{common['num_labels']}l"
+        labels = labels_tag(common.get("labels_per_class"), common.get("num_labels"))
         name = Path(common["dataset"]).stem if "/" in common["dataset"] or common["dataset"].endswith(".npz") else common["dataset"]
         out = Path(args.out or f"runs/pipeline-{name}-{labels}-s{common.get('seed', 0)}")
         record = run_pipeline(common, out, default_stages(stage_overrides(args)), progress=not args.quiet,

@@ -170,15 +170,19 @@ def config_from_args(args: argparse.Namespace):
             settings["options"] = {**settings.get("options", {}), key.split(".", 1)[1]: value}
         else:
             settings[key] = value
-    if settings.get("num_labels") is not None and "labels_per_class" not in settings:
-        settings["labels_per_class"] = None  # the default of 4 per class gives way to an explicit total
     config = TrainConfig.from_dict(settings)
     config.validate()
     if config.out is None:
         name = Path(config.dataset).stem if ("/" in config.dataset or config.dataset.endswith(".npz")) else config.dataset
-        labels = f"{config.labels_per_class}pc" if config.labels_per_class is not None else f"{config.num_labels}l"
-        config.out = f"runs/{name}-{config.algorithm}-{labels}-s{config.seed}"
+        config.out = f"runs/{name}-{config.algorithm}-{labels_tag(config.labels_per_class, config.num_labels)}-s{config.seed}"
     return config
+
+
+def labels_tag(labels_per_class: int | None, num_labels: int | None) -> str:
+    """The labels part of a default run folder name: 4pc, 40l, or 'given' (the data decides)."""
+    if labels_per_class is not None:
+        return f"{labels_per_class}pc"
+    return f"{num_labels}l" if num_labels is not None else "given"
 
 
 def print_results(results: dict, out: str) -> None:

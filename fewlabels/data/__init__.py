@@ -28,14 +28,19 @@ def where(name: str, data_dir: str | os.PathLike | None = None) -> str | None:
     raise KeyError(name)
 
 
-def load(name: str, data_dir: str | os.PathLike | None = None) -> DataSource:
-    """A built-in dataset by name, or an image folder by path."""
+def load(name: str, data_dir: str | os.PathLike | None = None, side: int | None = None,
+         shrink_only: bool = True) -> DataSource:
+    """A built-in dataset by name, or an image folder or .npz by path.
+
+    ``side``: a folder's images are read with their longer side brought to it (``resize.fitted_size``);
+    other sources come at their own size (``resize.resize_images`` sizes arrays in memory).
+    """
     if name == "fashion-mnist":
         return fashion_mnist.load(data_dir)
     if name == "digits":
         return digits.load()
     if Path(name).is_dir():
-        return folder.load(name)
+        return folder.load(name, side=side, shrink_only=shrink_only)
     if name.endswith(".npz") and Path(name).is_file():
         return load_npz(name)
     if "/" in name or "\\" in name or name.endswith(".npz"):

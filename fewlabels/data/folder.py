@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from fewlabels.data.dataset import Dataset, DataSource
+from fewlabels.data.resize import fitted_size
 from fewlabels.errors import FewLabelsError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -62,23 +63,27 @@ def _to_array(img, size: tuple[int, int], gray: bool) -> np.ndarray:
 
 
 def load_files(
-    paths: list[Path], image_size: tuple[int, int] | None = None, channels: int | None = None
+    paths: list[Path], image_size: tuple[int, int] | None = None, channels: int | None = None,
+    side: int | None = None, shrink_only: bool = True,
 ) -> torch.Tensor:
-    """Read image files into one (N,C,H,W) uint8 tensor, resizing to one common size.
+    """Read image files into one (N,C,H,W) uint8 tensor, resizing to one common (width, height).
 
-    Without ``image_size`` the most common size wins; without ``channels`` the images
-    are grayscale only if all of them are.
+    Without ``image_size`` the most common size wins, its longer side brought to ``side``
+    (see ``resize.fitted_size``); without ``channels`` the images are grayscale only if all of them are.
     """
     images = [_open(p) for p in paths]
     if image_size is None:
-        image_size = Counter(im.size for im in images).most_common(1)[0][0]
+        width, height = Counter(im.size for im in images).most_common(1)[0][0]
+        height, width = fitted_size(height, width, side, shrink_only)
+        image_size = (width, height)
     if channels is None:
         channels = 1 if all(im.mode in GRAY_MODES for im in images) else 3
     arrays = [_to_array(im, image_size, channels == 1) for im in images]
     return torch.from_numpy(np.stack(arrays))
 
 
-def _read_tree(root: Path, image_size, channels, classes: list[str] | None):
+def _read_tree(root: Path, image_size, channels, classes: list[str] | None, side: int | None = None,
+               shrink_only: bool = True):
     if not root.is_dir():
         raise FewLabelsError(f"Image folder {root} does not exist or is not a folder.")
     subdirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -112,20 +117,22 @@ def _read_tree(root: Path, image_size, channels, classes: list[str] | None):
         labels += [-1] * len(files)
     if not paths:
         raise FewLabelsError(f"{root} holds no images.")
-    x = load_files(paths, image_size, channels)
+    x = load_files(paths, image_size, channels, side, shrink_only)
     return x, torch.tensor(labels, dtype=torch.int64), classes
 
 
-def load(root: str | os.PathLike, image_size: tuple[int, int] | None = None) -> DataSource:
+def load(root: str | os.PathLike, image_size: tuple[int, int] | None = None, side: int | None = None,
+         shrink_only: bool = True) -> DataSource:
+    """An image folder; ``side`` (with ``shrink_only``) sizes the images as they are read, see ``resize.fitted_size``."""
     root = Path(root)
     test = None
     if (root / "train").is_dir() and (root / "test").is_dir():
-        x, y, classes = _read_tree(root / "train", image_size, None, None)
+        x, y, classes = _read_tree(root / "train", image_size, None, None, side, shrink_only)
         size = (x.shape[3], x.shape[2])
         xt, yt, _ = _read_tree(root / "test", size, x.shape[1], classes)
         if (yt < 0).any():
             raise FewLabelsError(f"{root / 'test'} must not have an '{UNLABELED}' folder; test images need labels.")
         test = Dataset(xt, yt, classes, root.name + "-test")
     else:
-        x, y, classes = _read_tree(root, image_size, None, None)
+        x, y, classes = _read_tree(root, image_size, None, None, side, shrink_only)
     return DataSource(train=Dataset(x, y, classes, root.name), test=test, hflip=True, origin=str(root))

@@ -20,6 +20,41 @@ class Split:
         return f"{len(self.labeled)} labeled, {len(self.unlabeled)} unlabeled, {len(self.validation)} validation"
 
 
+EXPERIMENT_LABELS_PER_CLASS = 4  # fully labeled data with no count given: today's few-label experiment
+
+
+def default_labels_per_class(y: torch.Tensor | np.ndarray, labels_per_class: int | None, num_labels: int | None,
+                             uses_unlabeled: bool) -> tuple[int | None, str]:
+    """The per-class count a run keeps when the user gave none, and why, in words for the run's first line.
+
+    Data with unlabeled rows (-1) keeps every label given: the user made the split. Fully labeled
+    data (a built-in benchmark, a folder without ``unlabeled/``) is an experiment: a method that
+    learns from unlabeled data keeps ``EXPERIMENT_LABELS_PER_CLASS`` per class and uses the rest
+    unlabeled; a supervised one keeps every label.
+    """
+    if labels_per_class is not None:
+        return labels_per_class, f"{labels_per_class} labels per class kept"
+    if num_labels is not None:
+        return None, f"{num_labels} labels kept"
+    y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    if (y < 0).any():
+        return None, "every label given"
+    if uses_unlabeled:
+        return EXPERIMENT_LABELS_PER_CLASS, (f"fully labeled data: {EXPERIMENT_LABELS_PER_CLASS} labels per class kept, "
+                                             "the rest used unlabeled (--labels-per-class to change)")
+    return None, "fully labeled data: every label used"
+
+
+def describe_split(split: Split, y: torch.Tensor | np.ndarray, why: str) -> str:
+    """One line: how many labeled samples (and per class), unlabeled and validation samples a run uses."""
+    y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    counts = np.bincount(y[split.labeled], minlength=int(y.max()) + 1)
+    counts = counts[counts > 0]
+    per_class = f"{counts[0]} per class" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()} per class"
+    val = f", {len(split.validation):,} validation" if len(split.validation) else ""
+    return f"{len(split.labeled):,} labeled ({per_class}), {len(split.unlabeled):,} unlabeled{val}: {why}"
+
+
 def _per_class_counts(num_labels: int, classes: np.ndarray, rng: np.random.Generator) -> dict[int, int]:
     base, extra = divmod(num_labels, len(classes))
     lucky = set(rng.permutation(classes)[:extra].tolist())

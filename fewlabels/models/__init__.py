@@ -38,6 +38,17 @@ def check_name(name: str) -> None:
         raise FewLabelsError(f"Unknown model '{name}': {hint}choose one of {', '.join(_BACKBONES)}.")
 
 
+def default_for(sample_shape: tuple[int, ...], on_gpu: bool) -> str:
+    """The model a run gets when none is named: the data's kind decides, and a GPU affords a wider net for photos.
+
+    Feature vectors take the MLP; images the small CNN on a CPU (fast), WideResNet-28-2 on a GPU
+    for images of 32 pixels or more (the standard semi-supervised backbone at CIFAR's size).
+    """
+    if len(sample_shape) != 3:
+        return "mlp"
+    return "wrn-28-2" if on_gpu and min(sample_shape[1:]) >= 32 else "cnn"
+
+
 def check(name: str, sample_shape: tuple[int, ...]) -> None:
     """Refuse an unknown model, or one that does not take this kind of sample."""
     check_name(name)

@@ -9,6 +9,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+from fewlabels.data.resize import MIN_IMAGE_SIDE
 from fewlabels.errors import FewLabelsError
 
 
@@ -26,10 +27,13 @@ class TrainConfig:
     dataset: str = setting("fashion-mnist", "a built-in dataset, an image folder (class subfolders, optional unlabeled/) "
                            "or an .npz file")
     data_dir: str | None = setting(None, "folder holding the dataset's files")
-    labels_per_class: int | None = setting(4, "labeled samples per class")
+    labels_per_class: int | None = setting(None, "labeled samples per class (default: every label the data has; "
+                                           "fully labeled data keeps 4 per class and uses the rest unlabeled)")
     num_labels: int | None = setting(None, "total labeled samples, spread over the classes")
     val_per_class: int = setting(0, "labeled samples per class held out for validation")
     seed: int = setting(0, "seeds the split, the model and the augmentation")
+    image_size: int | None = setting(None, "longer side images are resized to once, at load (default: at most 32 on a "
+                                     "CPU, the images' own size on a GPU)")
     hflip: bool | None = setting(None, "flip images horizontally at random in the weak view "
                                  "(default: the dataset decides; digits and letters are never flipped)")
     # data variants (see prepare() in loop.py for the order they are applied in)
@@ -40,7 +44,8 @@ class TrainConfig:
     # method
     algorithm: str = setting("fixmatch", "the training method")
     options: dict[str, Any] = field(default_factory=dict, metadata={"help": "the algorithm's hyper-parameters by name"})
-    model: str = setting("cnn", "the network")
+    model: str | None = setting(None, "the network (default: the data decides, cnn for images, mlp for feature vectors; "
+                                "wrn-28-2 for images of 32 px or more on a GPU)")
     init: str | None = setting(None, "start from the backbone of this run folder or state_dict file (a pretrained encoder)")
     init_head: bool = setting(False, "with --init, also take its classifier head (the classes must match)")
     freeze_backbone: bool = setting(False, "train the head only, on the --init encoder's frozen features (linear probing)")
@@ -74,9 +79,13 @@ class TrainConfig:
         def is_int(v: Any) -> bool:
             return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
-        for name in ("dataset", "algorithm", "model", "device"):
+        for name in ("dataset", "algorithm", "device"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 fail(name, "a non-empty string")
+        if self.model is not None and (not isinstance(self.model, str) or not self.model):
+            fail("model", "a model name (or empty: the data decides)")
+        if self.image_size is not None and (not is_int(self.image_size) or not MIN_IMAGE_SIDE <= self.image_size <= 4096):
+            fail("image_size", f"a whole number of pixels from {MIN_IMAGE_SIDE} to 4096")
         for name in ("data_dir", "out"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 fail(name, "a path (string)")

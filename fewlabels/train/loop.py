@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ from fewlabels.train.batches import BatchMaker
 from fewlabels.train.checkpoint import CHECKPOINT_FORMAT, rng_state, set_rng_state
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.distributed import any_rank, average_gradients, barrier, global_batchnorm, is_main_process, rank_and_world
+from fewlabels.train.estimate import RunEstimate, is_long
 from fewlabels.train.init import apply_init, read_init
 from fewlabels.train.optim import cosine_schedule, make_optimizer
 from fewlabels.train.prepare import Prepared, normalization_stats, prepare, seed_everything
@@ -256,13 +258,19 @@ class Trainer:
         barrier()  # every rank has checked its settings and data before rank 0 touches the run folder
         if writing and not resumed:
             self.folder.start(cfg.to_dict())
+        if self.progress and main:
+            print(self.p.summary, flush=True)
         bar = self._progress_bar() if self.progress and main else None
         board = tensorboard_writer(self.out) if writing else None
+        estimate = RunEstimate(cfg, self.step)
         with StopSignals() as stop:
             while self.step < cfg.iterations:
                 t0 = time.time()
                 self.train_step(self.tally)
                 self.train_time += time.time() - t0
+                said = estimate.add(self.step, time.time() - t0) if main else None
+                if said and (bar is not None or is_long(said)):
+                    _say(f"{'' if bar is not None else 'warning: '}{said}", bar)
                 done = self.step == cfg.iterations
                 stopping = any_rank(bool(stop.signal))  # all ranks stop at the same step
                 if main and (self.step % cfg.eval_every == 0 or done):
@@ -324,6 +332,14 @@ class Trainer:
 
     def results(self) -> dict:
         return results_record(self)
+
+
+def _say(text: str, bar) -> None:
+    """A line above the progress bar, or on stderr when there is none."""
+    if bar is not None:
+        bar.write(text)
+    else:
+        print(text, file=sys.stderr, flush=True)
 
 
 def train(config: TrainConfig, source: DataSource | None = None, progress: bool = True,

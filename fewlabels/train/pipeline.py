@@ -91,7 +91,8 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
         try:
             config = TrainConfig.from_dict(settings)
             algorithms.get(config.algorithm, **config.options)  # unknown algorithms and options
-            models.check_name(config.model)
+            if config.model is not None:
+                models.check_name(config.model)
             for source, what in ((stage.init_from, "starts from"), (stage.teacher_from, "learns from")):
                 earlier = configs.get(source) if source else None
                 if source and earlier is None:
@@ -107,6 +108,9 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
     return list(configs.values())
 
 
+DATA_DECIDED = ("model", "image_size", "labels_per_class")  # settings prepare() fills in from the data
+
+
 def run_pipeline(common: dict[str, Any], out: str | os.PathLike, stages: list[Stage] | None = None,
                  source: DataSource | None = None, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Run every stage from the start; an earlier pipeline in ``out`` is replaced only with ``overwrite``."""
@@ -119,6 +123,10 @@ def run_pipeline(common: dict[str, Any], out: str | os.PathLike, stages: list[St
     for config in configs:
         RunFolder(config.out).check_new(overwrite)
     prepare(configs[0], source, overwrite=True)  # the first stage's data, device and model, before anything is replaced
+    for config in configs[1:]:  # what the data decided for the first stage (model, size, labels) holds for them all
+        for name in DATA_DECIDED:
+            if getattr(config, name) is None:
+                setattr(config, name, getattr(configs[0], name))
     for stage in stages:  # replacing: an earlier pipeline's stages must not pass for this one's
         shutil.rmtree(out / stage.name, ignore_errors=True)
     record = {"format": PIPELINE_FORMAT, "common": common, "final_stage": None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,9 @@ import torch
 from fewlabels import algorithms, models
 from fewlabels import data as data_mod
 from fewlabels.algorithms import Algorithm
-from fewlabels.data import DataSource, Split
+from fewlabels.data import Dataset, DataSource, Split
+from fewlabels.data.resize import default_image_side, fitted_size, resize_images
+from fewlabels.data.split import default_labels_per_class, describe_split
 from fewlabels.data.variants import apply_variants
 from fewlabels.errors import FewLabelsError
 from fewlabels.train.config import TrainConfig
@@ -30,6 +33,7 @@ class Prepared:
     hflip: bool
     labels: torch.Tensor | None = None  # the training pool's labels as training sees them (noisy on the labeled set); None: source.train.y
     variants: dict[str, Any] = field(default_factory=dict)  # what label noise / long tail did, for results.json
+    summary: str = ""  # the run's first line: labeled / unlabeled counts and why, the input size, the model
 
 
 def resolve_device(name: str) -> torch.device:
@@ -41,16 +45,29 @@ def resolve_device(name: str) -> torch.device:
 
 
 def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bool = False) -> Prepared:
-    """Validate everything and load the data; touches no file. Data variants: see ``fewlabels.data.variants``."""
+    """Validate everything and load the data; touches no file. Data variants: see ``fewlabels.data.variants``.
+
+    Settings the data decides (the model, the image size, how many labels to keep) are written
+    into ``config`` here, so config.yaml records what the run did and a resume repeats it.
+    """
     config.validate()
     algorithm = algorithms.get(config.algorithm, **config.options)
-    models.check_name(config.model)  # before loading data: a typo should not cost a dataset load
+    if config.model is not None:
+        models.check_name(config.model)  # before loading data: a typo should not cost a dataset load
     device = init_from_env(config.device) or resolve_device(config.device)  # under torchrun: join the process group
     if config.out is not None:
         RunFolder(config.out).check_new(overwrite)
+    side, shrink_only = _image_side(config, device)
     if source is None:
-        source = data_mod.load(config.dataset, config.data_dir)
+        source = data_mod.load(config.dataset, config.data_dir, side, shrink_only)
+    source = _sized(source, side, shrink_only)
     train = source.train
+    if train.is_image:
+        config.image_size = max(train.sample_shape[1:])
+    if config.model is None:
+        config.model = models.default_for(train.sample_shape, device.type == "cuda")
+    config.labels_per_class, why = default_labels_per_class(train.y, config.labels_per_class, config.num_labels,
+                                                            algorithm.uses_unlabeled)
     split = data_mod.split(train.y, config.labels_per_class, config.num_labels, config.val_per_class,
                            config.seed, train.classes)
     variant = apply_variants(train, split, config.seed, config.imbalance_ratio, config.label_noise, config.noise_type)
@@ -63,7 +80,31 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
     models.check(config.model, train.sample_shape)
     hflip = source.hflip if config.hflip is None else config.hflip
     algorithm.check_data(train.sample_shape, len(train.classes), hflip=hflip)
-    return Prepared(config, source, split, algorithm, device, hflip, variant.labels, variant.record)
+    shape = "x".join(map(str, train.sample_shape[1:])) + " px images" if train.is_image else f"{train.sample_shape[0]} features"
+    summary = f"{describe_split(split, train.y, why)}; {shape}, model {config.model}"
+    return Prepared(config, source, split, algorithm, device, hflip, variant.labels, variant.record, summary)
+
+
+def _image_side(config: TrainConfig, device: torch.device) -> tuple[int | None, bool]:
+    """The longer side images get, and whether it may only shrink them: asked for, or the device's default."""
+    if config.image_size is not None:
+        return config.image_size, False
+    return default_image_side(device.type == "cuda"), True
+
+
+def _sized(source: DataSource, side: int | None, shrink_only: bool) -> DataSource:
+    """The source with its images at ``side`` (a folder's were sized as read; arrays are sized here)."""
+    if not source.train.is_image:
+        return source
+    c, h, w = source.train.sample_shape
+    size = fitted_size(h, w, side, shrink_only)
+    if size == (h, w) and (source.test is None or source.test.sample_shape == source.train.sample_shape):
+        return source
+
+    def sized(ds: Dataset | None) -> Dataset | None:
+        return None if ds is None else Dataset(resize_images(ds.x, size), ds.y, ds.classes, ds.name)
+
+    return dataclasses.replace(source, train=sized(source.train), test=sized(source.test))
 
 
 def seed_everything(seed: int) -> None:

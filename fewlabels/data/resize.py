@@ -1,0 +1,40 @@
+"""Image size for the machine: photos shrink once, at load, to a size a CPU can train on.
+
+A folder's files are resized by PIL as they are read (``folder.load_files``), arrays in memory by
+``resize_images``; ``predict`` reads files and arrays through the same two functions, so a model sees
+the same pixels at prediction time as in training.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+CPU_IMAGE_SIDE = 32  # the longer side photos shrink to on a CPU by default (CIFAR's size; ~2x a Fashion-MNIST step)
+MIN_IMAGE_SIDE = 8  # below this no image model here learns anything useful
+
+
+def default_image_side(on_gpu: bool) -> int | None:
+    """The default longest side: CPU_IMAGE_SIDE on a CPU, the images' own size on a GPU (None)."""
+    return None if on_gpu else CPU_IMAGE_SIDE
+
+
+def fitted_size(height: int, width: int, side: int | None, shrink_only: bool) -> tuple[int, int]:
+    """(height, width) whose longer side is ``side``, keeping the aspect ratio; ``shrink_only`` never enlarges."""
+    longer = max(height, width)
+    if side is None or longer == side or (shrink_only and longer <= side):
+        return height, width
+    scale = side / longer
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize_images(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 (N, C, H, W) images resized to ``size`` with antialiased bilinear filtering, in chunks (bounded memory)."""
+    if tuple(x.shape[2:]) == tuple(size):
+        return x
+    chunks = []
+    for start in range(0, len(x), 4096):
+        part = x[start : start + 4096].float()
+        part = F.interpolate(part, size=size, mode="bilinear", antialias=True, align_corners=False)
+        chunks.append(part.round_().clamp_(0, 255).to(torch.uint8))
+    return torch.cat(chunks)
