@@ -144,7 +144,6 @@ def test_load_reads_a_cli_run_folder(tmp_path):
         (lambda d: fewlabels.fit(d.x, d.y_semi, dataset="digits"), "set by fit"),
         (lambda d: fewlabels.fit(d.x), "y is required"),
         (lambda d: fewlabels.fit("digits", d.y), "y goes with array data only"),
-        (lambda d: fewlabels.fit(d.x, d.y), "every sample is labeled"),
         (lambda d: fewlabels.fit(d.x, np.full(len(d.x), -1)), "no labeled rows"),
         (lambda d: fewlabels.fit(d.x, d.y_semi, model="mlp"), "does not take images"),
         (lambda d: fewlabels.fit(d.x, d.y_semi, test=(d.test_x, np.full(len(d.test_x), -1))), "test labels contain -1"),
