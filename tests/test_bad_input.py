@@ -540,7 +540,7 @@ def _(c: Ctx) -> Expect:
 
 @case("labels-per-class-zero")
 def _(c: Ctx) -> Expect:
-    return Expect(c.train("--labels-per-class", "0"), ["labels_per_class must be at least 1", "got 0"])
+    return Expect(c.train("--labels-per-class", "0"), ["labels_per_class must be empty or a whole number of at least 1", "got 0"])
 
 
 @case("num-labels-fewer-than-classes")

@@ -128,9 +128,11 @@ def _load_config_file(path: str) -> dict:
     from pathlib import Path
 
     try:
-        loaded = yaml.safe_load(Path(path).read_text())
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise FewLabelsError(f"Cannot read config file {path}: {exc.strerror}.") from None
+    except UnicodeDecodeError:
+        raise FewLabelsError(f"Config file {path} is not text (not UTF-8); give a YAML file of settings.") from None
     except yaml.YAMLError as exc:
         raise FewLabelsError(f"Config file {path} is not valid YAML ({str(exc).splitlines()[0]}).") from None
     if loaded is None:

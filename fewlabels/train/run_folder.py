@@ -163,7 +163,7 @@ class RunFolder:
         if not file.is_file():
             return {}
         try:
-            results = json.loads(file.read_text())
+            results = json.loads(file.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError):
             raise FewLabelsError(f"{file} is damaged (not valid JSON); restore it or delete it.") from None
         if not isinstance(results, dict):
@@ -175,8 +175,11 @@ class RunFolder:
         file = self.path / "metrics.csv"
         if not file.is_file():
             return []
-        with open(file, newline="") as f:
-            return list(csv.DictReader(f))
+        try:
+            with open(file, newline="", encoding="utf-8") as f:
+                return list(csv.DictReader(f))
+        except (csv.Error, UnicodeDecodeError):
+            raise FewLabelsError(f"{file} is damaged (not a CSV table); restore it or delete it.") from None
 
     def final_model(self) -> tuple[dict[str, Any], list[str], tuple[int, ...], dict[str, torch.Tensor]]:
         """What evaluating the run needs: its config, classes, sample shape and the EMA model's weights."""
