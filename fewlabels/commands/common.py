@@ -7,6 +7,7 @@ import errno
 import os
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,10 +49,17 @@ def error(message: str) -> None:
     print(f"fewlabels: error: {message}", file=sys.stderr)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr (the library's UserWarnings are sentences for the user, not for a debugger)."""
+    print(f"fewlabels: warning: {message}", file=sys.stderr)
+
+
 def run_command(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a command; the user's mistakes and environment become one sentence and an exit code, bugs stay tracebacks."""
     try:
-        return command(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return command(args)
     except FewLabelsError as exc:
         error(str(exc))
         return EXIT_BAD_INPUT

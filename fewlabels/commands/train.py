@@ -204,6 +204,10 @@ def run(args: argparse.Namespace) -> int:
         if extra:
             raise FewLabelsError(f"--resume continues a run with its saved settings; drop {extra[0]}.")
         results = resume(given["resume"], progress=not quiet)
+        if results.pop("already_finished", False):  # exit 0: the run is where --resume would take it
+            print(f"{given['resume']} is a finished run ({results.get('iterations')} iterations); nothing to resume, "
+                  "nothing changed.")
+            return 0
         if results:  # under torchrun only rank 0 reports
             print_results(results, given["resume"])
         return 0
