@@ -83,6 +83,19 @@ class TrainConfig:
     channels_last: bool = setting(True, "channels-last memory format for image models (faster convolutions on CPU)")
     deterministic: bool = setting(False, "deterministic kernels only (bit-identical resume on GPUs too)")
 
+    def __post_init__(self) -> None:
+        """Names are case-insensitive (--algorithm FixMatch, --model CNN, --dataset Digits): kept in the registries' case."""
+        for name in ("algorithm", "model", "device", "noise_type"):
+            if isinstance(getattr(self, name), str):
+                setattr(self, name, getattr(self, name).lower())
+        if isinstance(self.dataset, str) and self.dataset != self.dataset.lower():
+            from pathlib import Path
+
+            from fewlabels.data import BUILTIN
+
+            if self.dataset.lower() in BUILTIN and not Path(self.dataset).exists():
+                self.dataset = self.dataset.lower()
+
     def validate(self) -> None:
         """Types and ranges of every setting, so a bad value fails here with one sentence, not deep inside."""
 
