@@ -148,7 +148,6 @@ class Run:
         path = Path(path)
         if path.is_dir():
             raise FewLabelsError(f"{path} is a folder; give a file name such as {path / 'model.pt'}.")
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}
         record = {
             "fewlabels_model": MODEL_FORMAT,

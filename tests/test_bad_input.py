@@ -761,6 +761,7 @@ def _(c: Ctx) -> Expect:
     run = c.base_run()
     ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
     ckpt["config"]["dataset"] = str(path)  # the run now says it was trained on d.npz, whose shape differs
+    (run / "results.json").unlink()  # not finished (a finished run is left alone before the data is looked at)
     torch.save(ckpt, run / "last.pt")
     (run / "config.yaml").write_text(yaml.safe_dump(ckpt["config"], sort_keys=False))
     return _resume_expect(run, [str(run), "resume with the same data"])
@@ -779,9 +780,16 @@ def _(c: Ctx) -> Expect:
     return _resume_expect(c.tmp / "no-such-run", [str(c.tmp / "no-such-run"), "holds no checkpoint"])
 
 
+def _without_intact_checkpoint(run: Path) -> Path:
+    """Only last.pt left: with an intact checkpoint-<step>.pt beside a damaged last.pt, that one is used (see below)."""
+    for file in run.glob("checkpoint-*.pt"):
+        file.unlink()
+    return run
+
+
 @case("resume-corrupt-last-pt")
 def _(c: Ctx) -> Expect:
-    run = c.base_run()
+    run = _without_intact_checkpoint(c.base_run())
     (run / "last.pt").unlink()  # it is a hard link to checkpoint-*.pt: replace it, do not write through it
     (run / "last.pt").write_bytes(os.urandom(500))
     return _resume_expect(run, [str(run / "last.pt"), "corrupt"])
@@ -789,7 +797,7 @@ def _(c: Ctx) -> Expect:
 
 @case("resume-truncated-last-pt")
 def _(c: Ctx) -> Expect:
-    run = c.base_run()
+    run = _without_intact_checkpoint(c.base_run())
     data = (run / "last.pt").read_bytes()
     (run / "last.pt").unlink()
     (run / "last.pt").write_bytes(data[: len(data) // 2])
@@ -826,7 +834,7 @@ def _(c: Ctx) -> Expect:
 
 @case("resume-checkpoint-missing-keys")
 def _(c: Ctx) -> Expect:
-    run = c.base_run()
+    run = _without_intact_checkpoint(c.base_run())
     ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
     (run / "last.pt").unlink()
     torch.save({"format": ckpt["format"], "config": ckpt["config"]}, run / "last.pt")
@@ -835,7 +843,7 @@ def _(c: Ctx) -> Expect:
 
 @case("resume-checkpoint-config-not-a-mapping")
 def _(c: Ctx) -> Expect:
-    run = c.base_run()
+    run = _without_intact_checkpoint(c.base_run())
     (run / "last.pt").unlink()
     torch.save({"format": 1, "config": "hello"}, run / "last.pt")
     return _resume_expect(run, [str(run / "last.pt")], forbid=["Unknown config key 'h'"])

@@ -47,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
     pick = torch.randperm(len(source.train), generator=torch.Generator().manual_seed(args.seed))[: args.n]
     hflip = source.hflip and not args.no_hflip
     grid = preview_grid(source.train.x[pick], hflip=hflip, strong_views=args.strong_views, seed=args.seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     Image.fromarray(grid).save(buf, format="PNG")
     atomic_write_bytes(out, buf.getvalue())

@@ -99,7 +99,8 @@ class RunFolder:
     def check_new(self, overwrite: bool) -> None:
         """Refuse, before any work, a folder that cannot be written or already holds a run."""
         check_writable_dir(self.path)
-        if self.path.is_dir() and any((self.path / f).exists() for f in RUN_FILES) and not overwrite:
+        held = any((self.path / f).exists() for f in RUN_FILES) or any(self.path.glob("checkpoint-*.pt"))  # resumable too
+        if self.path.is_dir() and held and not overwrite:
             raise FewLabelsError(f"{self.path} already holds a run; choose another --out folder or pass --overwrite.")
 
     def start(self, config: dict[str, Any], state: dict[str, Any], step: int, keep: int) -> None:
