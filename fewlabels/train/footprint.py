@@ -62,6 +62,7 @@ def step_footprint(model: nn.Module, sample_shape: tuple[int, ...], views: dict[
 
 
 def human(n: float) -> str:
+    """Bytes as a person reads them: 590.6 GiB."""
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024 or unit == "PiB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"

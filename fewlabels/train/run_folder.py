@@ -170,7 +170,7 @@ class RunFolder:
             raise FewLabelsError(f"{self.path} is a file; a run folder was expected.")
         self.source = Path(file) if file is not None else self.last
         try:
-            ckpt = read_checkpoint(self.source)
+            ckpt = read_checkpoint(self.source if file is not None else self.path)  # a folder: "holds no last.pt"
         except FewLabelsError as damage:
             if file is not None:
                 raise
