@@ -32,7 +32,7 @@ from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate import predict_logits, summarize
 from fewlabels.train import RunFolder, TrainConfig, Trainer, prepare
 from fewlabels.train.checkpoint import ema_weights, read_checkpoint
-from fewlabels.train.run_folder import build_model, resolve_run
+from fewlabels.train.run_folder import build_model, folder_of, resolve_run
 from fewlabels.utils.io import atomic_torch_save
 
 MODEL_FORMAT = 1  # the layout of a file written by Run.save
@@ -148,7 +148,6 @@ class Run:
         path = Path(path)
         if path.is_dir():
             raise FewLabelsError(f"{path} is a folder; give a file name such as {path / 'model.pt'}.")
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}
         record = {
             "fewlabels_model": MODEL_FORMAT,
@@ -184,12 +183,14 @@ def load(path: str | os.PathLike) -> Run:
     if not path.exists():
         raise FewLabelsError(f"{path} does not exist; give a file written by Run.save() or a fewlabels run folder.")
     path = resolve_run(path)  # a pipeline folder stands for its final stage
-    if path.is_dir() or (path.name == "last.pt" and (path.parent / "config.yaml").is_file()):
-        folder = RunFolder(path if path.is_dir() else path.parent)
-        if not folder.last.is_file():
+    inside = folder_of(path)  # a checkpoint file of a run folder is checked against the folder's config.yaml too
+    if path.is_dir() or inside is not None:
+        folder = inside or RunFolder(path)
+        if path.is_dir() and not folder.last.is_file() and not any(folder.path.glob("checkpoint-*.pt")):
             raise FewLabelsError(f"{path} is a folder without last.pt, so it is not a fewlabels run folder.")
-        config, classes, shape, state = folder.final_model()  # the EMA model is the one the run reports
-        return _build_run(folder.last, config.get("model", ""), classes, shape, state, folder.results(), config)
+        # the EMA model is the one the run reports
+        config, classes, shape, state = folder.final_model(None if path.is_dir() else path)
+        return _build_run(folder.source, config.get("model", ""), classes, shape, state, folder.results(), config)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

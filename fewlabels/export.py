@@ -121,6 +121,5 @@ def export(run: Run, path: str | os.PathLike, fmt: str = "torchscript") -> Path:
     if path.is_dir():
         raise FewLabelsError(f"{path} is a folder; give a file name such as {path / ('model' + FORMATS[fmt])}.")
     payload = to_torchscript(run) if fmt == "torchscript" else to_onnx(run)
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, payload)
     return path

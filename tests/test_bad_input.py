@@ -540,7 +540,7 @@ def _(c: Ctx) -> Expect:
 
 @case("labels-per-class-zero")
 def _(c: Ctx) -> Expect:
-    return Expect(c.train("--labels-per-class", "0"), ["labels_per_class must be at least 1", "got 0"])
+    return Expect(c.train("--labels-per-class", "0"), ["labels_per_class must be empty or a whole number of at least 1", "got 0"])
 
 
 @case("num-labels-fewer-than-classes")
@@ -761,6 +761,7 @@ def _(c: Ctx) -> Expect:
     run = c.base_run()
     ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
     ckpt["config"]["dataset"] = str(path)  # the run now says it was trained on d.npz, whose shape differs
+    (run / "results.json").unlink()  # not finished (a finished run is left alone before the data is looked at)
     torch.save(ckpt, run / "last.pt")
     (run / "config.yaml").write_text(yaml.safe_dump(ckpt["config"], sort_keys=False))
     return _resume_expect(run, [str(run), "resume with the same data"])
@@ -779,9 +780,16 @@ def _(c: Ctx) -> Expect:
     return _resume_expect(c.tmp / "no-such-run", [str(c.tmp / "no-such-run"), "holds no checkpoint"])
 
 
+def _without_intact_checkpoint(run: Path) -> Path:
+    """Only last.pt left: with an intact checkpoint-<step>.pt beside a damaged last.pt, that one is used (see below)."""
+    for file in run.glob("checkpoint-*.pt"):
+        file.unlink()
+    return run
+
+
 @case("resume-corrupt-last-pt")
 def _(c: Ctx) -> Expect:
-    run = c.base_run()
+    run = _without_intact_checkpoint(c.base_run())
     (run / "last.pt").unlink()  # it is a hard link to checkpoint-*.pt: replace it, do not write through it
     (run / "last.pt").write_bytes(os.urandom(500))
     return _resume_expect(run, [str(run / "last.pt"), "corrupt"])
@@ -789,7 +797,7 @@ def _(c: Ctx) -> Expect:
 
 @case("resume-truncated-last-pt")
 def _(c: Ctx) -> Expect:
-    run = c.base_run()
+    run = _without_intact_checkpoint(c.base_run())
     data = (run / "last.pt").read_bytes()
     (run / "last.pt").unlink()
     (run / "last.pt").write_bytes(data[: len(data) // 2])
@@ -826,7 +834,7 @@ def _(c: Ctx) -> Expect:
 
 @case("resume-checkpoint-missing-keys")
 def _(c: Ctx) -> Expect:
-    run = c.base_run()
+    run = _without_intact_checkpoint(c.base_run())
     ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
     (run / "last.pt").unlink()
     torch.save({"format": ckpt["format"], "config": ckpt["config"]}, run / "last.pt")
@@ -835,7 +843,7 @@ def _(c: Ctx) -> Expect:
 
 @case("resume-checkpoint-config-not-a-mapping")
 def _(c: Ctx) -> Expect:
-    run = c.base_run()
+    run = _without_intact_checkpoint(c.base_run())
     (run / "last.pt").unlink()
     torch.save({"format": 1, "config": "hello"}, run / "last.pt")
     return _resume_expect(run, [str(run / "last.pt")], forbid=["Unknown config key 'h'"])
@@ -880,6 +888,129 @@ def _(c: Ctx) -> Expect:
     return Expect(["augment-preview", "--dataset", "digits", "--n", "2", "--out", target], [str(target)], after=after)
 
 
+# ---- issue 18: bad input, round two (the ten, and their siblings in other commands)
+
+
+def _cnn_wide_config(run: Path) -> None:
+    """config.yaml edited to another model: the folder no longer describes its checkpoint."""
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["model"] = "cnn-wide"
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+@case("iterations-beyond-64-bits")  # 2: accepted, and trained for ever
+def _(c: Ctx) -> Expect:
+    return Expect(c.train("--iterations", "99999999999999999999999"), ["iterations must be", "at most 100000000", "got 9999"])
+
+
+@case("uratio-beyond-bound")  # 4, as filed: past the bound, so the bound is named (the memory check is below)
+def _(c: Ctx) -> Expect:
+    return Expect(c.train("--uratio", "100000000"), ["uratio must be", "at most 1000000"])
+
+
+@case("set-checkpoint-every-beyond-bound")
+def _(c: Ctx) -> Expect:
+    return Expect(c.train("--set", f"checkpoint_every={10**30}"), ["checkpoint_every must be", "at most 100000000"])
+
+
+@case("batch-size-beyond-memory")  # 3: an allocator traceback after a minute, config.yaml left behind
+def _(c: Ctx) -> Expect:
+    return Expect(c.train("--batch-size", "10000000", "--uratio", "7"),
+                  ["One training step needs at least", "TiB", "of memory available", "lower --batch-size or --uratio"])
+
+
+@case("seed-beyond-64-bits")  # 6: ValueError: Overflow when unpacking long long
+def _(c: Ctx) -> Expect:
+    return Expect(c.train("--seed", "1180591620717411303424"), ["seed must be", "0 or more and at most 4294967295"])
+
+
+@case("preview-strong-views-negative")  # 7: exit 0, and the PNG written
+def _(c: Ctx) -> Expect:
+    return Expect(["augment-preview", "--dataset", "digits", "--strong-views", "-2", "--out", c.out / "g.png"],
+                  ["--strong-views must be 0 or more", "got -2"])
+
+
+@case("preview-seed-beyond-64-bits")
+def _(c: Ctx) -> Expect:
+    return Expect(["augment-preview", "--dataset", "digits", "--seed", str(2**70), "--out", c.out / "g.png"],
+                  ["--seed must be 0 or more and at most 4294967295"])
+
+
+@case("probe-seeds-beyond-bound")
+def _(c: Ctx) -> Expect:
+    return Expect(["probe", c.tmp / "run", "--seeds", str(10**30)], ["--seeds must be at least 1 and at most 1000"])
+
+
+@case("evaluate-batch-size-beyond-bound")
+def _(c: Ctx) -> Expect:
+    return Expect(["evaluate", c.tmp / "run", "--batch-size", str(10**30)], ["--batch-size must be at least 1 and at most"])
+
+
+@case("out-empty")  # 8: exit 0, "run written to ", and no run anywhere
+def _(c: Ctx) -> Expect:
+    return Expect(c.train("--out", ""), ["out must be a path (a non-empty string)"])
+
+
+@case("export-out-empty")  # 8's sibling: '' was taken as "not given" and the default written
+def _(c: Ctx) -> Expect:
+    run = c.base_run()
+    before = snapshot(run)
+    return Expect(["export", run, "--out", ""], ["--out is empty"], after=lambda: _unchanged(run, before))
+
+
+@case("evaluate-json-empty")
+def _(c: Ctx) -> Expect:
+    run = c.base_run()
+    before = snapshot(run)
+    return Expect(["evaluate", run, "--json", "", "--quiet"], ["--json is empty"], after=lambda: _unchanged(run, before))
+
+
+@case("pipeline-out-empty")
+def _(c: Ctx) -> Expect:
+    return Expect(["pipeline", "--dataset", "digits", "--out", "", "--quiet"], ["--out is empty"])
+
+
+def _unchanged(run: Path, before: dict) -> None:
+    assert snapshot(run) == before, "a refused command changed the run folder"
+
+
+def _run_folder_command(command: str) -> Callable[[Ctx], Expect]:
+    """9: every command that reads a run folder refuses one whose config.yaml describes another run, as --resume does."""
+
+    def build(c: Ctx) -> Expect:
+        run = c.base_run()
+        _cnn_wide_config(run)
+        before = snapshot(run)
+        argv = {"evaluate": ["evaluate", run, "--quiet"], "report": ["report", run, "--quiet"],
+                "export": ["export", run, "--out", c.tmp / "m.ts"], "probe": ["probe", run],
+                "embed": ["embed", run, "--out", c.tmp / "e.npz"],
+                "predict": ["predict", run, save_image(c.tmp / "p" / "x.png", (8, 8)), "--out", c.tmp / "p.csv"],
+                "evaluate-checkpoint-file": ["evaluate", run / "checkpoint-00000002.pt", "--json", c.tmp / "e.json"],
+                "init": c.train("--init", run), "teacher": c.train("--algorithm", "distill", "--option", f"teacher={run}")}
+        return Expect(argv[command], [str(run), "mixes two runs", "model='cnn-wide'", "model='cnn'"],
+                      after=lambda: _unchanged(run, before))
+
+    return build
+
+
+for _command in ("evaluate", "report", "export", "probe", "embed", "predict", "evaluate-checkpoint-file", "init", "teacher"):
+    case(f"{_command}-config-says-other-model")(_run_folder_command(_command))
+
+
+@case("config-not-utf8")  # 10: UnicodeDecodeError
+def _(c: Ctx) -> Expect:
+    path = c.tmp / "binary.yaml"
+    path.write_bytes(bytes(range(128, 256)) * 4)
+    return Expect(c.train("--config", path), [str(path), "not text (not UTF-8)"])
+
+
+@case("report-metrics-csv-not-text")  # 10's sibling in the run-folder reader
+def _(c: Ctx) -> Expect:
+    run = c.base_run()
+    (run / "metrics.csv").write_bytes(bytes(range(128, 256)) * 4)
+    return Expect(["report", run, "--quiet"], [str(run / "metrics.csv"), "damaged"])
+
+
 @pytest.mark.parametrize("build", CASES)
 def test_bad_input_is_one_sentence_exit_2_and_leaves_nothing(build, tmp_path, request, capsys):
     ctx = Ctx(tmp_path, request)
@@ -912,7 +1043,8 @@ def base_run(tmp_path_factory) -> Path:
 
 # ---------------------------------------------------------------- 21: out of space while writing
 
-WRITES = ["config.yaml", "metrics.csv", "checkpoint-00000002.pt", "results.json"]  # in the order a 2-step run writes them
+# in the order a 2-step run writes them: nothing before the first checkpoint, then config.yaml and the metrics held till then
+WRITES = ["checkpoint-00000002.pt", "config.yaml", "metrics.csv", "results.json"]
 
 
 @pytest.mark.parametrize("failing", range(len(WRITES)), ids=[f"while-writing-{w}" for w in WRITES])
@@ -934,9 +1066,13 @@ def test_disk_full_while_writing_is_one_sentence_and_no_half_files(failing, tmp_
     assert len(calls) == failing + 1 and WRITES[failing] in Path(calls[-1]).name
     assert_one_line_error(code, stdout, err, ["No space left on device", WRITES[failing], "choose another --out folder"])
     assert leftovers(tmp_path) == []
-    # what is there is whole: each earlier write is complete, the failed one and later ones are absent
+    # what is there is whole: each earlier write is complete, the failed one and later ones are absent; a failed first
+    # checkpoint leaves no folder, and after it the folder is resumable (--resume writes a missing config.yaml)
+    if failing == 0:
+        assert not out.exists()
+        return
     present = sorted(p.name for p in out.iterdir())
-    expected = sorted(WRITES[:failing] + (["last.pt"] if failing > 2 else []))
+    expected = sorted(WRITES[:failing] + ["last.pt"])
     assert present == expected
     if "config.yaml" in present:
         assert yaml.safe_load((out / "config.yaml").read_text())["dataset"] == "digits"
@@ -944,6 +1080,10 @@ def test_disk_full_while_writing_is_one_sentence_and_no_half_files(failing, tmp_
         assert (out / "metrics.csv").read_text().splitlines()[0].startswith("step,")
     if "last.pt" in present:
         assert torch.load(out / "last.pt", map_location="cpu", weights_only=True)["step"] == 2
+    if failing == 1:  # a checkpoint without config.yaml: --resume finishes the run and writes it
+        code, stdout, err = run_main(["train", "--resume", out, "--quiet"], capsys)
+        assert code == 0, err
+        assert yaml.safe_load((out / "config.yaml").read_text())["dataset"] == "digits" and (out / "results.json").is_file()
 
 
 # ---------------------------------------------------------------- outside the table
@@ -1002,3 +1142,111 @@ def test_mixed_sizes_and_colour_modes_train_fine(tmp_path, capsys):
     assert results["num_labeled"] == 4 and results["num_unlabeled"] == 6 + 2
     assert torch.load(out / "last.pt", map_location="cpu", weights_only=True)["sample_shape"] == [3, 10, 10]
     assert leftovers(out) == []
+
+
+# ---------------------------------------------------------------- issue 18, outside the table
+
+
+def test_json_output_into_a_missing_folder_is_written_there(base_run, tmp_path, capsys):
+    """1: evaluate --json nodir/sub/e.json was a FileNotFoundError on the temp file; missing parents are made, as --out does."""
+    run = tmp_path / "run"
+    shutil.copytree(base_run, run)
+    out = tmp_path / "nodir" / "sub" / "e.json"
+    code, stdout, err = run_main(["evaluate", run, "--json", out, "--quiet"], capsys)
+    assert code == 0 and "Traceback" not in err, err
+    assert json.loads(out.read_text())["accuracy"] >= 0 and leftovers(tmp_path) == []
+
+
+P = ["train", "--dataset", "digits", "--labels-per-class", "2", "--iterations", "3", "--eval-every", "3",
+     "--checkpoint-every", "3", "--quiet"]
+
+
+@pytest.mark.parametrize("flags", [["--batch-size", "1000000"], ["--uratio", "100000"]], ids=["batch-size", "uratio"])
+def test_a_step_beyond_memory_is_refused_before_anything_is_written(flags, tmp_path, capsys, monkeypatch):
+    """3, 4: the allocator's traceback after a minute, config.yaml left; now the estimate and the machine's memory, up front."""
+    import fewlabels.train.footprint
+
+    monkeypatch.setattr(fewlabels.train.footprint, "available_bytes", lambda device: 8 * 2**30)
+    out = tmp_path / "out"
+    code, stdout, err = run_main([*P, *flags, "--out", out], capsys)
+    assert_one_line_error(code, stdout, err, ["One training step needs at least", "GiB", "this machine has 8.0 GiB",
+                                              "lower --batch-size or --uratio"])
+    assert not out.exists()
+
+
+def test_a_run_that_dies_before_its_first_checkpoint_leaves_nothing(tmp_path, capsys):
+    """5: --lr 1e30 stops at step 1 (exit 1, as the README says for NaN) and no longer leaves a config.yaml without a checkpoint."""
+    out = tmp_path / "out"
+    code, stdout, err = run_main([*P, "--lr", "1e30", "--out", out], capsys)
+    assert code == 1 and "Traceback" not in err and len(err.splitlines()) == 1 and "at step 1" in err, err
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_algorithm_model_and_dataset_names_are_case_insensitive(tmp_path, capsys):
+    """--algorithm FixMatch was refused with "did you mean 'mixmatch'?"; names are matched in any case, kept lower case."""
+    out = tmp_path / "out"
+    code, stdout, err = run_main(["train", "--dataset", "Digits", "--algorithm", "FixMatch", "--model", "CNN", "--labels-per-class",
+                                  "2", "--iterations", "1", "--batch-size", "8", "--uratio", "1", "--out", out, "--quiet"], capsys)
+    assert code == 0, err
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert (cfg["dataset"], cfg["algorithm"], cfg["model"]) == ("digits", "fixmatch", "cnn")
+
+
+def test_images_in_subfolders_of_a_class_folder_count_for_train_evaluate_and_predict(tmp_path):
+    """One rule: train ignored root/a/sub/*.png while predict found it; now every image under a class folder is that class."""
+    from fewlabels import data
+    from fewlabels.evaluate import inputs
+
+    root = image_folder(tmp_path / "imgs")
+    nested = save_image(root / "a" / "more" / "deeper" / "n.png", seed=7)
+    save_image(root / "a" / ".hidden" / "h.png", seed=8)  # hidden folders stay out, as before
+    train = data.load(str(root)).train
+    assert len(train) == 2 * 3 + 1 + 2 and int((train.y == 0).sum()) == 4
+    assert nested in inputs.image_paths([str(root)])
+    assert int((inputs.labeled_set(str(root), None, ["a", "b"], (1, 10, 10), own=False).y == 0).sum()) == 4
+
+
+def test_resume_of_a_finished_run_says_so_and_changes_nothing(base_run, tmp_path, capsys):
+    """--resume on a finished run rewrote results.json; now it says the run is finished and exits 0 (the run is already
+    where --resume would take it, so a retry loop around --resume ends), every file untouched."""
+    run = tmp_path / "run"
+    shutil.copytree(base_run, run)
+    before = snapshot(run)
+    code, stdout, err = run_main(["train", "--resume", run, "--quiet"], capsys)
+    assert code == 0 and err == "", err
+    assert f"{run} is a finished run (2 iterations); nothing to resume, nothing changed." in stdout
+    assert snapshot(run) == before
+
+
+def test_damaged_last_pt_resumes_from_the_intact_checkpoint_and_says_so(tmp_path, capsys):
+    """last.pt damaged, checkpoint-<step>.pt intact: --resume refused; now it resumes from the intact one with one warning
+    line, relinks last.pt, and ends where the run that was never damaged ended."""
+    out = tmp_path / "out"
+    args = ["train", "--dataset", "digits", "--labels-per-class", "2", "--iterations", "4", "--batch-size", "8", "--uratio", "1",
+            "--eval-every", "2", "--checkpoint-every", "2", "--keep-checkpoints", "2", "--out", out, "--quiet"]
+    assert run_main(args, capsys)[0] == 0
+    whole = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    # as a kill at step 4 would leave it, then last.pt replaced by garbage
+    (out / "checkpoint-00000004.pt").unlink()
+    (out / "results.json").unlink()
+    (out / "last.pt").unlink()
+    (out / "last.pt").write_bytes(os.urandom(500))
+    code, stdout, err = run_main(["evaluate", out, "--json", tmp_path / "e.json", "--quiet"], capsys)
+    assert code == 0 and err.splitlines() == [
+        f"fewlabels: warning: {out / 'last.pt'} is damaged; using the intact checkpoint-00000002.pt (step 2) instead."], err
+    code, stdout, err = run_main(["train", "--resume", out, "--quiet"], capsys)
+    assert code == 0 and len(err.splitlines()) == 1 and "checkpoint-00000002.pt (step 2)" in err, err
+    resumed = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert resumed["step"] == 4 and all(torch.equal(whole["model"][k], resumed["model"][k]) for k in whole["model"])
+    assert (out / "results.json").is_file() and leftovers(out) == []
+
+
+def test_checkpoint_file_in_a_folder_of_another_run_is_refused_by_load(base_run, tmp_path):
+    """9's sibling in the Python API: load(run/checkpoint-<step>.pt) skipped the folder's check."""
+    import fewlabels
+
+    run = tmp_path / "run"
+    shutil.copytree(base_run, run)
+    _cnn_wide_config(run)
+    with pytest.raises(ValueError, match="mixes two runs: config.yaml has model='cnn-wide' but checkpoint-00000002.pt"):
+        fewlabels.load(run / "checkpoint-00000002.pt")

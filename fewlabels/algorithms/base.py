@@ -195,6 +195,8 @@ def options(name: str) -> dict[str, Any]:
 
 
 def get_class(name: str) -> type[Algorithm]:
+    """The algorithm class of ``name``, in any case (FixMatch, fixmatch)."""
+    name = name.lower() if isinstance(name, str) else name
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""

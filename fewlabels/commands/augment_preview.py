@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from fewlabels.commands.common import count
 from fewlabels.errors import FewLabelsError
 
 NAME = "augment-preview"
 HELP = "save a PNG of originals beside weak and strong views"
+MAX_ROWS, MAX_STRONG_VIEWS = 256, 16  # a grid past these is too large to look at (and slow to draw)
 
 
 def add_parser(sub) -> None:
@@ -15,8 +17,8 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default="augment-preview.png")
-    p.add_argument("--n", type=int, default=8, help="number of images (rows)")
-    p.add_argument("--strong-views", type=int, default=3)
+    p.add_argument("--n", type=int, default=8, help=f"number of images (rows), 1 to {MAX_ROWS}")
+    p.add_argument("--strong-views", type=int, default=3, help=f"strong views per image (columns), 0 to {MAX_STRONG_VIEWS}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-hflip", action="store_true")
 
@@ -32,8 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from fewlabels.augment.preview import preview_grid
     from fewlabels.utils.io import atomic_write_bytes, check_writable_dir
 
-    if args.n < 1:
-        raise FewLabelsError(f"--n must be at least 1, got {args.n}.")
+    count(args.n, "--n", (1, MAX_ROWS))
+    count(args.strong_views, "--strong-views", (0, MAX_STRONG_VIEWS))
+    count(args.seed, "--seed", "seed")
     out = Path(args.out)
     if out.suffix.lower() != ".png" or out.is_dir():
         raise FewLabelsError(f"--out must name a .png file, got {out}{' (a folder)' if out.is_dir() else ''}.")
@@ -44,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
     pick = torch.randperm(len(source.train), generator=torch.Generator().manual_seed(args.seed))[: args.n]
     hflip = source.hflip and not args.no_hflip
     grid = preview_grid(source.train.x[pick], hflip=hflip, strong_views=args.strong_views, seed=args.seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     Image.fromarray(grid).save(buf, format="PNG")
     atomic_write_bytes(out, buf.getvalue())

@@ -7,6 +7,7 @@ import errno
 import os
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,10 +49,17 @@ def error(message: str) -> None:
     print(f"fewlabels: error: {message}", file=sys.stderr)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr (the library's UserWarnings are sentences for the user, not for a debugger)."""
+    print(f"fewlabels: warning: {message}", file=sys.stderr)
+
+
 def run_command(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a command; the user's mistakes and environment become one sentence and an exit code, bugs stay tracebacks."""
     try:
-        return command(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return command(args)
     except FewLabelsError as exc:
         error(str(exc))
         return EXIT_BAD_INPUT
@@ -93,16 +101,32 @@ def parse_assignment(text: str, flag: str) -> tuple[str, object]:
     return key.strip(), parsed
 
 
-def positive(value: int, flag: str) -> int:
-    if value < 1:
-        raise FewLabelsError(f"{flag} must be at least 1, got {value}.")
+def count(value: int, flag: str, bounds: tuple[int, int] | str) -> int:
+    """A whole-number flag within its bounds; a TrainConfig field's name stands for that field's bounds (one place)."""
+    from fewlabels.train.config import bounds_of, bounds_text
+
+    low, high = bounds_of(bounds) if isinstance(bounds, str) else bounds
+    if not low <= value <= high:
+        raise FewLabelsError(f"{flag} must be {bounds_text(low, high)}, got {value}.")
     return value
 
 
+def positive(value: int, flag: str) -> int:
+    """A count of at least 1 (and at most the bound of any count, so a 30-digit number is refused, not tried)."""
+    from fewlabels.train.config import MAX_SAMPLES
+
+    return count(value, flag, (1, MAX_SAMPLES))
+
+
 def output_file(path: str | os.PathLike, suffix: str, flag: str = "--out") -> Path:
-    """Check an output file can be written before any work, so a typo does not cost an evaluation."""
+    """Check an output file can be written before any work, so a typo does not cost an evaluation.
+
+    Missing parent folders are fine (the write creates them); an empty name is refused, not taken as the default.
+    """
     from fewlabels.utils.io import check_writable_dir
 
+    if not str(path):
+        raise FewLabelsError(f"{flag} is empty; give a file name such as out{suffix}.")
     path = Path(path)
     if path.is_dir():
         raise FewLabelsError(f"{flag} must name a file, but {path} is a folder; e.g. {path / ('out' + suffix)}.")

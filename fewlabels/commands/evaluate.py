@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fewlabels.commands.common import add_quiet, add_run_dir, load_run, output_file, positive
+from fewlabels.commands.common import add_quiet, add_run_dir, count, load_run, output_file
 
 NAME = "evaluate"
 HELP = "score a trained model: accuracy, per-class, macro-F1, calibration (ECE), confusion"
@@ -26,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
     from fewlabels.evaluate.runs import default_evaluation_path, evaluate_run
     from fewlabels.utils.io import atomic_write_json
 
-    positive(args.batch_size, "--batch-size")
-    out = output_file(args.json or default_evaluation_path(args.run_dir), ".json", "--json")
+    count(args.batch_size, "--batch-size", "eval_batch_size")
+    out = output_file(default_evaluation_path(args.run_dir) if args.json is None else args.json, ".json", "--json")
     trained = load_run(args.run_dir)
     record = evaluate_run(trained, args.run_dir, args.dataset, args.data_dir, args.batch_size, args.quiet).record
     atomic_write_json(out, record)  # before printing: a closed pipe (| head) must not cost the file

@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from fewlabels import export
 
-    out = output_file(args.out or export.default_path(args.run_dir, args.format), export.FORMATS[args.format])
+    out = output_file(export.default_path(args.run_dir, args.format) if args.out is None else args.out, export.FORMATS[args.format])
     if args.format == "onnx":
         export.require_onnx()  # before loading the model
     trained = load_run(args.run_dir)

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                                            "model", "image_size", "seed", "device") if getattr(args, k) is not None}
     if args.resume:
         stage_flags = [f"{s}_iterations" for s in ("pretrain", "finetune", "distill")] + ["pretrain_algorithm", "finetune_algorithm"]
-        if given or args.stage or args.out or args.overwrite or any(getattr(args, f) is not None for f in stage_flags):
+        if given or args.stage or args.out is not None or args.overwrite or any(getattr(args, f) is not None for f in stage_flags):
             raise FewLabelsError("--resume continues a pipeline with its own settings; give no other setting with it.")
         record = resume_pipeline(args.resume, progress=not args.quiet)
         out = Path(args.resume)
@@ -85,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
         common = {"dataset": "fashion-mnist", **given}
         labels = labels_tag(common.get("labels_per_class"), common.get("num_labels"))
         name = Path(common["dataset"]).stem if "/" in common["dataset"] or common["dataset"].endswith(".npz") else common["dataset"]
-        out = Path(args.out or f"runs/pipeline-{name}-{labels}-s{common.get('seed', 0)}")
+        if args.out == "":
+            raise FewLabelsError("--out is empty; give the pipeline's folder, e.g. --out runs/my-pipeline.")
+        out = Path(args.out if args.out is not None else f"runs/pipeline-{name}-{labels}-s{common.get('seed', 0)}")
         record = run_pipeline(common, out, default_stages(stage_overrides(args)), progress=not args.quiet,
                               overwrite=args.overwrite)
     print(summary_table(record))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fewlabels.commands.common import add_quiet, add_run_dir, load_run, output_file, positive
+from fewlabels.commands.common import add_quiet, add_run_dir, count, load_run, output_file
 
 NAME = "predict"
 HELP = "classify images or an .npy array and write a CSV of classes and probabilities"
@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from fewlabels.evaluate.predictions import check_inputs, predict_inputs, write_predictions_csv
 
-    batch_size = positive(args.batch_size, "--batch-size")
+    batch_size = count(args.batch_size, "--batch-size", "eval_batch_size")
     out = output_file(args.out, ".csv")
     check_inputs(args.inputs)
     predictions = predict_inputs(load_run(args.run_dir), args.inputs, batch_size, args.quiet)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fewlabels.commands.common import add_data_flags, add_run_dir, output_file, positive, run_and_data
+from fewlabels.commands.common import add_data_flags, add_run_dir, count, output_file, run_and_data
 
 NAME = "probe"
+MAX_SEEDS = 1000  # labeled splits to average: past this the probe runs for ever for no better mean
 HELP = "score a run's representation: kNN, a linear probe or label spreading on its features, over labeled splits"
 
 
@@ -29,13 +30,13 @@ def run(args: argparse.Namespace) -> int:
     from fewlabels.evaluate.probe import probe
     from fewlabels.utils.io import atomic_write_json
 
-    positive(args.seeds, "--seeds")
+    count(args.seeds, "--seeds", (1, MAX_SEEDS))
     for flag, value in (("--labels-per-class", args.labels_per_class), ("--num-labels", args.num_labels)):
         if value is not None:
-            positive(value, flag)
+            count(value, flag, flag[2:].replace("-", "_"))
     default_json = Path(args.run_dir) / f"probe-{args.method}.json" if Path(args.run_dir).is_dir() else \
         Path(f"{args.run_dir}.probe-{args.method}.json")
-    out = output_file(args.json or default_json, ".json", "--json")
+    out = output_file(default_json if args.json is None else args.json, ".json", "--json")
     trained, source = run_and_data(args.run_dir, args.dataset, args.data_dir, "probe it on")
     cfg = trained.config
     own_split = args.labels_per_class is None and args.num_labels is None

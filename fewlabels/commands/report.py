@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     given = check_report_dir(args.run_dir)
     run_dir = resolve_run(given)  # a pipeline folder: its final stage's run, with every stage side by side
-    out = output_file(args.out or given / "report.html", ".html")
+    out = output_file(given / "report.html" if args.out is None else args.out, ".html")
     written = write_report(load_run(str(run_dir)), run_dir, out, args.dataset, args.data_dir, args.quiet,
                            notes=stage_notes(given))
     for warning in written.warnings:

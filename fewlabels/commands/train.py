@@ -128,9 +128,11 @@ def _load_config_file(path: str) -> dict:
     from pathlib import Path
 
     try:
-        loaded = yaml.safe_load(Path(path).read_text())
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise FewLabelsError(f"Cannot read config file {path}: {exc.strerror}.") from None
+    except UnicodeDecodeError:
+        raise FewLabelsError(f"Config file {path} is not text (not UTF-8); give a YAML file of settings.") from None
     except yaml.YAMLError as exc:
         raise FewLabelsError(f"Config file {path} is not valid YAML ({str(exc).splitlines()[0]}).") from None
     if loaded is None:
@@ -206,6 +208,10 @@ def run(args: argparse.Namespace) -> int:
         if extra:
             raise FewLabelsError(f"--resume continues a run with its saved settings; drop {extra[0]}.")
         results = resume(given["resume"], progress=not quiet)
+        if results.pop("already_finished", False):  # exit 0: the run is where --resume would take it
+            print(f"{given['resume']} is a finished run ({results.get('iterations')} iterations); nothing to resume, "
+                  "nothing changed.")
+            return 0
         if results:  # under torchrun only rank 0 reports
             print_results(results, given["resume"])
         return 0

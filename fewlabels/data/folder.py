@@ -22,9 +22,10 @@ GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
 def _list_images(folder: Path) -> list[Path]:
+    """The images anywhere under ``folder``: subfolders of a class folder are that class (as ``predict`` searches)."""
     files = []
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or p.is_dir():
+    for p in sorted(folder.rglob("*")):
+        if any(part.startswith(".") for part in p.relative_to(folder).parts) or p.is_dir():
             continue
         if p.suffix.lower() not in IMAGE_SUFFIXES:
             raise FewLabelsError(

@@ -64,7 +64,7 @@ def _from_folder(root: Path, classes: list[str], sample_shape: Sequence[int]) ->
     paths: list[Path] = []
     labels: list[int] = []
     for d in subdirs:
-        files = sorted(p for p in d.iterdir() if _is_image_file(p))
+        files = _images_in(d)  # subfolders too, as training reads a class folder
         paths += files
         labels += [classes.index(d.name)] * len(files)
     if not paths:

@@ -8,17 +8,13 @@ object API on an Agg canvas: no display is needed and the caller's pyplot backen
 from __future__ import annotations
 
 import base64
-import csv
 import html
-import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate.calibration import DEFAULT_BINS, expected_calibration_error, reliability_bins
 from fewlabels.evaluate.metrics import confusion_matrix, macro_f1, per_class_accuracy, per_class_f1
 from fewlabels.evaluate.plots import _line_plot, _series, confident_mistakes, confusion_png, mistakes_png, reliability_png
@@ -81,39 +77,20 @@ def format_evaluation(record: dict[str, Any]) -> str:
 # ---- the run folder
 
 
-def read_metrics(path: str | Path) -> list[dict[str, float | None]]:
-    """metrics.csv as rows of floats (None where a column is empty); [] when the file is absent."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    rows = []
-    try:
-        with path.open(newline="") as f:
-            for raw in csv.DictReader(f):
-                row: dict[str, float | None] = {}
-                for key, value in raw.items():
-                    if key is None:
-                        continue
-                    try:
-                        row[key] = float(value) if value not in ("", None) else None
-                    except ValueError:
-                        row[key] = None
-                rows.append(row)
-    except (OSError, csv.Error) as exc:
-        raise FewLabelsError(f"Cannot read {path} ({exc}); it is damaged.") from None
-    return rows
-
-
-def read_results(path: str | Path) -> dict[str, Any]:
-    """results.json, or {} for a run that has not finished (the report then says so)."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    try:
-        loaded = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise FewLabelsError(f"Cannot read {path} as JSON ({type(exc).__name__}); it is damaged.") from None
-    return loaded if isinstance(loaded, dict) else {}
+def metric_floats(rows: list[dict[str, str]]) -> list[dict[str, float | None]]:
+    """metrics.csv's rows (as ``RunFolder.metrics`` reads them) as floats, None where a cell is empty or not a number."""
+    out = []
+    for raw in rows:
+        row: dict[str, float | None] = {}
+        for key, value in raw.items():
+            if key is None:  # a row longer than the header
+                continue
+            try:
+                row[key] = float(value) if value not in ("", None) else None
+            except (TypeError, ValueError):
+                row[key] = None
+        out.append(row)
+    return out
 
 
 def _cell(v: Any) -> str:

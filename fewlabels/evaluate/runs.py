@@ -16,7 +16,7 @@ import torch
 
 from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate.inputs import LabeledSet, labeled_set
-from fewlabels.evaluate.report import PLOTS, build_report, evaluation_record, read_metrics, read_results
+from fewlabels.evaluate.report import PLOTS, build_report, evaluation_record, metric_floats
 from fewlabels.utils.io import atomic_write_bytes, atomic_write_text, check_writable_dir
 
 
@@ -92,8 +92,10 @@ def write_report(run, run_dir: str | os.PathLike, out: str | os.PathLike | None 
     run_dir = check_report_dir(run_dir)
     out = Path(out) if out is not None else run_dir / "report.html"
     png_dir = run_dir / "report"
-    results = read_results(run_dir / "results.json")
-    rows = read_metrics(run_dir / "metrics.csv")
+    from fewlabels.train.run_folder import RunFolder
+
+    folder = RunFolder(run_dir)  # the one reader of run folders
+    results, rows = folder.results(), metric_floats(folder.metrics())
     config = run.config.to_dict()  # from last.pt: the settings the weights were trained with
     notes, warnings = list(notes), []
     if not results:

@@ -16,9 +16,27 @@ from fewlabels.errors import FewLabelsError
 def setting(default: Any, help: str, **meta: Any) -> Any:
     """A field with its help text (and other hints for the command line) as metadata; ``fewlabels train`` builds its flags from them.
 
-    Metadata keys: ``help``; ``choices``; ``cli=False`` for a field with no flag of its own.
+    Metadata keys: ``help``; ``choices``; ``cli=False`` for a field with no flag of its own; ``bounds=(low, high)``
+    for a whole number, checked by ``validate`` and named in the error.
     """
     return field(default=default, metadata={"help": help, **meta})
+
+
+# Sane limits of the counts, far above any real run and inside 64 bits (a step count past the sky trains for ever;
+# a seed past 2**64 overflows the generators). Memory is checked separately, against the machine.
+MAX_STEPS = 100_000_000
+MAX_SAMPLES = 100_000_000
+MAX_SEED = 2**32 - 1
+
+
+def bounds_text(low: int, high: int) -> str:
+    """How a bounded count is described in an error: "at least 1 and at most 100000000"."""
+    return f"{'0 or more' if low == 0 else f'at least {low}'} and at most {high}"
+
+
+def bounds_of(name: str) -> tuple[int, int]:
+    """The (low, high) bounds of TrainConfig field ``name``; commands use them for their flags of the same meaning."""
+    return {f.name: f.metadata["bounds"] for f in dataclasses.fields(TrainConfig) if "bounds" in f.metadata}[name]
 
 
 @dataclass
@@ -28,12 +46,13 @@ class TrainConfig:
                            "or an .npz file")
     data_dir: str | None = setting(None, "folder holding the dataset's files")
     labels_per_class: int | None = setting(None, "labeled samples per class (default: every label the data has; "
-                                           "fully labeled data keeps 4 per class and uses the rest unlabeled)")
-    num_labels: int | None = setting(None, "total labeled samples, spread over the classes")
-    val_per_class: int = setting(0, "labeled samples per class held out for validation")
-    seed: int = setting(0, "seeds the split, the model and the augmentation")
+                                           "fully labeled data keeps 4 per class and uses the rest unlabeled)",
+                                           bounds=(1, MAX_SAMPLES))
+    num_labels: int | None = setting(None, "total labeled samples, spread over the classes", bounds=(1, MAX_SAMPLES))
+    val_per_class: int = setting(0, "labeled samples per class held out for validation", bounds=(0, MAX_SAMPLES))
+    seed: int = setting(0, "seeds the split, the model and the augmentation", bounds=(0, MAX_SEED))
     image_size: int | None = setting(None, "longer side images are resized to once, at load (default: at most 32 on a "
-                                     "CPU, the images' own size on a GPU)")
+                                     "CPU, the images' own size on a GPU)", bounds=(MIN_IMAGE_SIDE, 4096))
     hflip: bool | None = setting(None, "flip images horizontally at random in the weak view "
                                  "(default: the dataset decides; digits and letters are never flipped)")
     # data variants (see prepare() in loop.py for the order they are applied in)
@@ -51,24 +70,37 @@ class TrainConfig:
     freeze_backbone: bool = setting(False, "train the head only, on the --init encoder's frozen features (linear probing)")
     backbone_lr_scale: float = setting(1.0, "the backbone's learning rate as a fraction of --lr (fine-tuning gently)")
     # budget and optimisation (FixMatch's recipe)
-    iterations: int = setting(3000, "training steps")
-    batch_size: int = setting(64, "labeled batch size")
-    uratio: int = setting(7, "unlabeled batch = uratio x batch size")
+    iterations: int = setting(3000, "training steps", bounds=(1, MAX_STEPS))
+    batch_size: int = setting(64, "labeled batch size", bounds=(1, MAX_SAMPLES))
+    uratio: int = setting(7, "unlabeled batch = uratio x batch size", bounds=(1, 1_000_000))
     lr: float = setting(0.03, "SGD learning rate (cosine schedule)")
     momentum: float = setting(0.9, "SGD momentum (an algorithm's own momentum is one of its options)")
     weight_decay: float = setting(5e-4, "SGD weight decay")
     nesterov: bool = setting(True, "Nesterov momentum")
     ema_decay: float = setting(0.999, "decay of the EMA model that is evaluated and reported")
     # evaluation and output
-    eval_every: int = setting(500, "steps between evaluations")
-    eval_batch_size: int = setting(1024, "batch size of evaluation")
-    checkpoint_every: int = setting(500, "steps between checkpoints")
-    keep_checkpoints: int = setting(1, "how many checkpoints to keep")
+    eval_every: int = setting(500, "steps between evaluations", bounds=(1, MAX_STEPS))
+    eval_batch_size: int = setting(1024, "batch size of evaluation", bounds=(1, MAX_SAMPLES))
+    checkpoint_every: int = setting(500, "steps between checkpoints", bounds=(1, MAX_STEPS))
+    keep_checkpoints: int = setting(1, "how many checkpoints to keep", bounds=(1, 1000))
     out: str | None = setting(None, "run folder (default runs/<dataset>-<algorithm>-<labels>-s<seed>)")
     # execution
     device: str = setting("auto", "auto, cpu or cuda[:N]")
     channels_last: bool = setting(True, "channels-last memory format for image models (faster convolutions on CPU)")
     deterministic: bool = setting(False, "deterministic kernels only (bit-identical resume on GPUs too)")
+
+    def __post_init__(self) -> None:
+        """Names are case-insensitive (--algorithm FixMatch, --model CNN, --dataset Digits): kept in the registries' case."""
+        for name in ("algorithm", "model", "device", "noise_type"):
+            if isinstance(getattr(self, name), str):
+                setattr(self, name, getattr(self, name).lower())
+        if isinstance(self.dataset, str) and self.dataset != self.dataset.lower():
+            from pathlib import Path
+
+            from fewlabels.data import BUILTIN
+
+            if self.dataset.lower() in BUILTIN and not Path(self.dataset).exists():
+                self.dataset = self.dataset.lower()
 
     def validate(self) -> None:
         """Types and ranges of every setting, so a bad value fails here with one sentence, not deep inside."""
@@ -84,21 +116,17 @@ class TrainConfig:
                 fail(name, "a non-empty string")
         if self.model is not None and (not isinstance(self.model, str) or not self.model):
             fail("model", "a model name (or empty: the data decides)")
-        if self.image_size is not None and (not is_int(self.image_size) or not MIN_IMAGE_SIDE <= self.image_size <= 4096):
-            fail("image_size", f"a whole number of pixels from {MIN_IMAGE_SIDE} to 4096")
-        for name in ("data_dir", "out"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                fail(name, "a path (string)")
-        for name in ("iterations", "batch_size", "uratio", "eval_every", "eval_batch_size", "checkpoint_every",
-                     "keep_checkpoints"):
-            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
-                fail(name, "a whole number of at least 1")
-        for name in ("labels_per_class", "num_labels"):
-            if getattr(self, name) is not None and not is_int(getattr(self, name)):
-                fail(name, "a whole number (or empty)")
-        for name in ("seed", "val_per_class"):
-            if not is_int(getattr(self, name)) or getattr(self, name) < 0:
-                fail(name, "a whole number of 0 or more")
+        for name in ("data_dir", "out"):  # an empty path is no folder: a run written "to ''" is lost
+            if getattr(self, name) is not None and (not isinstance(getattr(self, name), str) or not getattr(self, name)):
+                fail(name, "a path (a non-empty string)")
+        for f in dataclasses.fields(self):
+            if "bounds" in f.metadata:
+                value, (low, high) = getattr(self, f.name), f.metadata["bounds"]
+                optional = f.name in ("labels_per_class", "num_labels", "image_size")  # None: given by the data
+                if value is None and optional:
+                    continue
+                if not is_int(value) or not low <= value <= high:
+                    fail(f.name, f"{'empty or ' if optional else ''}a whole number of {bounds_text(low, high)}")
         for name in ("nesterov", "channels_last", "deterministic", "init_head", "freeze_backbone"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "true or false")

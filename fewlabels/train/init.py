@@ -18,7 +18,7 @@ from torch import nn
 
 from fewlabels.errors import FewLabelsError
 from fewlabels.train.checkpoint import ema_weights
-from fewlabels.train.run_folder import RunFolder, resolve_run
+from fewlabels.train.run_folder import RunFolder, folder_of, resolve_run
 
 ENCODER_PREFIXES = ("backbone.", "mean", "std")  # the backbone and the input normalization it was trained with
 OPTIONAL = ("mean", "std")
@@ -30,9 +30,11 @@ def read_init(source: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     if not path.exists():
         raise FewLabelsError(f"--init {path} does not exist; give a run folder or a state_dict file of one of our models.")
     path = resolve_run(path)  # a pipeline folder: its final model
-    file = RunFolder(path).last if path.is_dir() else path
-    if path.is_dir():
-        state = RunFolder(path).final_model()[3]
+    file = path
+    folder = RunFolder(path) if path.is_dir() else folder_of(path)  # a run's files are read through their folder
+    if folder is not None:
+        state = folder.final_model(None if path.is_dir() else path)[3]
+        file = folder.source  # the file read (an intact checkpoint-<step>.pt when last.pt is damaged)
     else:
         try:
             obj = torch.load(file, map_location="cpu", weights_only=True)

@@ -72,6 +72,8 @@ class Trainer:
         self.rows: list[dict] = []
         self.tally: dict[str, float] = {}  # sums since the last evaluation
         self.train_time = self.eval_time = self.checkpoint_time = 0.0
+        self.started = False  # whether the run folder holds this run (its first checkpoint is written)
+        self.board = None  # the TensorBoard writer, once the run folder exists
 
     def _build_model(self, restoring: bool) -> tuple[torch.nn.Module, torch.Tensor]:
         train = self.p.source.train
@@ -111,7 +113,7 @@ class Trainer:
             return None
         folder = RunFolder(resolve_run(path))
         config, classes, shape, state = folder.final_model()  # one read of the checkpoint
-        model = build_model(folder.last, config.get("model", ""), shape, len(classes), state).eval()
+        model = build_model(folder.source, config.get("model", ""), shape, len(classes), state).eval()
         if list(classes) != list(self.classes) or tuple(shape) != tuple(self.train_x.shape[1:]):
             raise FewLabelsError(f"The teacher {path} was trained on classes {classes} and samples of shape {tuple(shape)}, "
                                  f"but this data has {self.classes} and {tuple(self.train_x.shape[1:])}; distil on data like "
@@ -244,7 +246,16 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         t0 = time.time()
-        self.folder.save_checkpoint(self.checkpoint(), self.step, self.cfg.keep_checkpoints)
+        if self.started:
+            self.folder.save_checkpoint(self.checkpoint(), self.step, self.cfg.keep_checkpoints)
+        else:  # a fresh run's first checkpoint: the folder comes into being resumable (see RunFolder.start)
+            self.folder.start(self.cfg.to_dict(), self.checkpoint(), self.step, self.cfg.keep_checkpoints)
+            self.started = True
+            if self.rows:
+                self.folder.write_metrics(self.rows)
+            self.board = tensorboard_writer(self.out)
+            for row in self.rows:
+                log_scalars(self.board, row, row["step"])
         self.checkpoint_time += time.time() - t0
 
     def run(self, resumed: bool = False) -> dict:
@@ -255,13 +266,14 @@ class Trainer:
         """
         cfg, main = self.cfg, is_main_process()
         writing = self.folder is not None and main
+        # A fresh run writes nothing until its first checkpoint: one that fails before it (a NaN at step 1, the
+        # allocator) leaves no folder behind; metrics rows wait in memory until then.
+        self.started = resumed
         barrier()  # every rank has checked its settings and data before rank 0 touches the run folder
-        if writing and not resumed:
-            self.folder.start(cfg.to_dict())
         if self.progress and main:
             print(self.p.summary, flush=True)
         bar = self._progress_bar() if self.progress and main else None
-        board = tensorboard_writer(self.out) if writing else None
+        self.board = tensorboard_writer(self.out) if writing and resumed else None
         estimate = RunEstimate(cfg, self.step)
         with StopSignals() as stop:
             while self.step < cfg.iterations:
@@ -274,7 +286,7 @@ class Trainer:
                 done = self.step == cfg.iterations
                 stopping = any_rank(bool(stop.signal))  # all ranks stop at the same step
                 if main and (self.step % cfg.eval_every == 0 or done):
-                    self._log_evaluation(writing, board)
+                    self._log_evaluation(writing)
                 if bar is not None:
                     self._update_bar(bar)
                 if writing and (self.step % cfg.checkpoint_every == 0 or done or stopping):
@@ -284,7 +296,7 @@ class Trainer:
                         bar.close()
                     barrier()  # the checkpoint is on disk before any rank exits
                     raise TrainingInterrupted(stop.signal or signal.SIGTERM, self.step, self.out)
-        for closing in (bar, board):
+        for closing in (bar, self.board):
             if closing is not None:
                 closing.close()
         if not main:
@@ -296,14 +308,14 @@ class Trainer:
         barrier()  # the other ranks end once the results are written
         return results
 
-    def _log_evaluation(self, writing: bool, board) -> None:
+    def _log_evaluation(self, writing: bool) -> None:
         t0 = time.time()
         row = self.evaluate(self.tally)
         self.rows.append(row)
         self.tally = {}
-        if writing:
+        if writing and self.started:
             self.folder.write_metrics(self.rows)
-        log_scalars(board, row, self.step)
+        log_scalars(self.board, row, self.step)
         self.eval_time += time.time() - t0
 
     def _progress_bar(self):

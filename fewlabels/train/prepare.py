@@ -19,7 +19,8 @@ from fewlabels.data.split import default_labels_per_class, describe_split
 from fewlabels.data.variants import apply_variants
 from fewlabels.errors import FewLabelsError
 from fewlabels.train.config import TrainConfig
-from fewlabels.train.distributed import init_from_env
+from fewlabels.train.distributed import init_from_env, rank_and_world
+from fewlabels.train.footprint import check_memory
 from fewlabels.train.run_folder import RunFolder
 
 
@@ -82,6 +83,9 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
     algorithm.check_data(train.sample_shape, len(train.classes), hflip=hflip)
     shape = "x".join(map(str, train.sample_shape[1:])) + " px images" if train.is_image else f"{train.sample_shape[0]} features"
     summary = f"{describe_split(split, train.y, why)}; {shape}, model {config.model}"
+    # before anything is written: a step far beyond the machine fails here, not in the allocator minutes later
+    check_memory(models.get(config.model, train.sample_shape, train.num_classes), tuple(train.sample_shape),
+                 algorithm.views, config.batch_size, config.uratio, device, rank_and_world()[1])
     return Prepared(config, source, split, algorithm, device, hflip, variant.labels, variant.record, summary)
 
 

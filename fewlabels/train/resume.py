@@ -22,12 +22,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def resume(run_dir: str | os.PathLike, progress: bool = True) -> dict:
-    """Continue the run in ``run_dir`` from its last checkpoint, with the run's own configuration."""
+    """Continue the run in ``run_dir`` from its last checkpoint, with the run's own configuration.
+
+    A finished run (its last step checkpointed and results.json written) is left as it is: its results come back
+    with ``already_finished: True`` and nothing is trained or written.
+    """
     folder = RunFolder(run_dir)
     if folder.path.is_file():
         raise FewLabelsError(f"--resume needs a run folder, got the file {folder.path}.")
     ckpt = folder.checkpoint()
-    check_resumable(ckpt, folder.last)
+    results = folder.results()
+    if results and int(ckpt["step"]) >= int(ckpt["config"].get("iterations", 0)):
+        return {**results, "already_finished": True}
+    check_resumable(ckpt, folder.source)
     config = TrainConfig.from_dict(ckpt["config"])
     config.out = str(folder.path)
     folder.remove_strays()
@@ -40,5 +47,9 @@ def resume(run_dir: str | os.PathLike, progress: bool = True) -> dict:
         trainer.restore(ckpt)
     except (KeyError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0]
-        raise FewLabelsError(f"{folder.last} does not fit model '{config.model}' ({first[:160]}).") from None
+        raise FewLabelsError(f"{folder.source} does not fit model '{config.model}' ({first[:160]}).") from None
+    if folder.config_on_disk() is None:  # the run stopped between its first checkpoint and config.yaml
+        folder.write_config(ckpt["config"])
+    if folder.source != folder.last:  # last.pt was damaged: it points at the intact checkpoint resumed from
+        folder.point_last(folder.source)
     return trainer.run(resumed=True)

@@ -12,6 +12,8 @@ import csv
 import io
 import json
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from fewlabels.train.checkpoint import ema_weights, read_checkpoint
 from fewlabels.utils.io import atomic_torch_save, atomic_write_json, atomic_write_text, check_writable_dir
 
 RUN_FILES = ("config.yaml", "metrics.csv", "results.json", "last.pt")  # plus checkpoint-<step>.pt
+CHECKPOINT_NAME = re.compile(r"checkpoint-\d+\.pt")
 FIRST_COLUMNS = ("step", "train_time_s", "lr", "loss")
 # settings that make a checkpoint another run's when config.yaml disagrees with it
 IDENTITY_SETTINGS = ("dataset", "model", "algorithm", "labels_per_class", "num_labels", "seed", "label_noise", "noise_type",
@@ -67,9 +70,22 @@ def build_model(source: Path, name: str, shape: tuple[int, ...], num_classes: in
     return model
 
 
+def folder_of(file: str | os.PathLike) -> RunFolder | None:
+    """The run folder a checkpoint file sits in (last.pt or checkpoint-<step>.pt beside a config.yaml), else None.
+
+    Such a file is read through its folder, so it gets the folder's checks (config.yaml must describe it).
+    """
+    file = Path(file)
+    if file.is_file() and (file.name == "last.pt" or CHECKPOINT_NAME.fullmatch(file.name)) and \
+            (file.parent / "config.yaml").is_file():
+        return RunFolder(file.parent)
+    return None
+
+
 class RunFolder:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        self.source: Path = self.last  # the checkpoint file the last read came from
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -83,16 +99,32 @@ class RunFolder:
     def check_new(self, overwrite: bool) -> None:
         """Refuse, before any work, a folder that cannot be written or already holds a run."""
         check_writable_dir(self.path)
-        if self.path.is_dir() and any((self.path / f).exists() for f in RUN_FILES) and not overwrite:
+        held = any((self.path / f).exists() for f in RUN_FILES) or any(self.path.glob("checkpoint-*.pt"))  # resumable too
+        if self.path.is_dir() and held and not overwrite:
             raise FewLabelsError(f"{self.path} already holds a run; choose another --out folder or pass --overwrite.")
 
-    def start(self, config: dict[str, Any]) -> None:
-        """A fresh run: clear what an earlier run left (with --overwrite), write the config."""
+    def start(self, config: dict[str, Any], state: dict[str, Any], step: int, keep: int) -> None:
+        """A fresh run's first checkpoint: clear what an earlier run left (with --overwrite), then checkpoint, then config.
+
+        Called at the first checkpoint, not before, and in this order, so that at every moment the folder holds
+        no run or a resumable one (``--resume`` writes a missing config.yaml from the checkpoint): a run that dies
+        before its first checkpoint leaves nothing, and a folder this call made is removed if the checkpoint fails.
+        """
+        made = [d for d in (self.path, *self.path.parents) if not d.exists()]  # innermost first
         self.path.mkdir(parents=True, exist_ok=True)
-        stale = [*self.path.glob("checkpoint-*.pt"), *self.path.glob(".*.tmp"),
-                 *(self.path / f for f in RUN_FILES if f != "config.yaml")]
+        stale = [*self.path.glob("checkpoint-*.pt"), *self.path.glob(".*.tmp"), *(self.path / f for f in RUN_FILES)]
         for file in stale:
             file.unlink(missing_ok=True)
+        try:
+            self.save_checkpoint(state, step, keep)
+        except BaseException:
+            for folder in made:  # the folders this call made, if still empty
+                if not any(folder.iterdir()):
+                    folder.rmdir()
+            raise
+        self.write_config(config)
+
+    def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
 
     def remove_strays(self) -> None:
@@ -116,22 +148,50 @@ class RunFolder:
         """Write checkpoint-<step>.pt atomically, point last.pt at it (a hard link), keep the newest ``keep``."""
         name = f"checkpoint-{step:08d}.pt"
         atomic_torch_save(self.path / name, state)
-        link_tmp = self.path / f".last.pt.{os.getpid()}.tmp"
-        link_tmp.unlink(missing_ok=True)
-        os.link(self.path / name, link_tmp)  # same bytes, no second write
-        os.replace(link_tmp, self.last)
+        self.point_last(self.path / name)
         for old in sorted(self.path.glob("checkpoint-*.pt"))[:-keep]:
             old.unlink(missing_ok=True)
 
+    def point_last(self, file: Path) -> None:
+        """Make last.pt a hard link to ``file`` (same bytes, no second write), atomically."""
+        link_tmp = self.path / f".last.pt.{os.getpid()}.tmp"
+        link_tmp.unlink(missing_ok=True)
+        os.link(file, link_tmp)
+        os.replace(link_tmp, self.last)
+
     # ---- reading
 
-    def checkpoint(self) -> dict:
-        """The last checkpoint, checked whole and consistent with config.yaml."""
+    def checkpoint(self, file: Path | None = None) -> dict:
+        """The last checkpoint (or ``file``, one of this folder's), checked whole and consistent with config.yaml.
+
+        When last.pt is damaged or missing, the newest intact checkpoint-<step>.pt is used, with a one-line warning.
+        """
         if self.path.exists() and not self.path.is_dir():
             raise FewLabelsError(f"{self.path} is a file; a run folder was expected.")
-        ckpt = read_checkpoint(self.path)
+        self.source = Path(file) if file is not None else self.last
+        try:
+            ckpt = read_checkpoint(self.source if file is not None else self.path)  # a folder: "holds no last.pt"
+        except FewLabelsError as damage:
+            if file is not None:
+                raise
+            ckpt = self._intact_checkpoint(damage)
         self.check_config(ckpt["config"])
         return ckpt
+
+    def _intact_checkpoint(self, damage: FewLabelsError) -> dict:
+        """The newest checkpoint-<step>.pt that reads whole, in place of a damaged or missing last.pt; else ``damage``."""
+        for file in sorted(self.path.glob("checkpoint-*.pt"), reverse=True):
+            if self.last.exists() and file.samefile(self.last):  # the same bytes as the damaged last.pt
+                continue
+            try:
+                ckpt = read_checkpoint(file)
+            except FewLabelsError:
+                continue
+            what = "is damaged" if self.last.exists() else "is missing"
+            warnings.warn(f"{self.last} {what}; using the intact {file.name} (step {ckpt['step']}) instead.", stacklevel=3)
+            self.source = file
+            return ckpt
+        raise damage
 
     def config_on_disk(self) -> dict | None:
         """config.yaml as the user may have edited it; None when it is absent."""
@@ -154,7 +214,7 @@ class RunFolder:
         differs = [k for k in IDENTITY_SETTINGS if on_disk.get(k) != saved.get(k)]
         if differs:
             k = differs[0]
-            raise FewLabelsError(f"{self.path} mixes two runs: config.yaml has {k}={on_disk.get(k)!r} but last.pt was "
+            raise FewLabelsError(f"{self.path} mixes two runs: config.yaml has {k}={on_disk.get(k)!r} but {self.source.name} was "
                                  f"trained with {k}={saved.get(k)!r}; use the folder the checkpoint came from.")
 
     def results(self) -> dict[str, Any]:
@@ -163,7 +223,7 @@ class RunFolder:
         if not file.is_file():
             return {}
         try:
-            results = json.loads(file.read_text())
+            results = json.loads(file.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError):
             raise FewLabelsError(f"{file} is damaged (not valid JSON); restore it or delete it.") from None
         if not isinstance(results, dict):
@@ -175,12 +235,15 @@ class RunFolder:
         file = self.path / "metrics.csv"
         if not file.is_file():
             return []
-        with open(file, newline="") as f:
-            return list(csv.DictReader(f))
+        try:
+            with open(file, newline="", encoding="utf-8") as f:
+                return list(csv.DictReader(f))
+        except (csv.Error, UnicodeDecodeError):
+            raise FewLabelsError(f"{file} is damaged (not a CSV table); restore it or delete it.") from None
 
-    def final_model(self) -> tuple[dict[str, Any], list[str], tuple[int, ...], dict[str, torch.Tensor]]:
-        """What evaluating the run needs: its config, classes, sample shape and the EMA model's weights."""
-        ckpt = self.checkpoint()
+    def final_model(self, file: Path | None = None) -> tuple[dict[str, Any], list[str], tuple[int, ...], dict[str, torch.Tensor]]:
+        """What evaluating the run needs: its config, classes, sample shape and the EMA model's weights (of ``file``)."""
+        ckpt = self.checkpoint(file)
         classes = [str(c) for c in ckpt["classes"]]
         shape = tuple(int(s) for s in ckpt["sample_shape"])
         return ckpt["config"], classes, shape, ema_weights(ckpt)
