@@ -271,7 +271,7 @@ def fit(
     data: DataLike,
     y: Any = None,
     *,
-    algorithm: str = "fixmatch",
+    algorithm: str | None = None,
     labels_per_class: int | None = None,
     num_labels: int | None = None,
     test: Dataset | tuple[Any, Any] | None = None,
@@ -287,7 +287,8 @@ def fit(
     """Train a classifier from a few labels plus unlabeled data and return it as a ``Run``.
 
     ``data`` is a built-in dataset name, an image folder or .npz path, a ``DataSource``, a
-    ``Dataset``, or an array X with labels ``y`` (-1 = unlabeled). With neither
+    ``Dataset``, or an array X with labels ``y`` (-1 = unlabeled). ``algorithm`` defaults to what
+    the data needs ("fixmatch" for images, "labelprop" for feature vectors). With neither
     ``labels_per_class`` nor ``num_labels`` every label given is used (fully labeled data, such as
     a built-in benchmark, keeps 4 per class when the algorithm learns from unlabeled data);
     otherwise a stratified, seeded subset of them is kept. ``model`` defaults to what the data
@@ -298,10 +299,14 @@ def fit(
     the fields of ``TrainConfig``). Array data is not flipped horizontally unless
     ``hflip=True``. ``out`` also writes a CLI-style run folder.
     """
+    if algorithm is None:  # the data decides (fixmatch for images, labelprop for feature vectors): read it first
+        source, name = given_source(data, y, settings.get("data_dir"))
+        algorithm = algorithms.default_for(source.train.sample_shape)
     config_kw, algo_kw = _settings(algorithm, settings, options)
     # unknown option names are refused here with the closest one, bad values with their range, before any data is read
     algorithms.get(algorithm, **algo_kw)
-    source, name = given_source(data, y, config_kw.get("data_dir"))
+    if "source" not in locals():
+        source, name = given_source(data, y, config_kw.get("data_dir"))
     if test is not None:
         source = dataclasses.replace(source, test=given_test_set(test, source.train))
     train = source.train

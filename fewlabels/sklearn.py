@@ -79,8 +79,9 @@ def _is_marker(y: np.ndarray, marker: Any) -> np.ndarray:
 class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: scikit-learn's check_mixin_order
     """Semi-supervised classifier: rows whose label is ``unlabeled_marker`` are unlabeled data.
 
-    Parameters mirror ``fewlabels train``: ``algorithm`` ("fixmatch", "supervised" to ignore
-    unlabeled rows, or "pipeline": pretrain, fine-tune and distil, ``iterations`` steps each),
+    Parameters mirror ``fewlabels train``: ``algorithm`` (None: "fixmatch" for images, "labelprop"
+    for feature vectors; "supervised" to ignore unlabeled rows, or "pipeline": pretrain, fine-tune
+    and distil, ``iterations`` steps each),
     ``model`` (None: "cnn" for images, "mlp" for features), the step budget
     ``iterations``, the labeled batch ``batch_size``, ``uratio`` unlabeled samples per labeled
     one, the SGD learning rate ``lr``, the algorithm's hyper-parameters ``options`` (a dict,
@@ -94,7 +95,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: 
 
     def __init__(
         self,
-        algorithm: str = "fixmatch",
+        algorithm: str | None = None,
         model: str | None = None,
         iterations: int = 500,
         batch_size: int = 64,
@@ -196,7 +197,7 @@ class SemiSupervisedClassifier(ClassifierMixin, BaseEstimator):  # mixin first: 
                 stages={s: {"iterations": self.iterations} for s in ("pretrain", "finetune", "distill")},
                 progress=bool(self.verbose), batch_size=self.batch_size, uratio=self.uratio, lr=self.lr, hflip=False,
                 eval_every=self.iterations), classes, "pipeline", is_image, image_shape, X)
-        algorithm, options = self.algorithm, self._options()
+        algorithm, options = self.algorithm or algorithms.default_for(tuple(x.shape[1:])), self._options()
         if not unlabeled.any() and algorithms.get(algorithm, **options).uses_unlabeled:
             algorithm = "supervised"  # the options were checked above; the baseline takes those it knows
             options = {k: v for k, v in options.items() if k in algorithms.options(algorithm)}

@@ -10,6 +10,7 @@ from fewlabels.algorithms import (  # noqa: F401  (importing a module registers 
     fixmatch,
     flexmatch,
     freematch,
+    labelprop,
     logitadjust,
     meanteacher,
     mixmatch,
@@ -31,4 +32,15 @@ from fewlabels.algorithms import (  # noqa: F401  (importing a module registers 
 )
 from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_context, get, get_class, names, options, register
 
-__all__ = ["Algorithm", "Batch", "SetupContext", "check_context", "get", "get_class", "names", "options", "register"]
+
+def default_for(sample_shape: tuple[int, ...]) -> str:
+    """The algorithm a run gets when none is named: FixMatch for images, label propagation for feature vectors.
+
+    Feature vectors have no label-keeping augmentation to be consistent under, but (an embedding,
+    a table) their neighbourhoods carry the classes: bench/features.py measures labelprop ahead of
+    FixMatch and of scikit-learn's semi-supervised estimators there.
+    """
+    return "fixmatch" if len(sample_shape) == 3 else "labelprop"
+
+
+__all__ = ["default_for", "Algorithm", "Batch", "SetupContext", "check_context", "get", "get_class", "names", "options", "register"]

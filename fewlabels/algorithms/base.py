@@ -49,9 +49,10 @@ class SetupContext:
     sample_shape: tuple[int, ...] = ()
     encoder: nn.Module | None = None  # a pretrained encoder the run starts from (``--init``)
     teacher: nn.Module | None = None  # a frozen teacher network (distillation)
+    pool: tuple[torch.Tensor, torch.Tensor] | None = None  # (labeled, unlabeled) samples on the CPU, for graph methods
 
 
-OPTIONAL_CONTEXT = ("encoder", "teacher")
+OPTIONAL_CONTEXT = ("encoder", "teacher", "pool")
 
 
 class Algorithm(nn.Module):

@@ -176,7 +176,7 @@ def config_from_args(args: argparse.Namespace):
     config.validate()
     if config.out is None:
         name = Path(config.dataset).stem if ("/" in config.dataset or config.dataset.endswith(".npz")) else config.dataset
-        config.out = f"runs/{name}-{config.algorithm}-{labels_tag(config.labels_per_class, config.num_labels)}-s{config.seed}"
+        config.out = f"runs/{name}-{config.algorithm or 'auto'}-{labels_tag(config.labels_per_class, config.num_labels)}-s{config.seed}"
     return config
 
 

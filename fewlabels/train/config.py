@@ -61,7 +61,8 @@ class TrainConfig:
                               "asymmetric (class c to c + 1 mod K)", choices=("symmetric", "asymmetric"))
     imbalance_ratio: float = setting(1.0, "head / tail class size of the long-tailed labeled and unlabeled sets (1: as split)")
     # method
-    algorithm: str = setting("fixmatch", "the training method")
+    algorithm: str | None = setting(None, "the training method (default: the data decides, fixmatch for images, "
+                                    "labelprop for feature vectors)")
     options: dict[str, Any] = field(default_factory=dict, metadata={"help": "the algorithm's hyper-parameters by name"})
     model: str | None = setting(None, "the network (default: the data decides, cnn for images, mlp for feature vectors; "
                                 "wrn-28-2 for images of 32 px or more on a GPU)")
@@ -111,11 +112,12 @@ class TrainConfig:
         def is_int(v: Any) -> bool:
             return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
-        for name in ("dataset", "algorithm", "device"):
+        for name in ("dataset", "device"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 fail(name, "a non-empty string")
-        if self.model is not None and (not isinstance(self.model, str) or not self.model):
-            fail("model", "a model name (or empty: the data decides)")
+        for name in ("algorithm", "model"):
+            if getattr(self, name) is not None and (not isinstance(getattr(self, name), str) or not getattr(self, name)):
+                fail(name, f"a{'n' if name == 'algorithm' else ''} {name} name (or empty: the data decides)")
         for name in ("data_dir", "out"):  # an empty path is no folder: a run written "to ''" is lost
             if getattr(self, name) is not None and (not isinstance(getattr(self, name), str) or not getattr(self, name)):
                 fail(name, "a path (a non-empty string)")

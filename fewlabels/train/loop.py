@@ -98,7 +98,8 @@ class Trainer:
         ctx = SetupContext(model=self.model, num_classes=train.num_classes, num_labeled=len(split.labeled),
                            num_unlabeled=len(split.unlabeled), total_steps=self.cfg.iterations,
                            labeled_y=self.train_y[labeled], label_noise=self.cfg.label_noise, ema_decay=self.cfg.ema_decay,
-                           device=self.device, sample_shape=tuple(train.sample_shape), teacher=self._teacher(algorithm))
+                           device=self.device, sample_shape=tuple(train.sample_shape), teacher=self._teacher(algorithm),
+                           pool=(train.x[labeled], train.x[split.unlabeled]) if "pool" in algorithm.requires else None)
         check_context(algorithm, ctx)
         algorithm.setup(ctx)
         algorithm.to(self.device)

@@ -52,7 +52,8 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
     into ``config`` here, so config.yaml records what the run did and a resume repeats it.
     """
     config.validate()
-    algorithm = algorithms.get(config.algorithm, **config.options)
+    if config.algorithm is not None:  # unknown names and options fail before any data is read
+        algorithms.get(config.algorithm, **config.options)
     if config.model is not None:
         models.check_name(config.model)  # before loading data: a typo should not cost a dataset load
     device = init_from_env(config.device) or resolve_device(config.device)  # under torchrun: join the process group
@@ -67,6 +68,9 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
         config.image_size = max(train.sample_shape[1:])
     if config.model is None:
         config.model = models.default_for(train.sample_shape, device.type == "cuda")
+    if config.algorithm is None:
+        config.algorithm = algorithms.default_for(train.sample_shape)
+    algorithm = algorithms.get(config.algorithm, **config.options)
     config.labels_per_class, why = default_labels_per_class(train.y, config.labels_per_class, config.num_labels,
                                                             algorithm.uses_unlabeled)
     split = data_mod.split(train.y, config.labels_per_class, config.num_labels, config.val_per_class,
@@ -82,7 +86,7 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
     hflip = source.hflip if config.hflip is None else config.hflip
     algorithm.check_data(train.sample_shape, len(train.classes), hflip=hflip)
     shape = "x".join(map(str, train.sample_shape[1:])) + " px images" if train.is_image else f"{train.sample_shape[0]} features"
-    summary = f"{describe_split(split, train.y, why)}; {shape}, model {config.model}"
+    summary = f"{describe_split(split, train.y, why)}; {shape}, {config.algorithm} on model {config.model}"
     # before anything is written: a step far beyond the machine fails here, not in the allocator minutes later
     check_memory(models.get(config.model, train.sample_shape, train.num_classes), tuple(train.sample_shape),
                  algorithm.views, config.batch_size, config.uratio, device, rank_and_world()[1])
