@@ -30,6 +30,7 @@ class Prepared:
     hflip: bool
     labels: torch.Tensor | None = None  # the training pool's labels as training sees them (noisy on the labeled set); None: source.train.y
     variants: dict[str, Any] = field(default_factory=dict)  # what label noise / long tail did, for results.json
+    symmetries: list[tuple[int, bool]] | None = None  # flips / quarter turns the views draw from (see augment.Weak)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -62,8 +63,13 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
         raise FewLabelsError("The labeled data covers a single class; a classifier needs at least two.")
     models.check(config.model, train.sample_shape)
     hflip = source.hflip if config.hflip is None else config.hflip
+    symmetries = None
+    if train.is_image:
+        from fewlabels.train.augmentation import resolve_augmentation
+
+        hflip, symmetries, algorithm = resolve_augmentation(config, train, split, hflip, algorithm)
     algorithm.check_data(train.sample_shape, len(train.classes), hflip=hflip)
-    return Prepared(config, source, split, algorithm, device, hflip, variant.labels, variant.record)
+    return Prepared(config, source, split, algorithm, device, hflip, variant.labels, variant.record, symmetries)
 
 
 def seed_everything(seed: int) -> None:

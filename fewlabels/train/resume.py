@@ -28,7 +28,7 @@ def resume(run_dir: str | os.PathLike, progress: bool = True) -> dict:
         raise FewLabelsError(f"--resume needs a run folder, got the file {folder.path}.")
     ckpt = folder.checkpoint()
     check_resumable(ckpt, folder.last)
-    config = TrainConfig.from_dict(ckpt["config"])
+    config = TrainConfig.from_dict({"augment": "hand", **ckpt["config"]})  # runs from before --augment: as they were
     config.out = str(folder.path)
     folder.remove_strays()
     trainer = Trainer(prepare(config, overwrite=True), progress, restoring=True)
