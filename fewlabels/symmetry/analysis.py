@@ -45,9 +45,11 @@ SYMMETRIC_BELOW = 0.60  # held-out accuracy of telling x from g(x) below which g
 LOGLIK_TOLERANCE = 0.30  # nats per sample invariance may cost before it "hurts"
 CLASS_DROP = 0.75  # a class losing this much accuracy under invariance "hurts"
 AGREEMENT_BELOW = 0.50  # g "changes the label" when the judge keeps x's class for fewer of the g(x)
-REAL_QUANTILE = 0.2  # g(x) "looks real" when the detector scores it as real as 80% of real images
+REAL_QUANTILE = 0.8  # g(x) "looks real" when it is as near to a real image as 80% of real images are
 COLLISION_SHARE = 0.5  # of class a's images whose g(x) looks real, the share g sends to one class b
-COLLISION_MIN = 5  # and at least this many images
+COLLISION_BACK = 0.25  # and of b's, the share g sends back to a
+COLLISION_MIN = 4  # images moved between the two, at least
+DEBUG = False
 EXAMPLES = 4  # example images per collision (indices into the images given)
 
 
@@ -164,24 +166,37 @@ def invariance(base_p: np.ndarray, inv_p: np.ndarray, yl: np.ndarray, num_classe
             "worst_class": worst, "worst_class_drop": round(float(drop[worst]), 4)}
 
 
+def near_real(real: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """Which transformed images look like real data: as close to their nearest real image as REAL_QUANTILE of
+    real images are to theirs (the nearest other real image)."""
+    r, m = torch.from_numpy(real).float(), torch.from_numpy(moved).float()
+    d_real = torch.cdist(r, r)
+    d_real.fill_diagonal_(float("inf"))
+    limit = torch.quantile(d_real.min(1).values, REAL_QUANTILE)
+    return (torch.cdist(m, r).min(1).values <= limit).numpy()
+
+
 def collisions(pred_x: np.ndarray, pred_moved: np.ndarray, looks_real: np.ndarray, classes: list[str]
                ) -> list[dict[str, Any]]:
-    """Pairs (a -> b): of class a's images (as the classifier sees them) whose g(x) looks real, most land in b != a."""
+    """Pairs of classes g maps onto each other: of class a's images (as the judge sees them) whose g(x) looks real,
+    a share of at least COLLISION_SHARE lands in b, and of b's at least COLLISION_BACK in a (both ways: one-way
+    drift is the judge's own confusion more often than the data's)."""
+    k = len(classes)
+    n_real = np.bincount(pred_x[looks_real], minlength=k)
+    moves = np.zeros((k, k), dtype=np.int64)
+    np.add.at(moves, (pred_x[looks_real], pred_moved[looks_real]), 1)
+    share = moves / np.maximum(n_real, 1)[:, None]
     found = []
-    for c in np.unique(pred_x):
-        real = (pred_x == c) & looks_real
-        n_real = int(real.sum())
-        if n_real < COLLISION_MIN:
-            continue
-        to = np.bincount(pred_moved[real], minlength=len(classes))
-        to[c] = 0
-        d = int(to.argmax())
-        share = to[d] / n_real
-        if to[d] >= COLLISION_MIN and share >= COLLISION_SHARE:
-            found.append({"from": classes[c], "to": classes[d], "share": round(float(share), 3), "count": int(to[d]),
-                          "of": int((pred_x == c).sum()),
-                          "examples": np.flatnonzero(real & (pred_moved == d))[:EXAMPLES].tolist()})
-    return sorted(found, key=lambda c: -c["share"])
+    for a in range(k):
+        for b in range(a + 1, k):
+            fwd, back = sorted(((share[a, b], a, b), (share[b, a], b, a)), reverse=True)
+            if fwd[0] >= COLLISION_SHARE and back[0] >= COLLISION_BACK and moves[a, b] + moves[b, a] >= COLLISION_MIN:
+                x, y = fwd[1], fwd[2]
+                sel = np.flatnonzero(looks_real & (((pred_x == x) & (pred_moved == y)) | ((pred_x == y) & (pred_moved == x))))
+                found.append({"from": classes[x], "to": classes[y], "share": round(float(fwd[0]), 3),
+                              "share_back": round(float(back[0]), 3), "count": int(moves[a, b] + moves[b, a]),
+                              "examples": sel[:EXAMPLES].tolist()})
+    return sorted(found, key=lambda c: -c["share"] - c["share_back"])
 
 
 def verdict(dist_acc: float, inv: dict[str, Any] | None, agreement: float | None, found: list[dict[str, Any]]
@@ -246,6 +261,7 @@ def analyse(x_pool: torch.Tensor, x_labeled: torch.Tensor | None, y_labeled: tor
         spread_all = pseudo_labels(xl_b, yl, other_b, np.zeros(len(yl), dtype=np.int64) + 1, 1)[0]
         judge = _fit(_logreg(), np.concatenate([xl_b, other_b]), np.concatenate([yl, spread_all]))
         judged_other = judge.predict(other_b)
+        real_b = blurred(_features(real, blur=True))
         # cross-validation over the labels, the fold's spread labels on a few unlabeled images helping
         fold, k = folds(yl, seed)
         helpers = other[:INVARIANCE_POOL]
@@ -269,8 +285,13 @@ def analyse(x_pool: torch.Tensor, x_labeled: torch.Tensor | None, y_labeled: tor
             inv["worst_class_name"] = classes[inv["worst_class"]]
             judged_moved = judge.predict(blurred(_features(moved, blur=True)))
             agreement = round(float((judged_moved == judged_other).mean()), 4)
-            looks_real = p_moved >= np.quantile(p_true, REAL_QUANTILE)
+            looks_real = near_real(real_b, blurred(_features(moved, blur=True)))
             found = collisions(judged_other, judged_moved, looks_real, classes)
+            if DEBUG and name == "rot180":
+                for c in (6, 9):
+                    m = judged_other == c
+                    print("DBG", c, m.sum(), "real", looks_real[m].sum(), np.bincount(judged_moved[m & looks_real], minlength=10),
+                          np.bincount(judged_moved[m], minlength=10))
             for c in found:  # positions in `other` -> indices into x_pool
                 c["examples"] = [int(pick[half + j]) for j in c["examples"]]
             row["looks_real"] = round(float(looks_real.mean()), 4)
