@@ -48,8 +48,8 @@ AGREEMENT_BELOW = 0.50  # g "changes the label" when the judge keeps x's class f
 REAL_QUANTILE = 0.8  # g(x) "looks real" when it is as near to a real image as 80% of real images are
 COLLISION_SHARE = 0.5  # of class a's images whose g(x) looks real, the share g sends to one class b
 COLLISION_BACK = 0.25  # and of b's, the share g sends back to a
+COLLISION_BACK_SYMMETRIC = 0.5  # ... when x and g(x) look alike (a weak judge's confusions look like swaps there)
 COLLISION_MIN = 4  # images moved between the two, at least
-DEBUG = False
 EXAMPLES = 4  # example images per collision (indices into the images given)
 
 
@@ -176,10 +176,10 @@ def near_real(real: np.ndarray, moved: np.ndarray) -> np.ndarray:
     return (torch.cdist(m, r).min(1).values <= limit).numpy()
 
 
-def collisions(pred_x: np.ndarray, pred_moved: np.ndarray, looks_real: np.ndarray, classes: list[str]
-               ) -> list[dict[str, Any]]:
+def collisions(pred_x: np.ndarray, pred_moved: np.ndarray, looks_real: np.ndarray, classes: list[str],
+               back_share: float = COLLISION_BACK) -> list[dict[str, Any]]:
     """Pairs of classes g maps onto each other: of class a's images (as the judge sees them) whose g(x) looks real,
-    a share of at least COLLISION_SHARE lands in b, and of b's at least COLLISION_BACK in a (both ways: one-way
+    a share of at least COLLISION_SHARE lands in b, and of b's at least ``back_share`` in a (both ways: one-way
     drift is the judge's own confusion more often than the data's)."""
     k = len(classes)
     n_real = np.bincount(pred_x[looks_real], minlength=k)
@@ -190,7 +190,7 @@ def collisions(pred_x: np.ndarray, pred_moved: np.ndarray, looks_real: np.ndarra
     for a in range(k):
         for b in range(a + 1, k):
             fwd, back = sorted(((share[a, b], a, b), (share[b, a], b, a)), reverse=True)
-            if fwd[0] >= COLLISION_SHARE and back[0] >= COLLISION_BACK and moves[a, b] + moves[b, a] >= COLLISION_MIN:
+            if fwd[0] >= COLLISION_SHARE and back[0] >= back_share and moves[a, b] + moves[b, a] >= COLLISION_MIN:
                 x, y = fwd[1], fwd[2]
                 sel = np.flatnonzero(looks_real & (((pred_x == x) & (pred_moved == y)) | ((pred_x == y) & (pred_moved == x))))
                 found.append({"from": classes[x], "to": classes[y], "share": round(float(fwd[0]), 3),
@@ -286,12 +286,8 @@ def analyse(x_pool: torch.Tensor, x_labeled: torch.Tensor | None, y_labeled: tor
             judged_moved = judge.predict(blurred(_features(moved, blur=True)))
             agreement = round(float((judged_moved == judged_other).mean()), 4)
             looks_real = near_real(real_b, blurred(_features(moved, blur=True)))
-            found = collisions(judged_other, judged_moved, looks_real, classes)
-            if DEBUG and name == "rot180":
-                for c in (6, 9):
-                    m = judged_other == c
-                    print("DBG", c, m.sum(), "real", looks_real[m].sum(), np.bincount(judged_moved[m & looks_real], minlength=10),
-                          np.bincount(judged_moved[m], minlength=10))
+            back = COLLISION_BACK_SYMMETRIC if acc < SYMMETRIC_BELOW else COLLISION_BACK
+            found = collisions(judged_other, judged_moved, looks_real, classes, back)
             for c in found:  # positions in `other` -> indices into x_pool
                 c["examples"] = [int(pick[half + j]) for j in c["examples"]]
             row["looks_real"] = round(float(looks_real.mean()), 4)
