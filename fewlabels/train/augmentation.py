@@ -63,10 +63,13 @@ def resolve_augmentation(config: TrainConfig, train: Dataset, split: Split, hfli
         report, cached = choice_mod.analyse_split(train.x, train.y, split.labeled, split.unlabeled, train.classes,
                                                   seed=config.seed)
         made = choice_mod.choose(report, config.hflip)
-        made["split_hash"] = report["split_hash"]
-        made["analysis_seconds"] = report["seconds"]
-        made["cached"] = cached
-        made["notes"] = report["notes"]
+        if config.algorithm in SLA_ALGORITHMS:  # SLA predicts its group: the views leave it out
+            name = config.options.get("group") or made.get("sla_group") or getattr(algorithm, "group", None)
+            made["sla_group"] = name
+            predicted = set(choice_mod.ALL) if name == "rot4-hflip" else set(choice_mod.SLA_GROUPS.get(name, ()))
+            made["symmetries"] = list(choice_mod.subgroup_of(set(made["symmetries"]) - predicted))
+        made.update(split_hash=report["split_hash"], analysis_seconds=report["seconds"], cached=cached,
+                    notes=report["notes"])
         config.augment_choice = made
         print(choice_mod.describe(made))
     group = tuple(made.get("symmetries", ()))

@@ -63,12 +63,13 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
         raise FewLabelsError("The labeled data covers a single class; a classifier needs at least two.")
     models.check(config.model, train.sample_shape)
     hflip = source.hflip if config.hflip is None else config.hflip
+    algorithm.check_data(train.sample_shape, len(train.classes), hflip=hflip and config.augment == "hand")
     symmetries = None
-    if train.is_image:
+    if train.is_image:  # which flips / quarter turns the views apply (--augment); may choose SLA's group
         from fewlabels.train.augmentation import resolve_augmentation
 
         hflip, symmetries, algorithm = resolve_augmentation(config, train, split, hflip, algorithm)
-    algorithm.check_data(train.sample_shape, len(train.classes), hflip=hflip)
+        algorithm.check_data(train.sample_shape, len(train.classes), hflip=hflip)
     return Prepared(config, source, split, algorithm, device, hflip, variant.labels, variant.record, symmetries)
 
 
