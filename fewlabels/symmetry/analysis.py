@@ -1,27 +1,33 @@
-"""Which transformations keep the label: three cheap scores per candidate and a verdict.
+"""Which transformations keep the label: cheap scores per candidate and a verdict.
 
 For each candidate g (``transforms.CANDIDATES``):
 
-- **distinguishability** (no labels): a logistic regression on pixels learns to tell real
-  images x from transformed ones g(x') (disjoint halves of an unlabeled subsample, so it
-  cannot match pairs); its held-out accuracy against chance (0.5). Near chance: the data is
-  already symmetric under g.
-- **label invariance** (labels): stratified cross-validation over the labeled set, a
-  logistic regression trained on x alone against one trained on x and its images under the
-  group g generates, which also averages its probabilities over that group at test time.
-  The drop in held-out log-likelihood per sample and the largest drop of one class's accuracy.
-- **collisions**: a logistic regression trained on all labels classifies unlabeled x and g(x);
-  class a goes to class b (a != b) when many of a's images land in b, counted only where
-  g(x) looks like real data (the distinguishability classifier, held out, scores it real).
+- **distinguishability** (no labels): a logistic regression on pixels learns to tell real images x
+  from transformed ones g(x') (disjoint halves of an unlabeled subsample, so it cannot match
+  pairs); its held-out accuracy against chance (0.5). Near chance: the data is already symmetric
+  under g (and g carries nothing for SLA to predict).
+- **label invariance** (labels): stratified cross-validation over the labeled set; a logistic
+  regression trained on x (plus a few unlabeled images carrying labels spread from the training
+  folds over a k-NN graph) against one trained also on the images under the group g generates,
+  which averages its probabilities over that group at test time. Reported: the change of held-out
+  log-likelihood per sample and the largest drop of one class's accuracy.
+- **agreement**: a judge (the same classifier, trained on every label spread over the unlabeled
+  subsample) keeps x's class for g(x) on this share of unlabeled images.
+- **collisions**: pairs of classes g maps onto each other (by the judge: most of class a's images go
+  to b, and a good share of b's to a), counted only where g(x) lies as near a real image as most real
+  images do (so g(x) looks like real data).
 
-Verdict: *changes the label* when invariance hurts or a collision is found (never augment;
-an SLA candidate when distinguishable); else *already symmetric* when the accuracy is near
-chance; else *keeps the label*. Without 2 labels per class only the label-free score is given.
+Verdict, in this order: *changes the label* when a collision is found; *already symmetric* when
+the distinguishability is near chance; *changes the label* when the judge's agreement is low or
+invariance clearly hurts; else *keeps the label*. Without 2 labels per class only the label-free
+score is given (and said).
 
-Why logistic regression on (pooled) pixels: it fits in well under a second per candidate on two
-cores for a few thousand images, is deterministic for a seed, and linear pixel statistics already
-separate what matters here (a mirrored digit, an upside-down shirt); a small CNN would need
-training time per candidate that the 60 s budget does not allow.
+Why logistic regression on (pooled, blurred) pixels: it takes well under a second per candidate on
+one core for a few thousand images, is deterministic for a seed, and linear pixel statistics already
+separate what matters for flips and quarter turns (a mirrored digit, an upside-down shirt); a small
+CNN would need training time per candidate that the 60 s budget does not allow. Its known weakness:
+it pays for small shifts that a CNN absorbs, so the small warps' verdicts are advisory (``--augment
+auto`` takes only flips and quarter turns from them).
 """
 
 from __future__ import annotations
@@ -203,7 +209,7 @@ def verdict(dist_acc: float, inv: dict[str, Any] | None, agreement: float | None
             ) -> tuple[str, str]:
     """The verdict and the reason for it, in words (see the module's docstring for the order of the rules)."""
     if found:
-        return CHANGES, "maps " + ", ".join(f"{c['from']} -> {c['to']}" for c in found[:4])
+        return CHANGES, "maps onto each other: " + ", ".join(f"{c['from']} <-> {c['to']}" for c in found[:4])
     if dist_acc < SYMMETRIC_BELOW:
         return SYMMETRIC, f"x and g(x) are told apart only {dist_acc:.0%} of the time (chance 50%)"
     if inv is None or agreement is None:

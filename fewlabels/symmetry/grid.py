@@ -25,7 +25,7 @@ def symmetries_png(x_pool: torch.Tensor, report: dict[str, Any], seed: int = 0) 
         shown = [(int(i), "") for i in pick]
         for c in (row.get("collisions") or [])[:COLLISION_PAIRS]:
             if c["examples"]:
-                shown.append((c["examples"][0], f"{c['from'][:8]}->{c['to'][:8]}"))
+                shown.append((c["examples"][0], f"{c['from'][:8]}<->{c['to'][:8]}"))
         for k, (i, label) in enumerate(shown):
             x = x_pool[i : i + 1]
             x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
