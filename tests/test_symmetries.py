@@ -190,3 +190,26 @@ def test_explicit_settings_win_over_auto(tmp_path):
         prepare(tiny(tmp_path, augment="spin"))
     with pytest.raises(FewLabelsError, match="predicts the transformations"):  # SLA's default rot4 vs the views' turns
         prepare(tiny(tmp_path, algorithm="sla", augment="rot90"))
+
+
+def test_a_run_folder_from_before_augment_resumes_as_hand_set(tmp_path, monkeypatch):
+    from fewlabels.symmetry import choice as choice_mod
+    from fewlabels.train import resume, train
+
+    train(tiny(tmp_path, augment="hand", iterations=4, checkpoint_every=2), progress=False)
+    run = tmp_path / "run"
+    old = torch.load(run / "last.pt", weights_only=True)
+    for key in ("augment", "augment_choice"):
+        old["config"].pop(key)
+    torch.save(old, run / "last.pt")
+    on_disk = yaml.safe_load((run / "config.yaml").read_text())
+    for key in ("augment", "augment_choice"):
+        on_disk.pop(key)
+    (run / "config.yaml").write_text(yaml.safe_dump(on_disk, sort_keys=False))
+
+    def refuse(*a, **k):
+        raise AssertionError("an old run resumes with its own views, without the analysis")
+
+    monkeypatch.setattr(choice_mod, "analyse_split", refuse)
+    res = resume(run, progress=False)
+    assert res["augment"] == "hand" and res["augment_choice"] is None
