@@ -213,3 +213,11 @@ def test_a_run_folder_from_before_augment_resumes_as_hand_set(tmp_path, monkeypa
     monkeypatch.setattr(choice_mod, "analyse_split", refuse)
     res = resume(run, progress=False)
     assert res["augment"] == "hand" and res["augment_choice"] is None
+
+
+def test_with_too_few_labels_auto_falls_back_to_the_dataset_s_flips():
+    from fewlabels.symmetry import UNKNOWN
+
+    report = {"candidates": [{"name": n, "verdict": UNKNOWN} for n in DIHEDRAL]}
+    assert choose(report, unjudged_hflip=True)["symmetries"] == ["hflip"]
+    assert choose(report)["symmetries"] == []

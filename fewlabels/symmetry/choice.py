@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fewlabels.symmetry.analysis import CHANGES, FORMAT, KEEPS, SYMMETRIC, analyse
+from fewlabels.symmetry.analysis import CHANGES, FORMAT, KEEPS, SYMMETRIC, UNKNOWN, analyse
 from fewlabels.symmetry.transforms import DIHEDRAL
 
 IDENTITY = (0, False)
@@ -55,10 +55,13 @@ def elements(names: tuple[str, ...]) -> list[tuple[int, bool]]:
     return [IDENTITY] + [DIHEDRAL[n] for n in names]
 
 
-def choose(report: dict[str, Any], hflip: bool | None = None) -> dict[str, Any]:
-    """The views' subgroup and SLA's group from a report; ``hflip`` (True/False), when given, overrides the verdict on it."""
+def choose(report: dict[str, Any], hflip: bool | None = None, unjudged_hflip: bool = False) -> dict[str, Any]:
+    """The views' subgroup and SLA's group from a report; ``hflip`` (True/False), when given, overrides the verdict on it;
+    ``unjudged_hflip``: keep hflip when too few labels left it unjudged (the dataset's own default)."""
     verdicts = {c["name"]: c["verdict"] for c in report["candidates"]}
     keep = {n for n, v in verdicts.items() if n in DIHEDRAL and v in (KEEPS, SYMMETRIC)}
+    if unjudged_hflip and verdicts.get("hflip") == UNKNOWN:
+        keep.add("hflip")
     if hflip is True:
         keep.add("hflip")
     elif hflip is False:

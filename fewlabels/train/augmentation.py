@@ -62,7 +62,7 @@ def resolve_augmentation(config: TrainConfig, train: Dataset, split: Split, hfli
     if made is None:
         report, cached = choice_mod.analyse_split(train.x, train.y, split.labeled, split.unlabeled, train.classes,
                                                   seed=config.seed)
-        made = choice_mod.choose(report, config.hflip)
+        made = choice_mod.choose(report, config.hflip, unjudged_hflip=hflip)  # too few labels: the dataset's default
         if config.algorithm in SLA_ALGORITHMS:  # SLA predicts its group: the views leave it out
             name = config.options.get("group") or made.get("sla_group") or getattr(algorithm, "group", None)
             made["sla_group"] = name
