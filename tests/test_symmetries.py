@@ -221,3 +221,14 @@ def test_with_too_few_labels_auto_falls_back_to_the_dataset_s_flips():
     report = {"candidates": [{"name": n, "verdict": UNKNOWN} for n in DIHEDRAL]}
     assert choose(report, unjudged_hflip=True)["symmetries"] == ["hflip"]
     assert choose(report)["symmetries"] == []
+
+
+@pytest.mark.parametrize("n", [6, 30])
+def test_tiny_data_is_judged_or_said_not_to_be(n):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 255, (n + 4, 1, 8, 8), dtype=torch.uint8, generator=gen)
+    y = torch.arange(n + 4) % 2
+    report = analyse(x[4:], x[:4], y[:4], ["a", "b"], seed=0)
+    assert len(report["candidates"]) == 10
+    if n < 20:
+        assert any("nothing was judged" in note for note in report["notes"])

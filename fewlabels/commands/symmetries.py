@@ -33,7 +33,8 @@ def table(report: dict) -> str:
         agree = "-" if c.get("agreement") is None else f"{c['agreement']:.2f}"
         dll = "-" if not inv else f"{inv['delta_loglik']:+.2f}"
         worst = "-" if not inv else f"{inv['worst_class_name'][:6]} {-inv['worst_class_drop']:+.2f}"
-        lines.append(f"{c['name']:<15}{c['distinguishability']:>11.2f}{agree:>7}{dll:>10}{worst:>13}  "
+        dist = "-" if c["distinguishability"] is None else f"{c['distinguishability']:.2f}"
+        lines.append(f"{c['name']:<15}{dist:>11}{agree:>7}{dll:>10}{worst:>13}  "
                      f"{c['verdict']}: {c['reason']}")
     return "\n".join(lines)
 

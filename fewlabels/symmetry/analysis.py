@@ -43,8 +43,10 @@ import torch.nn.functional as F
 from fewlabels.symmetry.transforms import CANDIDATES, DIHEDRAL, SMALL, check_names, dihedral, needs_square, orbit, transformer
 
 FORMAT = 1
+NOT_JUDGED = "not judged"
 KEEPS, CHANGES, SYMMETRIC, UNKNOWN = "keeps the label", "changes the label", "already symmetric", "distinguishable (no labels to judge)"
 INVARIANCE_POOL = 300  # of them, spread-labeled, help the cross-validated classifiers
+MIN_POOL = 20  # fewer unlabeled images than this: nothing is judged
 POOL = 2000  # unlabeled images for the label-free score and the collisions
 MAX_SIDE = 14  # images are average-pooled to at most this side before the classifiers
 SYMMETRIC_BELOW = 0.60  # held-out accuracy of telling x from g(x) below which g is "already symmetric"
@@ -134,7 +136,8 @@ def pseudo_labels(xl: np.ndarray, yl: np.ndarray, xu: np.ndarray, fold: np.ndarr
     out = []
     for f in range(k):
         tr = fold != f
-        spread = LabelSpreading(kernel="knn", n_neighbors=7, alpha=0.2, max_iter=50)
+        spread = LabelSpreading(kernel="knn", n_neighbors=max(1, min(7, int(tr.sum()) + len(xu) - 1)), alpha=0.2,
+                                max_iter=50)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             spread.fit(np.concatenate([xl[tr], xu]), np.concatenate([yl[tr], -np.ones(len(xu), dtype=np.int64)]))
@@ -244,6 +247,15 @@ def analyse(x_pool: torch.Tensor, x_labeled: torch.Tensor | None, y_labeled: tor
         if skipped:
             notes.append(f"images are {h}x{w}, not square: skipped {', '.join(skipped)} (they turn HxW into WxH)")
         names = [n for n in names if not needs_square(n)]
+    if len(x_pool) < MIN_POOL:
+        notes.append(f"only {len(x_pool)} unlabeled images: at least {MIN_POOL} are needed to judge a transformation; "
+                     "nothing was judged")
+        rows = [{"name": n, "kind": "square symmetry" if n in DIHEDRAL else SMALL[n], "distinguishability": None,
+                 "chance": 0.5, "agreement": None, "invariance": None, "collisions": None, "verdict": NOT_JUDGED,
+                 "reason": "too few images"} for n in names]
+        return {"format": FORMAT, "seed": seed, "pool": int(len(x_pool)), "labeled": 0 if y_labeled is None else len(y_labeled),
+                "image_shape": list(x_pool.shape[1:]), "classes": list(classes), "notes": notes, "candidates": rows,
+                "seconds": round(time.perf_counter() - start, 2)}
     gen_torch = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(x_pool), generator=gen_torch)[: 2 * (pool_size // 2)]
     pool = _to_float(x_pool[pick])

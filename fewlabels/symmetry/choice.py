@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fewlabels.symmetry.analysis import CHANGES, FORMAT, KEEPS, SYMMETRIC, UNKNOWN, analyse
+from fewlabels.symmetry.analysis import CHANGES, FORMAT, KEEPS, NOT_JUDGED, SYMMETRIC, UNKNOWN, analyse
 from fewlabels.symmetry.transforms import DIHEDRAL
 
 IDENTITY = (0, False)
@@ -60,7 +60,7 @@ def choose(report: dict[str, Any], hflip: bool | None = None, unjudged_hflip: bo
     ``unjudged_hflip``: keep hflip when too few labels left it unjudged (the dataset's own default)."""
     verdicts = {c["name"]: c["verdict"] for c in report["candidates"]}
     keep = {n for n, v in verdicts.items() if n in DIHEDRAL and v in (KEEPS, SYMMETRIC)}
-    if unjudged_hflip and verdicts.get("hflip") == UNKNOWN:
+    if unjudged_hflip and verdicts.get("hflip") in (UNKNOWN, NOT_JUDGED):
         keep.add("hflip")
     if hflip is True:
         keep.add("hflip")
