@@ -38,6 +38,8 @@ CLAIMS = {  # (dataset, labels per class): what tests/test_symmetries.py asserts
     ("mirror-pairs", 20): "hflip changes the label, mapping the two classes onto each other",
     ("digits", 4): "hflip and rot180 change the label; rot180 maps 6 and 9 onto each other",
     ("fashion-mnist", 4): "hflip kept; rot90 changes the label",
+    ("rotated-digits", 4): "rot90 already symmetric (kept)",
+    ("mirror-pairs", 4): "hflip changes the label, mapping the two classes onto each other",
 }
 
 

@@ -122,5 +122,5 @@ def analyse_split(x: torch.Tensor, y: torch.Tensor, labeled: np.ndarray, unlabel
 def describe(choice: dict[str, Any]) -> str:
     """One line for the console."""
     sym = ", ".join(choice["symmetries"]) or "no flips or quarter turns"
-    sla = f"; SLA group {choice['sla_group']}" if choice.get("sla_group") else ""
+    sla = f"; label augmentation (sla, sla-fixmatch) would predict {choice['sla_group']}" if choice.get("sla_group") else ""
     return f"augment auto: views use {sym} (plus pad-and-crop and RandAugment){sla}"
