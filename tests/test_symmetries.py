@@ -1,6 +1,6 @@
 """Symmetry discovery: verdicts on data with a known answer, the choice of views, --augment, bad input.
 
-The verdicts hold on at least 9 of 10 seeds (checked once by bench/symmetries.py --seeds; see BENCHMARKS.md);
+The verdicts hold on at least 9 of 10 seeds (checked by `python bench/symmetries.py --part seeds`; see BENCHMARKS.md);
 here a few fixed seeds keep the tests cheap.
 """
 
