@@ -68,20 +68,17 @@ def run(args: argparse.Namespace) -> int:
         raise FewLabelsError(f"{args.dataset} holds feature vectors, not images; flips and rotations do not apply.")
     lpc = args.labels_per_class if args.labels_per_class is not None or args.num_labels is not None else 4
     split = data.split(train.y, lpc, args.num_labels, 0, args.seed, train.classes)
+    pool = train.x[split.unlabeled] if len(split.unlabeled) else train.x[split.labeled]
     if names is None:
         report, cached = analyse_split(train.x, train.y, split.labeled, split.unlabeled, train.classes, args.seed,
                                        use_cache=not args.no_cache)
     else:
-        pool = train.x[split.unlabeled] if len(split.unlabeled) else train.x[split.labeled]
-        report, cached = analyse(pool, train.x[split.labeled], train.y[split.labeled], train.classes, names,
-                                 args.seed), False
+        report = analyse(pool, train.x[split.labeled], train.y[split.labeled], train.classes, names, args.seed)
+        cached = False
     report["dataset"], report["split"] = train.name, split.summary()
-    report["auto_choice"] = choose(report)
+    report["auto_choice"] = choose(report, unjudged_hflip=source.hflip)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "symmetries.json", report)
-    pool = train.x[split.unlabeled] if names is not None or len(split.unlabeled) else train.x[split.labeled]
-    if names is None and len(split.unlabeled):
-        pool = train.x[split.unlabeled]
     atomic_write_bytes(out / "symmetries.png", symmetries_png(pool, report, args.seed))
     print(f"{train.name}: {split.summary()}; {report['seconds']:.1f} s{' (cached)' if cached else ''}")
     for note in report["notes"]:
