@@ -215,6 +215,10 @@ def pipeline_table(record: dict) -> str:
 
 
 def table(record: dict) -> str:
+    if record.get("bench") == "symmetries":
+        from symmetries import table as symmetries_table
+
+        return symmetries_table(record)
     if record.get("bench") == "pipeline":
         return pipeline_table(record)
     if record.get("bench") == "ssl":

@@ -17,9 +17,10 @@ from fewlabels.augment.policies import (
 )
 
 
-def make_views(hflip: bool = True) -> dict:
-    """The named views the algorithms ask for, for image data."""
-    return {"none": Identity(), "weak": Weak(hflip=hflip), "strong": Strong(hflip=hflip)}
+def make_views(hflip: bool = True, symmetries: list[tuple[int, bool]] | None = None) -> dict:
+    """The named views the algorithms ask for, for image data; ``symmetries``: see ``Weak``."""
+    return {"none": Identity(), "weak": Weak(hflip=hflip, symmetries=symmetries),
+            "strong": Strong(hflip=hflip, symmetries=symmetries)}
 
 
 __all__ = [

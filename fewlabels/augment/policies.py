@@ -78,14 +78,36 @@ def _randint(gen: torch.Generator, high: int, *shape: int, device: torch.device)
     return torch.randint(high, shape, generator=gen, device=gen.device).to(device)
 
 
-class Weak:
-    """Random horizontal flip (optional) and reflect-pad-and-crop by a fraction of the size."""
+def random_symmetry(x: torch.Tensor, elements: Sequence[tuple[int, bool]], gen: torch.Generator) -> torch.Tensor:
+    """Each image under one element, drawn uniformly, of a group of the square's symmetries, given as
+    (quarter turns, mirrored first) pairs; exact index operations on any dtype."""
+    if x.shape[2] != x.shape[3] and any(t % 2 for t, _ in elements):
+        raise ValueError(f"quarter turns need square images, got {x.shape[2]}x{x.shape[3]}")
+    pick = _randint(gen, len(elements), x.shape[0], device=x.device)
+    out = x.clone()
+    for k, (turns, mirror) in enumerate(elements):
+        sel = torch.nonzero(pick == k).squeeze(1)
+        if len(sel) == 0 or (turns % 4 == 0 and not mirror):
+            continue
+        y = x[sel].flip(-1) if mirror else x[sel]
+        out[sel] = torch.rot90(y, turns % 4, dims=(2, 3)) if turns % 4 else y
+    return out
 
-    def __init__(self, hflip: bool = True, pad_fraction: float = 0.125) -> None:
+
+class Weak:
+    """Random horizontal flip (optional) and reflect-pad-and-crop by a fraction of the size.
+
+    ``symmetries``: a group of the square's symmetries, as (quarter turns, mirrored first) pairs with the
+    identity, one drawn per image before the rest (None: none; the default draws nothing extra).
+    """
+
+    def __init__(self, hflip: bool = True, pad_fraction: float = 0.125,
+                 symmetries: Sequence[tuple[int, bool]] | None = None) -> None:
         if not 0.0 <= pad_fraction < 1.0:
             raise ValueError(f"pad_fraction must be in [0, 1), got {pad_fraction}")
         self.hflip = hflip
         self.pad_fraction = pad_fraction
+        self.symmetries = list(symmetries) if symmetries and len(symmetries) > 1 else None
 
     def draw(self, shape: torch.Size, gen: torch.Generator, device: torch.device
              ) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -99,6 +121,8 @@ class Weak:
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         check_images(x)
+        if self.symmetries is not None:
+            x = random_symmetry(x, self.symmetries, gen)
         pad, dy, dx, flip = self.draw(x.shape, gen, x.device)
         if pad > 0 or flip is not None:
             x = ops.flip_pad_crop(x, pad, dy, dx, flip)  # on uint8 when given uint8: cheaper, and exact
@@ -216,12 +240,15 @@ class Strong:
     warp leaves and of Cutout alike) is the nearest 8-bit level: 0.5 becomes 128/255, PIL's grey.
     """
 
-    def __init__(self, hflip: bool = True, pad_fraction: float = 0.125, **randaugment) -> None:
-        self.weak = Weak(hflip, pad_fraction)
+    def __init__(self, hflip: bool = True, pad_fraction: float = 0.125,
+                 symmetries: Sequence[tuple[int, bool]] | None = None, **randaugment) -> None:
+        self.weak = Weak(hflip, pad_fraction, symmetries)
         self.randaugment = RandAugment(**randaugment)
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         check_images(x)
+        if self.weak.symmetries is not None:
+            x = random_symmetry(x, self.weak.symmetries, gen)
         pad, dy, dx, flip = self.weak.draw(x.shape, gen, x.device)
         plan = self.randaugment.draw(x.shape, gen, x.device)
         matrices, position = plan.matrices, None

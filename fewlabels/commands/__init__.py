@@ -3,9 +3,22 @@
 The work itself lives in the library (``fewlabels.train``, ``fewlabels.evaluate``, ``fewlabels.export``).
 """
 
-from fewlabels.commands import augment_preview, datasets, demo, embed, evaluate, export, pipeline, predict, probe, report, train
+from fewlabels.commands import (
+    augment_preview,
+    datasets,
+    demo,
+    embed,
+    evaluate,
+    export,
+    pipeline,
+    predict,
+    probe,
+    report,
+    symmetries,
+    train,
+)
 
-MODULES = (train, pipeline, demo, augment_preview, evaluate, probe, embed, predict, report, export, datasets)
+MODULES = (train, pipeline, demo, augment_preview, symmetries, evaluate, probe, embed, predict, report, export, datasets)
 COMMANDS = {m.NAME: m for m in MODULES}
 
 __all__ = ["COMMANDS", "MODULES"]

@@ -55,6 +55,11 @@ class TrainConfig:
                                      "CPU, the images' own size on a GPU)", bounds=(MIN_IMAGE_SIDE, 4096))
     hflip: bool | None = setting(None, "flip images horizontally at random in the weak view "
                                  "(default: the dataset decides; digits and letters are never flipped)")
+    augment: str = setting("auto", "which flips and quarter turns the weak and strong views apply: auto (those "
+                           "'fewlabels symmetries' finds keep the label, on this split; cached), hand (the dataset decides "
+                           "flips; no turns), all (every flip and rotation of the square), or names such as hflip,rot90")
+    augment_choice: dict[str, Any] | None = setting(None, "what --augment auto chose (recorded; a resume reuses it)",
+                                                    cli=False)
     # data variants (see prepare() in loop.py for the order they are applied in)
     label_noise: float = setting(0.0, "fraction of the labeled set's labels flipped, exactly, seeded")
     noise_type: str = setting("symmetric", "how noisy labels are flipped: symmetric (to any other class) or "
@@ -136,6 +141,10 @@ class TrainConfig:
             fail("hflip", "true, false or empty")
         if not isinstance(self.options, dict):
             fail("options", "a mapping of algorithm hyper-parameters")
+        if not isinstance(self.augment, str) or not self.augment:
+            fail("augment", "auto, hand, all or transformation names such as hflip,rot90")
+        if self.augment_choice is not None and not isinstance(self.augment_choice, dict):
+            fail("augment_choice", "a mapping recorded by --augment auto (or empty)")
         for name in ("lr", "weight_decay", "momentum", "ema_decay"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):

@@ -35,6 +35,7 @@ class Prepared:
     labels: torch.Tensor | None = None  # the training pool's labels as training sees them (noisy on the labeled set); None: source.train.y
     variants: dict[str, Any] = field(default_factory=dict)  # what label noise / long tail did, for results.json
     summary: str = ""  # the run's first line: labeled / unlabeled counts and why, the input size, the model
+    symmetries: list[tuple[int, bool]] | None = None  # flips / quarter turns the views draw from (see augment.Weak)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -84,13 +85,20 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
         raise FewLabelsError("The labeled data covers a single class; a classifier needs at least two.")
     models.check(config.model, train.sample_shape)
     hflip = source.hflip if config.hflip is None else config.hflip
-    algorithm.check_data(train.sample_shape, len(train.classes), hflip=hflip)
+    algorithm.check_data(train.sample_shape, len(train.classes), hflip=hflip and config.augment == "hand")
+    symmetries = None
+    if train.is_image:  # which flips / quarter turns the views apply (--augment); may choose SLA's group
+        from fewlabels.train.augmentation import resolve_augmentation
+
+        hflip, symmetries, algorithm = resolve_augmentation(config, train, split, hflip, algorithm)
+        algorithm.check_data(train.sample_shape, len(train.classes), hflip=hflip)
     shape = "x".join(map(str, train.sample_shape[1:])) + " px images" if train.is_image else f"{train.sample_shape[0]} features"
     summary = f"{describe_split(split, train.y, why)}; {shape}, {config.algorithm} on model {config.model}"
     # before anything is written: a step far beyond the machine fails here, not in the allocator minutes later
     check_memory(models.get(config.model, train.sample_shape, train.num_classes), tuple(train.sample_shape),
                  algorithm.views, config.batch_size, config.uratio, device, rank_and_world()[1])
-    return Prepared(config, source, split, algorithm, device, hflip, variant.labels, variant.record, summary)
+    return Prepared(config, source, split, algorithm, device, hflip, variant.labels, variant.record, summary=summary,
+                    symmetries=symmetries)
 
 
 def _image_side(config: TrainConfig, device: torch.device) -> tuple[int | None, bool]:

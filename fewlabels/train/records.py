@@ -75,6 +75,8 @@ def results_record(trainer) -> dict[str, Any]:
         "checkpoint_time_s": round(trainer.checkpoint_time, 3),
         "machine": machine_info(trainer.device),
         "init": trainer.init_record,
+        "augment": cfg.augment,
+        "augment_choice": cfg.augment_choice,
         **trainer.p.variants,
     }
     test = source.test

@@ -35,7 +35,7 @@ def resume(run_dir: str | os.PathLike, progress: bool = True) -> dict:
     if results and int(ckpt["step"]) >= int(ckpt["config"].get("iterations", 0)):
         return {**results, "already_finished": True}
     check_resumable(ckpt, folder.source)
-    config = TrainConfig.from_dict(ckpt["config"])
+    config = TrainConfig.from_dict({"augment": "hand", **ckpt["config"]})  # runs from before --augment: as they were
     config.out = str(folder.path)
     folder.remove_strays()
     trainer = Trainer(prepare(config, overwrite=True), progress, restoring=True)

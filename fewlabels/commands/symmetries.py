@@ -1,0 +1,91 @@
+"""``fewlabels symmetries``: which flips, rotations, shifts and zooms keep the label, as a table, JSON and a picture."""
+
+from __future__ import annotations
+
+import argparse
+
+from fewlabels.errors import FewLabelsError
+
+NAME = "symmetries"
+HELP = "find which transformations keep the label (augment), change it (SLA) or are already symmetric"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(NAME, help=HELP, description=HELP)
+    p.add_argument("--dataset", default="fashion-mnist", help="a built-in dataset, an image folder or an .npz file")
+    p.add_argument("--data-dir", default=None, help="folder holding the dataset's files")
+    labels = p.add_mutually_exclusive_group()
+    labels.add_argument("--labels-per-class", type=int, default=None, help="labeled samples per class (default 4)")
+    labels.add_argument("--num-labels", type=int, default=None, help="total labeled samples, spread over the classes")
+    p.add_argument("--seed", type=int, default=0, help="seeds the split and the analysis (as train's --seed)")
+    p.add_argument("--transformations", default=None, metavar="NAMES",
+                   help="comma-separated candidates (default: all of hflip, vflip, rot90, rot180, rot270, transpose, "
+                        "antitranspose, rotate, translate, scale)")
+    p.add_argument("--out", default="symmetries", metavar="DIR",
+                   help="folder for symmetries.json and symmetries.png (default ./symmetries)")
+    p.add_argument("--no-cache", action="store_true", help="recompute even when this split was analysed before")
+
+
+def table(report: dict) -> str:
+    lines = [f"{'transformation':<15}{'tell apart':>11}{'agree':>7}{'d loglik':>10}{'worst class':>13}  verdict / why"]
+    for c in report["candidates"]:
+        inv = c.get("invariance") or {}
+        agree = "-" if c.get("agreement") is None else f"{c['agreement']:.2f}"
+        dll = "-" if not inv else f"{inv['delta_loglik']:+.2f}"
+        worst = "-" if not inv else f"{inv['worst_class_name'][:6]} {-inv['worst_class_drop']:+.2f}"
+        dist = "-" if c["distinguishability"] is None else f"{c['distinguishability']:.2f}"
+        lines.append(f"{c['name']:<15}{dist:>11}{agree:>7}{dll:>10}{worst:>13}  "
+                     f"{c['verdict']}: {c['reason']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fewlabels import data
+    from fewlabels.symmetry.analysis import analyse
+    from fewlabels.symmetry.choice import analyse_split, choose
+    from fewlabels.symmetry.grid import symmetries_png
+    from fewlabels.symmetry.transforms import check_names
+    from fewlabels.utils.io import atomic_write_bytes, atomic_write_json, check_writable_dir
+
+    names = None
+    if args.transformations is not None:
+        names = [n.strip() for n in args.transformations.split(",") if n.strip()]
+        if not names:
+            raise FewLabelsError("--transformations is empty; give names such as hflip,rot90.")
+        check_names(names)
+    for flag, value in (("--labels-per-class", args.labels_per_class), ("--num-labels", args.num_labels)):
+        if value is not None and value < 1:
+            raise FewLabelsError(f"{flag} must be at least 1, got {value}.")
+    out = Path(args.out)
+    if out.is_file():
+        raise FewLabelsError(f"--out must name a folder, but {out} is a file.")
+    check_writable_dir(out)
+    source = data.load(args.dataset, args.data_dir)
+    train = source.train
+    if not train.is_image:
+        raise FewLabelsError(f"{args.dataset} holds feature vectors, not images; flips and rotations do not apply.")
+    lpc = args.labels_per_class if args.labels_per_class is not None or args.num_labels is not None else 4
+    split = data.split(train.y, lpc, args.num_labels, 0, args.seed, train.classes)
+    pool = train.x[split.unlabeled] if len(split.unlabeled) else train.x[split.labeled]
+    if names is None:
+        report, cached = analyse_split(train.x, train.y, split.labeled, split.unlabeled, train.classes, args.seed,
+                                       use_cache=not args.no_cache)
+    else:
+        report = analyse(pool, train.x[split.labeled], train.y[split.labeled], train.classes, names, args.seed)
+        cached = False
+    report["dataset"], report["split"] = train.name, split.summary()
+    report["auto_choice"] = choose(report, unjudged_hflip=source.hflip)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "symmetries.json", report)
+    atomic_write_bytes(out / "symmetries.png", symmetries_png(pool, report, args.seed))
+    print(f"{train.name}: {split.summary()}; {report['seconds']:.1f} s{' (cached)' if cached else ''}")
+    for note in report["notes"]:
+        print(f"note: {note}")
+    print(table(report))
+    ch = report["auto_choice"]
+    print(f"--augment auto would use: {', '.join(ch['symmetries']) or 'no flips or quarter turns'}; "
+          f"SLA group: {ch['sla_group'] or 'none'}")
+    print(f"wrote {out / 'symmetries.json'} and {out / 'symmetries.png'}")
+    return 0
