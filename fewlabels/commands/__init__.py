@@ -4,8 +4,10 @@ The work itself lives in the library (``fewlabels.train``, ``fewlabels.evaluate`
 """
 
 from fewlabels.commands import augment_preview, datasets, demo, embed, evaluate, export, pipeline, predict, probe, report, train
+from fewlabels.commands import check_labels, merge_labels, suggest
 
-MODULES = (train, pipeline, demo, augment_preview, evaluate, probe, embed, predict, report, export, datasets)
+MODULES = (train, pipeline, demo, augment_preview, evaluate, probe, embed, predict, report, export, datasets,
+           suggest, merge_labels, check_labels)
 COMMANDS = {m.NAME: m for m in MODULES}
 
 __all__ = ["COMMANDS", "MODULES"]

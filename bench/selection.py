@@ -1,0 +1,338 @@
+"""Which samples to label and which labels to doubt: simulated labeling rounds and planted label noise.
+
+    python bench/selection.py --parts rounds,coverage,labels      # fewlabels' strategies and check-labels
+    /work/peers-venv/bin/python bench/selection.py --parts peers   # scikit-activeml and cleanlab, same inputs
+    python bench/selection.py --collect && python bench/report.py
+
+Embeddings (computed once, cached outside the repository with --cache):
+- Fashion-MNIST: the backbone features of a SimCLR run (``cnn``, 10 CPU-minutes of pretraining,
+  --ssl-run) on the 60k training images and the 10k test images. Each seed draws its own pool of
+  ``POOL`` training images (the selection is made in it); test images are never selected on.
+- digits: a PCA of the raw pixels to 64 dimensions fitted on the 1,347 training images (label-free;
+  no self-supervised run), the whole training set is the pool; 450 test images.
+
+Rounds: from zero labels, a strategy picks 10, then 10 more (20), then 20 more (40), ... (the
+``BUDGETS`` cumulative totals); an oracle labels the picks with their true class. Between rounds
+the model whose uncertainty margin/entropy/badge read is a linear probe (logistic regression, C=10,
+on the L2-normalized embedding) of the labels so far; with zero labels those strategies (which need
+a model) take their first round at random, as active learning does. "balanced" is today's
+class-balanced random split (``fewlabels.data.split`` with num_labels=B, seed). After each round two
+cheap downstream learners score the labels on the test set: the linear probe, and label spreading
+(scikit-learn, kNN kernel, k=10) over the pool's embedding: a graph-based semi-supervised learner
+on frozen self-supervised features, standing in for FixMatch (which does not fit this CPU for
+every cell). Classes covered = distinct true classes among the labels.
+
+Label checking: 25 labels per class drawn class-balanced from the pool, then symmetric noise
+(exactly 20% or 40% flipped, uniformly to another class, ``fewlabels.data.noise``); fewlabels'
+check_labels flags samples (cross-fitted logistic regression + leave-one-out neighbours, plus 4 weakly
+augmented views through the SimCLR encoder on Fashion-MNIST); cleanlab's ``find_label_issues`` gets the
+same mean probabilities, and also the cross-fitted ones alone. Precision, recall, F1 against the flips.
+
+One JSON per (part, dataset, name, seed) under bench/results/select/ (a rerun skips finished cells);
+--collect writes bench/results/select.json for bench/report.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, machine  # noqa: E402
+
+CELLS = RESULTS / "select"
+POOL = 10000
+BUDGETS = (10, 20, 40)
+LONG_BUDGETS = (10, 20, 40, 80, 160, 320)  # for the switch point: auto, typiclust, margin, random
+LONG = ("auto", "typiclust", "margin", "random")
+STRATEGIES = ("auto", "typiclust", "probcover", "coreset", "margin", "entropy", "badge", "random", "balanced")
+PEER_STRATEGIES = ("typiclust", "probcover", "coreset", "margin")
+NOISE = (0.2, 0.4)
+LABELS_PER_CLASS = 25
+SSL_RUN = "/work/ssl-runs/fashion-mnist-cnn-simclr-s0"
+
+
+# ---- embeddings
+
+
+def embeddings(dataset: str, cache: Path, ssl_run: str) -> dict:
+    """Pool embedding, its labels, test embedding and labels (and the encoder's images for views), cached."""
+    cache.mkdir(parents=True, exist_ok=True)
+    file = cache / f"{dataset}.npz"
+    if file.exists():
+        with np.load(file) as f:
+            return {k: f[k] for k in f.files}
+    import torch
+
+    from fewlabels import data
+
+    torch.set_num_threads(1)
+    source = data.load(dataset)
+    if dataset == "digits":
+        from fewlabels.select.pool import label_free_features
+        from sklearn.decomposition import PCA
+
+        flat = source.train.x.flatten(1).float().numpy() / 255.0
+        pca = PCA(n_components=64, random_state=0, svd_solver="randomized").fit(flat)
+        out = {"X": label_free_features(source.train.x, 0), "y": source.train.y.numpy(),
+               "X_test": pca.transform(source.test.x.flatten(1).float().numpy() / 255.0).astype(np.float32),
+               "y_test": source.test.y.numpy(), "embedding": np.asarray("PCA-64 of raw pixels")}
+    else:
+        from fewlabels.api import load
+        from fewlabels.select.pool import run_outputs
+
+        run = load(ssl_run)
+        out = {"X": run_outputs(run, source.train.x)[0], "y": source.train.y.numpy(),
+               "X_test": run_outputs(run, source.test.x)[0], "y_test": source.test.y.numpy(),
+               "embedding": np.asarray(f"SimCLR backbone features ({ssl_run})")}
+    np.savez(file, **out)
+    return out
+
+
+def pool_of(emb: dict, dataset: str, seed: int) -> np.ndarray:
+    n = len(emb["y"])
+    if dataset == "digits" or n <= POOL:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, POOL, replace=False))
+
+
+# ---- downstream learners
+
+
+def evaluate(f: np.ndarray, labeled: np.ndarray, y: np.ndarray, f_test: np.ndarray, y_test: np.ndarray, k: int) -> dict:
+    import torch
+    from sklearn.semi_supervised import LabelSpreading
+
+    from fewlabels.evaluate.probe import linear_probe
+    from fewlabels.select.strategies import normalize
+
+    out = {}
+    if len(np.unique(y[labeled])) >= 2:
+        p = linear_probe(torch.as_tensor(f[labeled]), torch.as_tensor(y[labeled]), torch.as_tensor(f_test), k)
+        out["linear"] = float((p.argmax(1) == y_test).mean())
+    else:
+        out["linear"] = float((y_test == y[labeled][0]).mean())
+    target = np.full(len(f), -1)
+    target[labeled] = y[labeled]
+    ls = LabelSpreading(kernel="knn", n_neighbors=10, max_iter=100).fit(normalize(f), target)
+    out["spreading"] = float((ls.predict(normalize(f_test)) == y_test).mean())
+    return out
+
+
+def probe_probs(f: np.ndarray, labeled: np.ndarray, y: np.ndarray, k: int) -> np.ndarray | None:
+    import torch
+
+    from fewlabels.evaluate.probe import linear_probe
+
+    if len(labeled) == 0 or len(np.unique(y[labeled])) < 2:
+        return None
+    return linear_probe(torch.as_tensor(f[labeled]), torch.as_tensor(y[labeled]), torch.as_tensor(f), k)
+
+
+# ---- parts
+
+
+def pick_ours(strategy: str, f, labeled, add, y, seed, k):
+    from fewlabels.select.strategies import NEEDS_PROBS, select
+
+    probs = probe_probs(f, labeled, y, k)
+    if strategy in NEEDS_PROBS and probs is None:
+        strategy = "random"
+    given = np.full(len(f), -1)
+    given[labeled] = y[labeled]
+    ranked, chosen = select(f, labeled, add, strategy, seed, probs, k, given, cover=strategy != "random")
+    return ranked.index, chosen
+
+
+def pick_peer(strategy: str, f, labeled, add, y, seed, k):
+    from sklearn.linear_model import LogisticRegression
+    from skactiveml.classifier import SklearnClassifier
+    from skactiveml.pool import CoreSet, ProbCover, TypiClust, UncertaintySampling
+    from skactiveml.utils import MISSING_LABEL
+
+    from fewlabels.select.strategies import normalize
+
+    x = normalize(f).astype(np.float64)
+    target = np.full(len(f), MISSING_LABEL)
+    target[labeled] = y[labeled]
+    if strategy == "margin":
+        if len(np.unique(y[labeled])) < 2:
+            return np.random.default_rng(seed).permutation(np.setdiff1d(np.arange(len(f)), labeled))[:add], "random"
+        clf = SklearnClassifier(LogisticRegression(C=10.0, max_iter=2000), classes=np.arange(k), random_state=seed)
+        qs = UncertaintySampling(method="margin_sampling", random_state=seed)
+        return np.asarray(qs.query(x, target, clf=clf, batch_size=add)), strategy
+    if strategy == "typiclust":
+        qs = TypiClust(random_state=seed, k=20)  # the paper's (and fewlabels') 20 neighbours for typicality
+    elif strategy == "probcover":
+        qs = ProbCover(n_classes=k, random_state=seed)
+    else:
+        qs = CoreSet(random_state=seed)
+    return np.asarray(qs.query(x, target, batch_size=add)), strategy
+
+
+def rounds_cell(dataset: str, strategy: str, seed: int, emb: dict, peer: bool = False) -> dict:
+    from fewlabels import data
+
+    idx = pool_of(emb, dataset, seed)
+    f, y = emb["X"][idx], emb["y"][idx]
+    k = int(emb["y"].max()) + 1
+    budgets = LONG_BUDGETS if strategy in LONG and not peer else BUDGETS
+    labeled = np.empty(0, dtype=np.int64)
+    out = []
+    for b in budgets:
+        t0 = time.perf_counter()
+        if strategy == "balanced":
+            labeled, chosen = data.split(y, None, b, 0, seed).labeled, "balanced"
+        else:
+            picks, chosen = (pick_peer if peer else pick_ours)(strategy, f, labeled, b - len(labeled), y, seed, k)
+            labeled = np.concatenate([labeled, picks.astype(np.int64)])
+        select_s = time.perf_counter() - t0
+        assert len(np.unique(labeled)) == b, (strategy, b, len(np.unique(labeled)))
+        row = {"labels": b, "chosen_by": chosen, "select_s": select_s,
+               "classes_covered": int(len(np.unique(y[labeled])))}
+        row.update(evaluate(f, labeled, y, emb["X_test"], emb["y_test"], k))
+        out.append(row)
+        print(f"  {dataset} {'peer ' if peer else ''}{strategy} s{seed} {b}: {row}", flush=True)
+    return {"rounds": out}
+
+
+def coverage_cell(dataset: str, strategy: str, seed: int, emb: dict) -> dict:
+    """Classes covered after the 10- and 20-label rounds (selection only, no learner), for 10 seeds."""
+    from fewlabels import data
+
+    idx = pool_of(emb, dataset, seed)
+    f, y = emb["X"][idx], emb["y"][idx]
+    k = int(emb["y"].max()) + 1
+    labeled = np.empty(0, dtype=np.int64)
+    out = {}
+    for b in (10, 20):
+        if strategy == "balanced":
+            labeled = data.split(y, None, b, 0, seed).labeled
+        else:
+            picks, _ = pick_ours(strategy, f, labeled, b - len(labeled), y, seed, k)
+            labeled = np.concatenate([labeled, picks])
+        out[str(b)] = int(len(np.unique(y[labeled])))
+    return {"covered": out}
+
+
+def prf(flagged: np.ndarray, truth: np.ndarray) -> dict:
+    tp = int((flagged & truth).sum())
+    p = tp / max(int(flagged.sum()), 1)
+    r = tp / max(int(truth.sum()), 1)
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "flagged": int(flagged.sum())}
+
+
+def label_views(dataset: str, rows: np.ndarray, seed: int, ssl_run: str) -> list[np.ndarray] | None:
+    if dataset == "digits":
+        return None
+    import torch
+
+    from fewlabels import data
+    from fewlabels.api import load
+    from fewlabels.select.suggest import augmented_features
+
+    run = load(ssl_run)
+    x = data.load(dataset).train.x[torch.as_tensor(rows)]
+    return augmented_features(run, x, 4, seed)
+
+
+def labels_cell(dataset: str, noise: float, seed: int, emb: dict, ssl_run: str, peer: bool = False) -> dict:
+    from fewlabels import data
+    from fewlabels.data.noise import add_label_noise
+    from fewlabels.select.check_labels import check_labels
+
+    idx = pool_of(emb, dataset, seed)
+    y_pool = emb["y"][idx]
+    k = int(emb["y"].max()) + 1
+    chosen = data.split(y_pool, LABELS_PER_CLASS, None, 0, seed).labeled
+    rows = idx[chosen]
+    y = emb["y"][rows]
+    noisy, flipped = add_label_noise(y, noise, "symmetric", k, seed=seed)
+    noisy, flipped = np.asarray(noisy), np.asarray(flipped).astype(bool)
+    t0 = time.perf_counter()
+    result = check_labels(emb["X"][rows], noisy, k, seed, label_views(dataset, rows, seed, ssl_run))
+    ours_s = time.perf_counter() - t0
+    out = {"fewlabels": {**prf(result["flagged"], flipped), "seconds": ours_s}}
+    if peer:
+        from cleanlab.filter import find_label_issues
+
+        for name, probs in (("cleanlab", result["probs"]), ("cleanlab_crossfit_only", result["crossfit"])):
+            t0 = time.perf_counter()
+            issues = find_label_issues(noisy, probs)
+            out[name] = {**prf(np.asarray(issues, dtype=bool), flipped), "seconds": time.perf_counter() - t0}
+    print(f"  {dataset} noise {noise} s{seed}: {out}", flush=True)
+    return out
+
+
+def run_cells(args) -> None:
+    CELLS.mkdir(parents=True, exist_ok=True)
+    cache = Path(args.cache)
+    peer = "peers" in args.parts
+    for dataset in args.datasets.split(","):
+        emb = embeddings(dataset, cache, args.ssl_run)
+        jobs = []
+        if "rounds" in args.parts:
+            jobs += [("rounds", s, seed) for seed in args.seeds for s in STRATEGIES]
+        if "coverage" in args.parts:
+            jobs += [("coverage", s, seed) for seed in range(10) for s in ("auto", "random", "balanced")]
+        if "labels" in args.parts or peer:
+            jobs += [("labels", f"noise{n}", seed) for seed in args.seeds for n in NOISE]
+        if peer:
+            jobs += [("peers", s, seed) for seed in args.seeds for s in PEER_STRATEGIES]
+        for part, name, seed in jobs:
+            tag = "labels-peers" if part == "labels" and peer else part
+            file = CELLS / f"{tag}-{dataset}-{name}-s{seed}.json"
+            if file.exists():
+                continue
+            t0 = time.perf_counter()
+            if part == "rounds":
+                record = rounds_cell(dataset, name, seed, emb)
+            elif part == "peers":
+                record = rounds_cell(dataset, name, seed, emb, peer=True)
+            elif part == "coverage":
+                record = coverage_cell(dataset, name, seed, emb)
+            else:
+                record = labels_cell(dataset, float(name[5:]), seed, emb, args.ssl_run, peer)
+            record.update({"part": tag, "dataset": dataset, "name": name, "seed": seed,
+                           "embedding": str(emb["embedding"]), "wall_s": time.perf_counter() - t0})
+            tmp = file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record, indent=1))
+            tmp.replace(file)
+
+
+def collect() -> None:
+    cells = [json.loads(p.read_text()) for p in sorted(CELLS.glob("*.json"))]
+    from fewlabels.select.strategies import SWITCH_PER_CLASS
+
+    record = {"bench": "select", "title": "Which samples to label, and which labels to doubt", "machine": machine(),
+              "pool": POOL, "switch_per_class": SWITCH_PER_CLASS, "labels_per_class": LABELS_PER_CLASS,
+              "command": "python bench/selection.py --parts rounds,coverage,labels; "
+                         "/work/peers-venv/bin/python bench/selection.py --parts peers; python bench/selection.py --collect",
+              "cells": cells}
+    out = RESULTS / "select.json"
+    out.write_text(json.dumps(record, indent=1))
+    print(f"{len(cells)} cells -> {out}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", default="rounds,coverage,labels", help="rounds, coverage, labels, peers")
+    ap.add_argument("--datasets", default="digits,fashion-mnist")
+    ap.add_argument("--seeds", default="0,1,2", type=lambda s: [int(v) for v in s.split(",")])
+    ap.add_argument("--cache", default="/tmp/fewlabels-select-cache", help="where the embeddings are cached")
+    ap.add_argument("--ssl-run", default=SSL_RUN)
+    ap.add_argument("--collect", action="store_true", help="gather the cells into bench/results/select.json")
+    args = ap.parse_args()
+    if args.collect:
+        collect()
+    else:
+        run_cells(args)
+
+
+if __name__ == "__main__":
+    main()
