@@ -74,8 +74,9 @@ def embeddings(dataset: str, cache: Path, ssl_run: str) -> dict:
     torch.set_num_threads(1)
     source = data.load(dataset)
     if dataset == "digits":
-        from fewlabels.select.pool import label_free_features
         from sklearn.decomposition import PCA
+
+        from fewlabels.select.pool import label_free_features
 
         flat = source.train.x.flatten(1).float().numpy() / 255.0
         pca = PCA(n_components=64, random_state=0, svd_solver="randomized").fit(flat)
@@ -150,10 +151,10 @@ def pick_ours(strategy: str, f, labeled, add, y, seed, k):
 
 
 def pick_peer(strategy: str, f, labeled, add, y, seed, k):
-    from sklearn.linear_model import LogisticRegression
     from skactiveml.classifier import SklearnClassifier
     from skactiveml.pool import CoreSet, ProbCover, TypiClust, UncertaintySampling
     from skactiveml.utils import MISSING_LABEL
+    from sklearn.linear_model import LogisticRegression
 
     from fewlabels.select.strategies import normalize
 

@@ -3,8 +3,22 @@
 The work itself lives in the library (``fewlabels.train``, ``fewlabels.evaluate``, ``fewlabels.export``).
 """
 
-from fewlabels.commands import augment_preview, datasets, demo, embed, evaluate, export, pipeline, predict, probe, report, train
-from fewlabels.commands import check_labels, merge_labels, suggest
+from fewlabels.commands import (
+           augment_preview,
+           check_labels,
+           datasets,
+           demo,
+           embed,
+           evaluate,
+           export,
+           merge_labels,
+           pipeline,
+           predict,
+           probe,
+           report,
+           suggest,
+           train,
+)
 
 MODULES = (train, pipeline, demo, augment_preview, evaluate, probe, embed, predict, report, export, datasets,
            suggest, merge_labels, check_labels)

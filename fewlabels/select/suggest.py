@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from fewlabels.errors import FewLabelsError
-from fewlabels.select import check_labels as checking
+from fewlabels.select.check_labels import check_counts, check_labels
 from fewlabels.select.pool import (
     Pool,
     check_run_fits,
@@ -117,10 +117,10 @@ def check_run(run_dir: str, dataset: str | None = None, data_dir: str | None = N
     labeled = pool.labeled
     labels = pool.labels[labeled]
     classes = list(run.classes)
-    checking.check_counts(labels, len(classes), classes)  # before any embedding
+    check_counts(labels, len(classes), classes)  # before any embedding
     features, _ = run_outputs(run, pool.x[labeled])
     view_feats = augmented_features(run, pool.x[labeled], views, seed)
-    result = checking.check_labels(features, labels, len(classes), seed, view_feats or None, class_names=classes)
+    result = check_labels(features, labels, len(classes), seed, view_feats or None, class_names=classes)
     rows = []
     for rank, j in enumerate(result["order"].tolist(), 1):
         rows.append({"rank": rank, "sample": pool.names[labeled[j]], "given": classes[labels[j]],
