@@ -72,8 +72,17 @@ def embeddings(dataset: str, cache: Path, ssl_run: str) -> dict:
     from fewlabels import data
 
     torch.set_num_threads(1)
-    source = data.load(dataset)
-    if dataset == "digits":
+    source = data.load(dataset.removesuffix("-pca"))
+    if dataset.endswith("-pca"):  # suggest's own cold-start embedding, for comparison with the SimCLR features
+        from fewlabels.select.pool import PCA_DIMS
+        from sklearn.decomposition import PCA
+
+        flat = source.train.x.flatten(1).float().numpy() / 255.0
+        pca = PCA(n_components=PCA_DIMS, random_state=0, svd_solver="randomized").fit(flat)
+        out = {"X": pca.transform(flat).astype(np.float32), "y": source.train.y.numpy(),
+               "X_test": pca.transform(source.test.x.flatten(1).float().numpy() / 255.0).astype(np.float32),
+               "y_test": source.test.y.numpy(), "embedding": np.asarray("PCA-64 of raw pixels")}
+    elif dataset == "digits":
         from sklearn.decomposition import PCA
 
         from fewlabels.select.pool import label_free_features
@@ -278,7 +287,7 @@ def run_cells(args) -> None:
         emb = embeddings(dataset, cache, args.ssl_run)
         jobs = []
         if "rounds" in args.parts:
-            jobs += [("rounds", s, seed) for seed in args.seeds for s in STRATEGIES]
+            jobs += [("rounds", s, seed) for seed in args.seeds for s in (args.strategies or STRATEGIES)]
         if "coverage" in args.parts:
             jobs += [("coverage", s, seed) for seed in range(10) for s in ("auto", "random", "balanced")]
         if "labels" in args.parts or peer:
@@ -323,7 +332,8 @@ def collect() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parts", default="rounds,coverage,labels", help="rounds, coverage, labels, peers")
-    ap.add_argument("--datasets", default="digits,fashion-mnist")
+    ap.add_argument("--datasets", default="digits,fashion-mnist", help="also fashion-mnist-pca: the cold-start PCA")
+    ap.add_argument("--strategies", type=lambda s: s.split(","), help="rounds: these strategies only (default all)")
     ap.add_argument("--seeds", default="0,1,2", type=lambda s: [int(v) for v in s.split(",")])
     ap.add_argument("--cache", default="/tmp/fewlabels-select-cache", help="where the embeddings are cached")
     ap.add_argument("--ssl-run", default=SSL_RUN)

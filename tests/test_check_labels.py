@@ -114,3 +114,10 @@ def test_check_labels_refuses_one_label_per_class(tmp_path):
     proc = cli("check-labels", run, "--out", out)
     assert proc.returncode == 2 and "at least 2 labels per class" in proc.stderr
     assert proc.stderr.count("\n") == 1 and not out.exists() and not (run / "check-labels.csv").exists()
+
+
+def test_python_api_check_labels(noisy_run):
+    import fewlabels
+
+    rows = fewlabels.check_labels(noisy_run)
+    assert len(rows) == 50 and rows[0]["rank"] == 1 and {"given", "suspected", "score", "flagged"} <= set(rows[0])

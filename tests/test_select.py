@@ -294,3 +294,12 @@ def test_suggest_refuses_a_run_trained_on_other_data(tmp_path):
     train(TrainConfig(dataset=str(tmp_path / "other.npz"), algorithm="supervised", model="mlp", labels_per_class=2,
                       iterations=2, eval_every=2, batch_size=8, out=str(run)), progress=False)
     bad(["--dataset", "digits", "--budget", "5", "--from", run], tmp_path, "was trained on")
+
+
+def test_python_api_suggest_matches_the_command(tmp_path):
+    import fewlabels
+
+    rows = fewlabels.suggest("digits", 5, strategy="coreset", seed=0)
+    out = tmp_path / "p.csv"
+    assert cli("suggest", "--dataset", "digits", "--budget", "5", "--strategy", "coreset", "--out", out).returncode == 0
+    assert [r["sample"] for r in rows] == [r["sample"] for r in csv.DictReader(out.open())]
