@@ -303,3 +303,26 @@ def test_python_api_suggest_matches_the_command(tmp_path):
     out = tmp_path / "p.csv"
     assert cli("suggest", "--dataset", "digits", "--budget", "5", "--strategy", "coreset", "--out", out).returncode == 0
     assert [r["sample"] for r in rows] == [r["sample"] for r in csv.DictReader(out.open())]
+
+
+def test_from_a_run_uses_its_split_features_and_predictions(tmp_path):
+    import torch
+
+    from fewlabels.api import load
+    from fewlabels.select.pool import load_pool, run_labels
+    from fewlabels.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    train(TrainConfig(dataset="digits", algorithm="supervised", labels_per_class=3, iterations=10, eval_every=10,
+                      batch_size=16, out=str(run)), progress=False)
+    out = tmp_path / "picks.csv"
+    proc = cli("suggest", "--dataset", "digits", "--from", run, "--budget", "12", "--strategy", "margin", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(out.open()))
+    given = run_labels(load(run).config, load_pool("digits"))
+    picked = [int(r["sample"]) for r in rows]
+    assert len(set(picked)) == 12 and all(given[i] < 0 for i in picked)  # never a sample the run had labeled
+    predicted = [r["predicted"] for r in rows]
+    assert all(predicted) and len(set(predicted[:len(set(predicted))])) == len(set(predicted))  # one per class first
+    assert "backbone features" in proc.stdout
