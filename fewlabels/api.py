@@ -354,7 +354,8 @@ def suggest(data: str | os.PathLike, budget: int, *, strategy: str = "auto", run
     features and predictions to use (default: a cold start). On plain arrays: ``fewlabels.select.select``."""
     from fewlabels.select import suggest as suggest_on
 
-    return suggest_on(str(data), budget, strategy, None if run is None else str(run), seed, data_dir).rows
+    loaded = None if run is None else load(run)
+    return suggest_on(str(data), budget, strategy, loaded, seed, data_dir, str(run)).rows
 
 
 def check_labels(run: str | os.PathLike, *, seed: int = 0) -> list[dict]:
@@ -362,7 +363,7 @@ def check_labels(run: str | os.PathLike, *, seed: int = 0) -> list[dict]:
     On plain arrays: ``fewlabels.select.check_labels``."""
     from fewlabels.select import check_run
 
-    return check_run(str(run), seed=seed).rows
+    return check_run(load(run), str(run), seed=seed).rows
 
 
 __all__ = ["Run", "check_labels", "fit", "load", "pipeline", "suggest"]

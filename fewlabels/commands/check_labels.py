@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fewlabels.commands.common import add_data_flags, add_run_dir, output_file, positive
+from fewlabels.commands.common import add_data_flags, add_run_dir, load_run, output_file, positive
 
 NAME = "check-labels"
 HELP = "rank a run's labeled samples by how doubtful their given label looks (out-of-sample predictions)"
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     default = Path(args.run_dir) / "check-labels.csv" if Path(args.run_dir).is_dir() else \
         Path(f"{args.run_dir}.check-labels.csv")
     out = output_file(args.out or default, ".csv")
-    result = check_run(args.run_dir, args.dataset, args.data_dir, args.seed)
+    result = check_run(load_run(args.run_dir), args.run_dir, args.dataset, args.data_dir, args.seed)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(result.rows[0]), lineterminator="\n")
     writer.writeheader()

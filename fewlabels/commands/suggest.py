@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fewlabels.commands.common import output_file
+from fewlabels.commands.common import load_run, output_file
 
 NAME = "suggest"
 HELP = "list the unlabeled samples most worth labeling next (typicality, coverage or uncertainty), as a CSV"
@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     if args.copy_to:
         pool = load_pool(args.dataset, args.data_dir)
         target = rounds.check_copy_to(args.copy_to, pool.root, pool.kind)
-    result = suggest(args.dataset, args.budget, args.strategy, args.run_dir, args.seed, args.data_dir)
+    run = load_run(args.run_dir) if args.run_dir else None
+    result = suggest(args.dataset, args.budget, args.strategy, run, args.seed, args.data_dir, args.run_dir)
     rounds.write_picks(out, result.rows)
     print(f"{len(result.rows)} picks by {result.strategy} on {result.embedding}")
     print(f"{'rank':>4}  {'sample':<32} {'predicted':<12} reason")

@@ -3,6 +3,8 @@
 The math lives in ``strategies`` and ``check_labels`` (arrays in, arrays out); this module finds
 the arrays: which samples are labeled, the features (a run's, or the label-free embedding of
 ``pool``), and class probabilities (the run's predictions, or a linear probe on the labeled rows).
+The faces (``fewlabels suggest`` / ``check-labels``, ``fewlabels.suggest``) load the run and print;
+``run`` here is a loaded ``fewlabels.Run``, ``run_name`` its path for messages.
 """
 
 from __future__ import annotations
@@ -43,24 +45,21 @@ class Suggestion:
     pool: Pool
 
 
-def suggest(dataset: str, budget: int, strategy: str = "auto", run_dir: str | None = None, seed: int = 0,
-            data_dir: str | None = None) -> Suggestion:
+def suggest(dataset: str, budget: int, strategy: str = "auto", run=None, seed: int = 0, data_dir: str | None = None,
+            run_name: str = "the run") -> Suggestion:
     """The ``budget`` unlabeled samples of ``dataset`` most worth labeling next, with reasons."""
     if strategy not in STRATEGIES:
         raise FewLabelsError(f"Unknown strategy '{strategy}': choose one of {', '.join(STRATEGIES)}.")
     if budget < 1:
         raise FewLabelsError(f"--budget must be at least 1, got {budget}.")
     pool = load_pool(dataset, data_dir)
-    if run_dir is not None:
-        from fewlabels.api import load
-
-        run = load(run_dir)
-        check_run_fits(run, pool, dataset, run_dir)
+    if run is not None:
+        check_run_fits(run, pool, dataset, run_name)
         if pool.kind == "builtin":
             pool.labels = run_labels(run.config, pool)
         check_budget(budget, pool)
         features, probs = run_outputs(run, pool.x)
-        embedding = f"backbone features of {run_dir} ({run.config.algorithm}, {run.config.model})"
+        embedding = f"backbone features of {run_name} ({run.config.algorithm}, {run.config.model})"
         classes = list(run.classes)
     else:
         check_budget(budget, pool)
@@ -103,15 +102,12 @@ def augmented_features(run, x: torch.Tensor, views: int, seed: int) -> list[np.n
     return [run_outputs(run, weak(x, gen))[0] for _ in range(views)]
 
 
-def check_run(run_dir: str, dataset: str | None = None, data_dir: str | None = None, seed: int = 0,
+def check_run(run, run_name: str = "the run", dataset: str | None = None, data_dir: str | None = None, seed: int = 0,
               views: int = VIEWS) -> LabelCheck:
     """Every labeled sample of a run's data, ranked by how doubtful its given label looks."""
-    from fewlabels.api import load
-
-    run = load(run_dir)
     dataset = dataset or run.config.dataset
     pool = load_pool(dataset, data_dir or run.config.data_dir)
-    check_run_fits(run, pool, dataset, run_dir)
+    check_run_fits(run, pool, dataset, run_name)
     if pool.kind == "builtin":
         pool.labels = run_labels(run.config, pool)
     labeled = pool.labeled
