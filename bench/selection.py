@@ -280,6 +280,35 @@ def labels_cell(dataset: str, noise: float, seed: int, emb: dict, ssl_run: str, 
     return out
 
 
+FIXMATCH = {"iterations": 800, "batch_size": 32, "uratio": 3}  # bench/methods.py's short SSL budget
+
+
+def fixmatch_cell(dataset: str, strategy: str, seed: int, emb: dict) -> dict:
+    """FixMatch (from scratch, the short budget) on the seed's pool with the 20 labels ``strategy`` picked in two rounds."""
+    import torch
+
+    from fewlabels import data
+    from fewlabels.api import fit
+    from fewlabels.data import Dataset, DataSource
+
+    idx = pool_of(emb, dataset, seed)
+    f, y = emb["X"][idx], emb["y"][idx]
+    labeled = np.empty(0, dtype=np.int64)
+    for b in (10, 20):  # the same rounds as the rounds part, so the same picks
+        picks, _ = pick_ours(strategy, f, labeled, b - len(labeled), y, seed, 10)
+        labeled = np.concatenate([labeled, picks.astype(np.int64)])
+    source = data.load(dataset)
+    given = torch.full((len(idx),), -1, dtype=torch.int64)
+    given[torch.as_tensor(labeled)] = torch.as_tensor(y[labeled])
+    pool = DataSource(Dataset(source.train.x[torch.as_tensor(idx)], given, source.train.classes, dataset), source.test,
+                      hflip=source.hflip)
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    run = fit(pool, algorithm="fixmatch", seed=seed, eval_every=FIXMATCH["iterations"], **FIXMATCH)
+    return {"labels": 20, "classes_covered": int(len(np.unique(y[labeled]))), "train_s": time.perf_counter() - t0,
+            "test_accuracy": float(run.results["test_accuracy"]), **FIXMATCH}
+
+
 def run_cells(args) -> None:
     CELLS.mkdir(parents=True, exist_ok=True)
     cache = Path(args.cache)
@@ -295,6 +324,8 @@ def run_cells(args) -> None:
             jobs += [("labels", f"noise{n}", seed) for seed in args.seeds for n in NOISE]
         if peer:
             jobs += [("peers", s, seed) for seed in args.seeds for s in PEER_STRATEGIES]
+        if "fixmatch" in args.parts:
+            jobs += [("fixmatch", s, seed) for seed in args.seeds for s in ("auto", "random")]
         for part, name, seed in jobs:
             tag = "labels-peers" if part == "labels" and peer else part
             file = CELLS / f"{tag}-{dataset}-{name}-s{seed}.json"
@@ -305,6 +336,8 @@ def run_cells(args) -> None:
                 record = rounds_cell(dataset, name, seed, emb)
             elif part == "peers":
                 record = rounds_cell(dataset, name, seed, emb, peer=True)
+            elif part == "fixmatch":
+                record = fixmatch_cell(dataset, name, seed, emb)
             elif part == "coverage":
                 record = coverage_cell(dataset, name, seed, emb)
             else:
@@ -394,6 +427,21 @@ def table(record: dict) -> str:
                 by = _rounds(cells, "rounds", d, n)
                 lines.append(f"| {n} | " + " | ".join(_pct([r["spreading"] for r in by[b]]) for b in LONG_BUDGETS[3:]) + " |")
             lines.append("")
+    fm = [c for c in cells if c["part"] == "fixmatch"]
+    if fm:
+        lines += ["### The headline cell with FixMatch: Fashion-MNIST, 20 labels picked from zero", "",
+                  f"FixMatch from scratch (`cnn`, {FIXMATCH['iterations']} iterations, labeled batch "
+                  f"{FIXMATCH['batch_size']}, unlabeled ratio {FIXMATCH['uratio']}: bench/methods.py's short budget) on "
+                  "the seed's pool, whose only labels are the 20 picked in two rounds of 10 (the same picks as above); "
+                  "final EMA model's test accuracy.", "",
+                  "| picks | test accuracy % | seeds | classes covered | train s / seed |", "|---|---|---|---|---|"]
+        for n in ("auto", "random"):
+            cs = [c for c in fm if c["name"] == n]
+            if cs:
+                lines.append(f"| {n} | {_pct([c['test_accuracy'] for c in cs])} | {len(cs)} | "
+                             f"{mean_std([c['classes_covered'] for c in cs])[0]:.1f} | "
+                             f"{mean_std([c['train_s'] for c in cs])[0]:.0f} |")
+        lines.append("")
     cov = [c for c in cells if c["part"] == "coverage"]
     if cov:
         lines += ["### Classes covered, 10 seeds (selection only)", "",

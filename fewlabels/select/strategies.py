@@ -339,6 +339,8 @@ def select(features: np.ndarray, labeled: np.ndarray, budget: int, strategy: str
         raise FewLabelsError(f"--budget must be at least 1, got {budget}.")
     if budget > len(candidates):
         raise FewLabelsError(f"--budget {budget} is larger than the {len(candidates)} unlabeled samples; ask for fewer.")
+    # the class count: given, or the model's; unknown at a cold start on unlabeled images, where 10 stands in
+    # (it sets ProbCover's pseudo-classes and auto's switch point only)
     k = num_classes or (probs.shape[1] if probs is not None else 10)
     if strategy == "auto":
         strategy = resolve_auto(len(labeled), k, probs is not None)
