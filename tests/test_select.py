@@ -326,3 +326,28 @@ def test_from_a_run_uses_its_split_features_and_predictions(tmp_path):
     predicted = [r["predicted"] for r in rows]
     assert all(predicted) and len(set(predicted[:len(set(predicted))])) == len(set(predicted))  # one per class first
     assert "backbone features" in proc.stdout
+
+
+def test_cold_start_on_a_folder_with_only_unlabeled_images(tmp_path):
+    from PIL import Image
+
+    data_dir = tmp_path / "data"
+    (data_dir / "unlabeled").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        value = 40 if i % 2 else 210
+        Image.fromarray(np.full((8, 8), value + rng.integers(-10, 10), dtype=np.uint8)).save(data_dir / "unlabeled" / f"u{i}.png")
+    out, sort = tmp_path / "picks.csv", tmp_path / "sort"
+    proc = cli("suggest", "--dataset", data_dir, "--budget", "2", "--out", out, "--copy-to", sort, "--strategy", "typiclust")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(out.open()))
+    values = [int(r["sample"].rsplit("u", 1)[1].split(".")[0]) % 2 for r in rows]
+    assert sorted(values) == [0, 1]  # one dark, one light: the two clusters
+    assert sorted(p.name for p in sort.iterdir()) == sorted(r["sample"].rsplit("/", 1)[1] for r in rows)
+    (sort / "dark").mkdir()
+    (sort / "light").mkdir()
+    for r in rows:
+        name = r["sample"].rsplit("/", 1)[1]
+        (sort / name).rename(sort / ("dark" if int(name[1:].split(".")[0]) % 2 else "light") / name)
+    assert cli("merge-labels", "--dataset", data_dir, "--sorted", sort).returncode == 0
+    assert len(list((data_dir / "dark").iterdir())) == 1 and len(list((data_dir / "unlabeled").iterdir())) == 14
