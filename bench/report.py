@@ -229,6 +229,10 @@ def table(record: dict) -> str:
         return augment_table(record)
     if record.get("bench") == "consistency":
         return consistency_table(record)
+    if record.get("bench") == "select":
+        from selection import table as select_table
+
+        return select_table(record)
     methods: dict[str, list[dict]] = {}
     for row in record["rows"]:
         methods.setdefault(row["method"], []).append(row)

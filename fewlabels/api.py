@@ -350,4 +350,23 @@ def pipeline(data: DataLike = "fashion-mnist", y: Any = None, *, labels_per_clas
     return run
 
 
-__all__ = ["Run", "fit", "load", "pipeline"]
+def suggest(data: str | os.PathLike, budget: int, *, strategy: str = "auto", run: str | os.PathLike | None = None,
+            seed: int = 0, data_dir: str | None = None) -> list[dict]:
+    """The ``budget`` unlabeled samples of ``data`` (a built-in name, an image folder or an .npz) most worth labeling
+    next, best first, as the rows of ``fewlabels suggest``'s picks.csv; ``run``: a run folder on the same data whose
+    features and predictions to use (default: a cold start). On plain arrays: ``fewlabels.select.select``."""
+    from fewlabels.select import suggest as suggest_on
+
+    loaded = None if run is None else load(run)
+    return suggest_on(str(data), budget, strategy, loaded, seed, data_dir, str(run)).rows
+
+
+def check_labels(run: str | os.PathLike, *, seed: int = 0) -> list[dict]:
+    """A run's labeled samples, most doubtful label first, as the rows of ``fewlabels check-labels``'s CSV.
+    On plain arrays: ``fewlabels.select.check_labels``."""
+    from fewlabels.select import check_run
+
+    return check_run(load(run), str(run), seed=seed).rows
+
+
+__all__ = ["Run", "check_labels", "fit", "load", "pipeline", "suggest"]

@@ -5,20 +5,24 @@ The work itself lives in the library (``fewlabels.train``, ``fewlabels.evaluate`
 
 from fewlabels.commands import (
     augment_preview,
+    check_labels,
     datasets,
     demo,
     embed,
     evaluate,
     export,
+    merge_labels,
     pipeline,
     predict,
     probe,
     report,
+    suggest,
     symmetries,
     train,
 )
 
-MODULES = (train, pipeline, demo, augment_preview, symmetries, evaluate, probe, embed, predict, report, export, datasets)
+MODULES = (train, pipeline, demo, augment_preview, symmetries, evaluate, probe, embed, predict, report, export, datasets,
+           suggest, merge_labels, check_labels)
 COMMANDS = {m.NAME: m for m in MODULES}
 
 __all__ = ["COMMANDS", "MODULES"]

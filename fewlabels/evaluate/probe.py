@@ -31,6 +31,20 @@ def embed(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, channels_la
     return predict_outputs(model, x, batch_size, "cpu", channels_last)[1]
 
 
+def linear_probe(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, num_classes: int) -> np.ndarray:
+    """Class probabilities (N, num_classes) for ``test_f`` from the linear probe: logistic regression, C=10, on
+    L2-normalized features; classes without a labeled sample get probability 0."""
+    from sklearn.linear_model import LogisticRegression
+
+    a = F.normalize(train_f.float(), dim=-1).numpy()
+    b = F.normalize(test_f.float(), dim=-1).numpy()
+    clf = LogisticRegression(C=10.0, max_iter=2000)
+    clf.fit(a, train_y.numpy())
+    out = np.zeros((len(b), num_classes))
+    out[:, clf.classes_] = clf.predict_proba(b)
+    return out
+
+
 def fit_predict(method: str, train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, num_classes: int,
                 unlabeled_f: torch.Tensor | None = None) -> torch.Tensor:
     """Class predictions for ``test_f`` from a classifier fitted on the labeled features ``train_f``."""
@@ -39,11 +53,7 @@ def fit_predict(method: str, train_f: torch.Tensor, train_y: torch.Tensor, test_
     a = F.normalize(train_f.float(), dim=-1).numpy()
     b = F.normalize(test_f.float(), dim=-1).numpy()
     if method == "linear":
-        from sklearn.linear_model import LogisticRegression
-
-        clf = LogisticRegression(C=10.0, max_iter=2000)
-        clf.fit(a, train_y.numpy())
-        return torch.as_tensor(clf.predict(b))
+        return torch.as_tensor(linear_probe(train_f, train_y, test_f, num_classes).argmax(1))
     if method == "label-spreading":
         from sklearn.semi_supervised import LabelSpreading
 

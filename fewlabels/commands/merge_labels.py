@@ -1,0 +1,38 @@
+"""``fewlabels merge-labels``: the labels given in a labeling round, merged back into the dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "merge-labels"
+HELP = "merge a labeling round into the dataset: sorted copies (folders) or picks.csv's label column (.npz)"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(NAME, help=HELP, description=HELP)
+    p.add_argument("--dataset", required=True, help="the image folder or .npz that suggest picked from")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--sorted", metavar="DIR", help="folders: the --copy-to folder, its copies sorted into DIR/<class>/")
+    g.add_argument("--labels", metavar="PICKS.csv", help=".npz: picks.csv with its label column filled")
+    p.add_argument("--out", metavar="NEW.npz", help=".npz: where to write the merged arrays (may be --dataset itself)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fewlabels.errors import FewLabelsError
+    from fewlabels.select import rounds
+
+    if args.sorted:
+        if not Path(args.dataset).is_dir():
+            raise FewLabelsError(f"--sorted goes with an image folder, but {args.dataset} is not a folder.")
+        moves = rounds.merge_sorted(args.dataset, args.sorted)
+        print(f"{len(moves)} samples moved from unlabeled/ into their class folders of {args.dataset}")
+        return 0
+    if not args.dataset.endswith(".npz") or not Path(args.dataset).is_file():
+        raise FewLabelsError(f"--labels goes with an .npz file, but {args.dataset} is not one.")
+    if not args.out or not args.out.endswith(".npz"):
+        raise FewLabelsError("--out NEW.npz is needed with --labels (it may name --dataset itself).")
+    n = rounds.merge_npz(args.dataset, args.labels, args.out)
+    print(f"{n} rows labeled; written to {args.out}")
+    return 0
