@@ -55,7 +55,8 @@ def _built(name: str, seed: int = 0) -> tuple[algorithms.Algorithm, nn.Module]:
     model = models.get("cnn", SHAPE, K)
     algorithm = algorithms.get(name)
     teacher = models.get("cnn", SHAPE, K) if "teacher" in algorithm.requires else None  # a distillation teacher
-    ctx = _context(model, teacher=teacher)
+    pool = (torch.rand(6, *SHAPE), torch.rand(12, *SHAPE)) if "pool" in algorithm.requires else None  # graph methods
+    ctx = _context(model, teacher=teacher, pool=pool)
     algorithms.check_context(algorithm, ctx)
     algorithm.setup(ctx)
     return algorithm, model

@@ -5,8 +5,9 @@ spread the few labels over a nearest-neighbour graph of all samples, then train 
 the labeled samples plus the propagated ("pseudo") labels of the unlabeled ones, each weighted
 by the inverse frequency of its pseudo-class so no class drowns the others. The graph and its
 solution (``fewlabels.algorithms.graph``) are built once, at setup, on the standardized inputs,
-where feature vectors (an embedding, a table) already carry the neighbourhood structure; the
-network then turns the transductive labels into a classifier for new samples.
+where feature vectors (an embedding, a table) already carry the neighbourhood structure (images
+join the graph as their pixels); the network then turns the transductive labels into a classifier
+for new samples.
 
     loss = H(y, p(x_weak)) + lambda_u * mean_b[ w_b * H(yhat_b, p(u_weak_b)) ]
 
@@ -27,7 +28,6 @@ from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_coun
 from fewlabels.algorithms.consistency import joint_forward
 from fewlabels.algorithms.graph import harmonic_labels, knn_graph, standardized
 from fewlabels.algorithms.result import step_result
-from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy
 
 
@@ -46,19 +46,14 @@ class LabelProp(Algorithm):
         self.neighbors = neighbors
         self.max_nodes = max_nodes
 
-    def check_data(self, sample_shape: tuple[int, ...], num_classes: int, hflip: bool = False) -> None:
-        if len(sample_shape) != 1:
-            raise FewLabelsError("labelprop works on feature vectors (tables, embeddings); for images use fixmatch, "
-                                 "or turn them into features with fewlabels embed.")
-
     def setup(self, ctx: SetupContext) -> None:
         labeled_x, unlabeled_x = ctx.pool
         n_l, n_u = len(labeled_x), len(unlabeled_x)
         # a seeded, evenly spread subset of a large pool joins the graph (its cost grows with the square of its size)
         chosen = torch.arange(n_u) if n_u <= self.max_nodes else torch.linspace(0, n_u - 1, self.max_nodes).long()
-        x = torch.cat([labeled_x, unlabeled_x[chosen]]).float()
-        mean, std = ctx.model.mean.reshape(-1).cpu(), ctx.model.std.reshape(-1).cpu()
-        graph = knn_graph(standardized(x, mean, std), self.neighbors)
+        x = torch.cat([labeled_x, unlabeled_x[chosen]]).reshape(n_l + len(chosen), -1).float()  # images: their pixels
+        std = x.std(0)
+        graph = knn_graph(standardized(x, x.mean(0), torch.where(std > 0, std, torch.inf)), self.neighbors)
         scores = harmonic_labels(graph, torch.arange(n_l), ctx.labeled_y.cpu(), ctx.num_classes)[n_l:]
         pseudo = torch.zeros(n_u, dtype=torch.int64)
         pseudo[chosen] = scores.argmax(1)

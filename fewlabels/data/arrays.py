@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -55,9 +56,23 @@ def features_to_float(x: np.ndarray, what: str = "X") -> torch.Tensor:
     if not np.issubdtype(x.dtype, np.number) or x.dtype == bool or np.issubdtype(x.dtype, np.complexfloating):
         raise FewLabelsError(f"{what} has dtype {x.dtype}; features must be real numbers.")
     x = x.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise FewLabelsError(f"{what} contains NaN or Inf values; clean or impute them first.")
+    finite = np.isfinite(x)
+    if not finite.all():
+        row, col = (int(i[0]) for i in np.nonzero(~finite))
+        bad = "NaN" if np.isnan(x[row, col]) else "Inf"
+        raise FewLabelsError(f"{what} row {row} holds {bad} in column {col}; clean or impute the missing values first.")
     return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def warn_constant_columns(x: torch.Tensor, what: str = "X") -> None:
+    """Say which feature columns of the training pool never change: the model ignores them (``prepare.normalization_stats``)."""
+    if x.dim() != 2 or len(x) < 2:
+        return
+    constant = (x == x[:1]).all(0).nonzero().squeeze(1).tolist()
+    if constant:
+        listed = ", ".join(map(str, constant[:10])) + (f" and {len(constant) - 10} more" if len(constant) > 10 else "")
+        warnings.warn(f"{what} feature column{'s' if len(constant) > 1 else ''} {listed} {'are' if len(constant) > 1 else 'is'} "
+                      "the same in every row; the model ignores such columns.", stacklevel=3)
 
 
 def labels_to_int64(y, n: int, num_classes: int | None, what: str = "y") -> torch.Tensor:
@@ -67,6 +82,11 @@ def labels_to_int64(y, n: int, num_classes: int | None, what: str = "y") -> torc
         raise FewLabelsError(f"{what} has shape {y.shape}; labels must be one value per row.")
     if len(y) != n:
         raise FewLabelsError(f"{'X' if what == 'y' else what.replace('y', 'X', 1)} has {n} rows but {what} has {len(y)}; they must match.")
+    if np.issubdtype(y.dtype, np.floating) and y.size and np.isfinite(y).all() and (y == np.round(y)).all():
+        y = y.astype(np.int64)  # 3.0 is class 3 (labels that went through a float column)
+    if np.issubdtype(y.dtype, np.floating):
+        row = int(np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))[0])
+        raise FewLabelsError(f"{what} row {row} is {float(y[row])}; labels must be whole class indices (-1 for unlabeled).")
     if not np.issubdtype(y.dtype, np.integer):
         raise FewLabelsError(
             f"{what} has dtype {y.dtype}; labels must be integers (class index, -1 for unlabeled)."

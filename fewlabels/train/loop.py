@@ -62,7 +62,7 @@ class Trainer:
                                         groups=[*self.algorithm.param_groups(), *self._backbone_groups()])
         self.scheduler = cosine_schedule(self.optimizer, self.cfg.iterations)
         views = (augment.make_views(prepared.hflip, prepared.symmetries) if train.is_image
-                 else augment.make_feature_views(std.clamp(min=1e-6)))
+                 else augment.make_feature_views(std.nan_to_num(posinf=0.0).clamp(min=1e-6)))
         self.batches = BatchMaker(self.train_x, self.train_y, prepared.split.labeled, prepared.split.unlabeled, views,
                                   self.algorithm.views, self.cfg.batch_size, self.cfg.uratio, self.cfg.seed, self.device,
                                   self.channels_last, self.rank, self.world)

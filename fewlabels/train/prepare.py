@@ -14,6 +14,7 @@ from fewlabels import algorithms, models
 from fewlabels import data as data_mod
 from fewlabels.algorithms import Algorithm
 from fewlabels.data import Dataset, DataSource, Split
+from fewlabels.data.arrays import warn_constant_columns
 from fewlabels.data.resize import default_image_side, fitted_size, resize_images
 from fewlabels.data.split import default_labels_per_class, describe_split
 from fewlabels.data.variants import apply_variants
@@ -67,6 +68,8 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
     train = source.train
     if train.is_image:
         config.image_size = max(train.sample_shape[1:])
+    else:
+        warn_constant_columns(train.x, train.name)
     if config.model is None:
         config.model = models.default_for(train.sample_shape, device.type == "cuda")
     if config.algorithm is None:
@@ -134,4 +137,5 @@ def normalization_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if x.dim() == 4:
         sample = x[: 20000].float() / 255.0
         return sample.mean(dim=(0, 2, 3)), sample.std(dim=(0, 2, 3))
-    return x.mean(0), x.std(0)
+    std = x.std(0)
+    return x.mean(0), torch.where(std > 0, std, torch.full_like(std, float("inf")))  # a constant column: divided away
