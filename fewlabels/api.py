@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fewlabels import __version__, algorithms
 from fewlabels.data import Dataset, DataSource
 from fewlabels.data.arrays import _as_numpy, features_to_float, images_to_uint8_nchw, labels_to_int64
 from fewlabels.data.given import given_source, given_test_set
+from fewlabels.data.resize import resize_images
 from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate import predict_logits, summarize
 from fewlabels.train import RunFolder, TrainConfig, Trainer, prepare
@@ -105,13 +105,15 @@ class Run:
         c, h, w = self.sample_shape
         if xb.shape[1] == c and tuple(xb.shape[2:]) == (h, w):
             return xb
+        if tuple(xb.shape[2:]) != (h, w):
+            xb = resize_images(xb, (h, w))  # as training resized arrays (files: PIL, as training read them)
+            if xb.shape[1] == c:
+                return xb
         x = xb.float()
         if x.shape[1] == 1 and c == 3:
             x = x.expand(-1, 3, -1, -1)
         elif x.shape[1] == 3 and c == 1:
             x = (x * torch.tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        if tuple(x.shape[2:]) != (h, w):
-            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
         return (x / 255.0).clamp(0.0, 1.0)  # the model takes float images on 0..1
 
     @torch.no_grad()
@@ -313,9 +315,10 @@ def fit(
     config = TrainConfig(dataset=name, labels_per_class=_item(labels_per_class), num_labels=_item(num_labels), seed=_item(seed),
                          algorithm=algorithm, options=algo_kw, model=model, iterations=_item(iterations),
                          out=None if out is None else str(out), **config_kw)
-    trainer = Trainer(prepare(config, source, overwrite=overwrite), progress)
+    prepared = prepare(config, source, overwrite=overwrite)
+    trainer = Trainer(prepared, progress)
     results = trainer.run()
-    return Run(trainer.ema.module, trainer.classes, results, config, train.sample_shape)
+    return Run(trainer.ema.module, trainer.classes, results, config, prepared.source.train.sample_shape)  # as trained (resized)
 
 
 def pipeline(data: DataLike = "fashion-mnist", y: Any = None, *, labels_per_class: int | None = None,

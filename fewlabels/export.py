@@ -1,8 +1,9 @@
 """Export a trained model for serving without fewlabels: TorchScript (always) or ONNX (with the onnx package).
 
-The exported module takes a float batch (images (N, C, H, W) on 0..1 at the training size, or
-features (N, D)) and returns logits (N, K). Normalization is inside the model, so nothing else is
-needed; resizing and gray/RGB conversion are not (do them before calling it). The class names
+The exported module takes a float batch (images (N, C, H, W) on 0..1, or features (N, D)) and
+returns logits (N, K). Normalization is inside the model; the TorchScript module also resizes
+images of another size to the training size, as training resized them (ONNX takes the training
+size only); gray/RGB conversion is the caller's. The class names
 travel with the file: TorchScript as the extra file ``fewlabels.json``, ONNX as metadata.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fewlabels.errors import FewLabelsError
@@ -41,15 +43,24 @@ class LogitsOnly(nn.Module):
 
 
 class AcceptUint8(nn.Module):
-    """Scripted shell around the traced net: uint8 images (0..255) are scaled to 0..1, as ``Run`` does."""
+    """Scripted shell around the traced net: uint8 images (0..255) are scaled to 0..1, as ``Run`` does, and images
+    of another size are resized to the training size as training resized arrays (``data.resize.resize_images``)."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, height: int, width: int) -> None:
         super().__init__()
         self.net = net
+        self.height = height
+        self.width = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.uint8:
-            x = x.float() / 255.0
+            x = x.float()
+            if x.shape[-2] != self.height or x.shape[-1] != self.width:
+                x = F.interpolate(x, size=[self.height, self.width], mode="bilinear", align_corners=False, antialias=True)
+                x = x.round().clamp(0.0, 255.0)
+            x = x / 255.0
+        elif x.shape[-2] != self.height or x.shape[-1] != self.width:
+            x = F.interpolate(x, size=[self.height, self.width], mode="bilinear", align_corners=False, antialias=True)
         return self.net(x)
 
 
@@ -77,7 +88,7 @@ def to_torchscript(run: Run) -> bytes:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated in favour of torch.export, still supported
         traced = torch.jit.trace(_plain_model(run), _example(run))
-        module = torch.jit.script(AcceptUint8(traced)) if run.is_image else traced
+        module = torch.jit.script(AcceptUint8(traced, *run.sample_shape[1:])) if run.is_image else traced
         buf = io.BytesIO()
         torch.jit.save(module, buf, _extra_files={META_FILE: json.dumps(metadata(run))})
     return buf.getvalue()

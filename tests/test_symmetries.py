@@ -158,8 +158,8 @@ def test_train_augment_auto_records_its_choice_and_resume_reuses_it(tmp_path, mo
     from fewlabels.train import resume, train
 
     cfg = tiny(tmp_path, checkpoint_every=2, iterations=4)
-    res = train(cfg, progress=False)
-    assert "augment auto: views use no flips or quarter turns" in capsys.readouterr().out
+    res = train(cfg, progress=True)  # the choice is said on the run's second line
+    assert "augment auto: views use no flips or quarter turns" in capsys.readouterr().out.splitlines()[1]
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["augment"] == "auto" and saved["augment_choice"]["symmetries"] == []
     assert "hflip" in saved["augment_choice"]["verdicts"]

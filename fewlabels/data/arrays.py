@@ -71,8 +71,9 @@ def warn_constant_columns(x: torch.Tensor, what: str = "X") -> None:
     constant = (x == x[:1]).all(0).nonzero().squeeze(1).tolist()
     if constant:
         listed = ", ".join(map(str, constant[:10])) + (f" and {len(constant) - 10} more" if len(constant) > 10 else "")
-        warnings.warn(f"{what} feature column{'s' if len(constant) > 1 else ''} {listed} {'are' if len(constant) > 1 else 'is'} "
-                      "the same in every row; the model ignores such columns.", stacklevel=3)
+        many = len(constant) > 1
+        warnings.warn(f"Feature column{'s' if many else ''} {listed} of {what} {'are' if many else 'is'} the same in every "
+                      f"row; the model ignores {'them' if many else 'it'}.", stacklevel=3)
 
 
 def labels_to_int64(y, n: int, num_classes: int | None, what: str = "y") -> torch.Tensor:

@@ -71,7 +71,6 @@ def resolve_augmentation(config: TrainConfig, train: Dataset, split: Split, hfli
         made.update(split_hash=report["split_hash"], analysis_seconds=report["seconds"], cached=cached,
                     notes=report["notes"])
         config.augment_choice = made
-        print(choice_mod.describe(made))
     group = tuple(made.get("symmetries", ()))
     if config.algorithm in SLA_ALGORITHMS and "group" not in config.options and made.get("sla_group"):
         algorithm = algorithms.get(config.algorithm, **{**config.options, "group": made["sla_group"]})

@@ -97,6 +97,10 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
         algorithm.check_data(train.sample_shape, len(train.classes), hflip=hflip)
     shape = "x".join(map(str, train.sample_shape[1:])) + " px images" if train.is_image else f"{train.sample_shape[0]} features"
     summary = f"{describe_split(split, train.y, why)}; {shape}, {config.algorithm} on model {config.model}"
+    if train.is_image and config.augment_choice:  # what --augment auto chose, on the run's second line
+        from fewlabels.symmetry.choice import describe
+
+        summary += "\n" + describe(config.augment_choice)
     # before anything is written: a step far beyond the machine fails here, not in the allocator minutes later
     check_memory(models.get(config.model, train.sample_shape, train.num_classes), tuple(train.sample_shape),
                  algorithm.views, config.batch_size, config.uratio, device, rank_and_world()[1])
