@@ -95,7 +95,8 @@ def test_gray_input_to_an_rgb_model_is_repeated():
 
 def test_features_get_the_mlp_and_options_are_routed(digits):
     flat = digits.x.reshape(len(digits.x), -1).astype(np.float32)
-    run = fewlabels.fit(flat, digits.y_semi, iterations=3, batch_size=16, uratio=2, options={"threshold": 0.8}, lr=0.05)
+    run = fewlabels.fit(flat, digits.y_semi, algorithm="fixmatch", iterations=3, batch_size=16, uratio=2,
+                        options={"threshold": 0.8}, lr=0.05)
     assert run.config.model == "mlp" and run.sample_shape == (64,)
     assert run.config.batch_size == 16 and run.config.uratio == 2 and run.config.lr == 0.05
     assert run.config.options == {"threshold": 0.8}
@@ -189,6 +190,7 @@ def test_options_reach_the_algorithm_and_keywords_the_optimizer(digits, monkeypa
     # both given: each goes where it belongs, and nothing to warn about
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", "Feature columns 0, 32, 39")  # digits' blank border pixels: said, and true
         run = fewlabels.fit(flat, digits.y_semi, algorithm="freematch", momentum=0.8, options={"momentum": 0.6}, iterations=1,
                             batch_size=8, uratio=1)
     assert run.config.momentum == 0.8 and spy.trainers[-1].algorithm.momentum == 0.6

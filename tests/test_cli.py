@@ -161,7 +161,8 @@ def test_train_help_lists_the_registries_and_defaults(capsys):
     for name in [*algorithms.names(), *models.names(), *data.BUILTIN]:
         assert name in text, name
     assert len(algorithms.names()) > 20
-    assert "(default fixmatch)" in text and "(default 3000)" in text and "--no-nesterov" in text
+    assert "(default: the data decides, fixmatch for images, labelprop for feature vectors)" in text
+    assert "(default 3000)" in text and "--no-nesterov" in text
 
 
 @pytest.mark.parametrize(

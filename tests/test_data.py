@@ -377,9 +377,9 @@ def test_from_arrays_torch_input():
     "x, y, classes, fragment",
     [
         (np.array([[0.0, np.nan], [1.0, 2.0]]), [0, 1], None, "NaN"),
-        (np.array([[0.0, np.inf], [1.0, 2.0]]), [0, 1], None, "NaN or Inf"),
+        (np.array([[0.0, np.inf], [1.0, 2.0]]), [0, 1], None, "row 0 holds Inf in column 1"),
         (np.full((2, 3, 3), np.nan), [0, 1], None, "NaN"),
-        (np.zeros((2, 3)), np.array([0.0, 1.0]), None, "dtype float64"),
+        (np.zeros((2, 3)), np.array([0.0, 1.5]), None, "row 1 is 1.5"),
         (np.zeros((2, 3)), [0, -2], None, "-2"),
         (np.zeros((3, 3)), [0, 1], None, "3 rows"),
         (np.zeros((2, 3)), [-1, -1], None, "no labeled"),

@@ -127,7 +127,7 @@ def test_python_and_scikit_learn_faces_run_the_pipeline_on_arrays():
 def test_stages_that_cannot_hand_over_are_refused_before_any_work(tmp_path):
     with pytest.raises(FewLabelsError, match="pipeline stage 3-distill: Unknown model 'cnnn'"):
         run_pipeline(COMMON, tmp_path / "p", default_stages({**SMALL, "distill": {"model": "cnnn"}}), progress=False)
-    with pytest.raises(FewLabelsError, match="starts from stage 1-pretrain's cnn encoder but trains a cnn-wide"):
+    with pytest.raises(FewLabelsError, match=r"starts from stage 1-pretrain's \(the data's default model\) encoder but trains a cnn-wide"):
         run_pipeline(COMMON, tmp_path / "p", default_stages({**SMALL, "finetune": {"model": "cnn-wide"}}), progress=False)
     if not torch.cuda.is_available():  # the first stage's own checks run before anything is written
         with pytest.raises(FewLabelsError, match="device 'cuda' was asked for"):

@@ -36,7 +36,7 @@ def test_features_train_the_mlp_with_string_labels_and_a_custom_marker(digits):
     y = np.where(digits.y_semi >= 0, names[digits.y_semi.clip(0)], "?")
     clf = SemiSupervisedClassifier(unlabeled_marker="?", iterations=60, **FAST).fit(digits.features, y)
     assert list(clf.classes_) == sorted(names)
-    assert clf.algorithm_ == "fixmatch" and clf.run_.config.model == "mlp"
+    assert clf.algorithm_ == "labelprop" and clf.run_.config.model == "mlp"  # the default for feature vectors
     assert clf.n_features_in_ == 64
     assert clf.run_.results["num_labeled"] == 50 and clf.run_.results["num_unlabeled"] == len(digits.unlabeled)
     pred = clf.predict(digits.test_features)
@@ -61,12 +61,14 @@ def test_images_train_the_cnn(digits):
 
 
 def test_fully_labeled_y_trains_the_supervised_baseline(digits):
-    clf = SemiSupervisedClassifier(iterations=2, threshold=0.9, **FAST).fit(digits.features[:200], digits.y[:200])
+    clf = SemiSupervisedClassifier(algorithm="fixmatch", iterations=2, threshold=0.9, **FAST).fit(
+        digits.features[:200], digits.y[:200])
     assert clf.algorithm_ == "supervised" and clf.run_.config.algorithm == "supervised"
 
 
 def test_numpy_scalar_params_from_parameter_grids_work(digits):
-    clf = SemiSupervisedClassifier(iterations=np.int64(2), batch_size=np.int64(8), uratio=np.int32(1), lr=np.float32(0.05),
+    clf = SemiSupervisedClassifier(algorithm="fixmatch", iterations=np.int64(2), batch_size=np.int64(8), uratio=np.int32(1),
+                                   lr=np.float32(0.05),
                                    threshold=np.float64(0.9), seed=np.int64(1))
     clf.fit(digits.features, digits.y_semi)
     cfg = clf.run_.config
@@ -106,7 +108,8 @@ def test_options_reach_the_algorithm_and_survive_clone(digits):
     assert cfg.options == {"momentum": 0.5, "lambda_f": 0.02} and cfg.momentum == 0.9  # FreeMatch's, not SGD's
     assert clf.run_.results["algorithm_options"]["momentum"] == 0.5
     assert clf.options == {"momentum": 0.5, "lambda_f": 0.02}  # fit leaves the parameters as given
-    both = SemiSupervisedClassifier(options={"lambda_u": 2.0}, threshold=0.8, iterations=1, **FAST).fit(digits.features, digits.y_semi)
+    both = SemiSupervisedClassifier(algorithm="fixmatch", options={"lambda_u": 2.0}, threshold=0.8, iterations=1,
+                                    **FAST).fit(digits.features, digits.y_semi)
     assert both.run_.config.options == {"lambda_u": 2.0, "threshold": 0.8}
 
 
@@ -121,7 +124,7 @@ def test_options_reach_the_algorithm_and_survive_clone(digits):
 )
 def test_bad_options_are_one_clear_error(digits, params, fragment):
     with pytest.raises(FewLabelsError, match=fragment):
-        SemiSupervisedClassifier(iterations=1, **params).fit(digits.features, digits.y_semi)
+        SemiSupervisedClassifier(algorithm="fixmatch", iterations=1, **params).fit(digits.features, digits.y_semi)
 
 
 def test_pipeline_with_a_scaler(digits):
@@ -132,7 +135,7 @@ def test_pipeline_with_a_scaler(digits):
 
 
 def test_grid_search_over_threshold(digits):
-    search = GridSearchCV(SemiSupervisedClassifier(iterations=30, **FAST), {"threshold": [0.7, 0.95]}, cv=2)
+    search = GridSearchCV(SemiSupervisedClassifier(algorithm="fixmatch", iterations=30, **FAST), {"threshold": [0.7, 0.95]}, cv=2)
     search.fit(digits.features, digits.y_semi)
     scores = search.cv_results_["mean_test_score"]
     assert len(scores) == 2 and np.isfinite(scores).all() and (scores > 0.3).all()

@@ -156,6 +156,8 @@ def config_from_args(args: argparse.Namespace):
     """Defaults, then --config, then flags, then --set: the last word wins."""
     from pathlib import Path
 
+    from fewlabels import algorithms, data
+    from fewlabels.data.split import default_labels_per_class
     from fewlabels.train import TrainConfig
 
     given = vars(args)
@@ -176,8 +178,19 @@ def config_from_args(args: argparse.Namespace):
     config.validate()
     if config.out is None:
         name = Path(config.dataset).stem if ("/" in config.dataset or config.dataset.endswith(".npz")) else config.dataset
-        config.out = f"runs/{name}-{config.algorithm or 'auto'}-{labels_tag(config.labels_per_class, config.num_labels)}-s{config.seed}"
+        algorithm = config.algorithm or _default_algorithm(config.dataset)
+        lpc = config.labels_per_class
+        if lpc is None and config.num_labels is None and config.dataset in data.BUILTIN:  # fully labeled: the experiment's
+            lpc, _ = default_labels_per_class([0], None, None, algorithm != "auto" and algorithms.get(algorithm).uses_unlabeled)
+        config.out = f"runs/{name}-{algorithm}-{labels_tag(lpc, config.num_labels)}-s{config.seed}"
     return config
+
+
+def _default_algorithm(dataset: str) -> str:
+    """The algorithm a run of ``dataset`` will get, for its folder name: known for the (image) built-ins, else 'auto'."""
+    from fewlabels import algorithms, data
+
+    return algorithms.default_for((1, 28, 28)) if dataset in data.BUILTIN else "auto"
 
 
 def labels_tag(labels_per_class: int | None, num_labels: int | None) -> str:

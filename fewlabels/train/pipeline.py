@@ -100,7 +100,8 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
                 if earlier is not None and (earlier.dataset, earlier.data_dir) != (config.dataset, config.data_dir):
                     raise FewLabelsError(f"it {what} stage {source}, trained on {earlier.dataset}, but uses {config.dataset}.")
             if stage.init_from and configs[stage.init_from].model != config.model:
-                raise FewLabelsError(f"it starts from stage {stage.init_from}'s {configs[stage.init_from].model} encoder "
+                earlier_model = configs[stage.init_from].model or "(the data's default model)"
+                raise FewLabelsError(f"it starts from stage {stage.init_from}'s {earlier_model} encoder "
                                      f"but trains a {config.model}; give both the same model.")
         except FewLabelsError as exc:
             raise FewLabelsError(f"pipeline stage {stage.name}: {exc}") from None
