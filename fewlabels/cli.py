@@ -1,4 +1,4 @@
-"""The command line: ``fewlabels train | demo | augment-preview | symmetries | evaluate | predict | report | export | datasets``.
+"""The command line: ``fewlabels train``, ``pipeline``, ``demo`` and the rest (``fewlabels --help`` lists them).
 
 One module per command in ``fewlabels.commands``; this is the entry point (the ``fewlabels``
 script, ``python -m fewlabels``). Bad input ends in one sentence on stderr and exit code 2,
