@@ -128,16 +128,21 @@ def from_arrays(
     return Dataset(xt, yt, list(classes), name)
 
 
+def read_npz(path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` archive, without pickles; an unreadable file is one sentence."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except Exception as exc:
+        raise FewLabelsError(f"Cannot read {path} as an .npz archive ({type(exc).__name__}); save it with numpy.savez.") from None
+
+
 def load_npz(path) -> DataSource:
     """Arrays from an ``.npz`` file: ``X`` and ``y`` (-1 = unlabeled), optional ``X_test``, ``y_test``, ``classes``."""
     from pathlib import Path
 
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except Exception as exc:
-        raise FewLabelsError(f"Cannot read {path} as an .npz archive ({type(exc).__name__}); save it with numpy.savez.") from None
+    arrays = read_npz(path)
     missing = [k for k in ("X", "y") if k not in arrays]
     if missing:
         raise FewLabelsError(f"{path} has no array named '{missing[0]}'; it needs X and y (and optionally X_test, y_test, classes).")

@@ -83,19 +83,22 @@ def load_files(
     return torch.from_numpy(np.stack(arrays))
 
 
-def _read_tree(root: Path, image_size, channels, classes: list[str] | None, side: int | None = None,
-               shrink_only: bool = True):
+def tree_files(root: Path, classes: list[str] | None = None,
+               training: bool = True) -> tuple[list[Path], list[int], list[str]]:
+    """The image files of a folder in the order training reads them (class folders, then unlabeled/), their labels
+    (-1 for unlabeled) and the class names; ``classes`` checks the folder against a training set's classes.
+    ``training=False`` accepts fewer than two classes (choosing what to label starts from none)."""
     if not root.is_dir():
         raise FewLabelsError(f"Image folder {root} does not exist or is not a folder.")
     subdirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     found = [d for d in subdirs if d != UNLABELED]
     if classes is None:
         classes = found
-        if not classes:
+        if training and not classes:
             raise FewLabelsError(
                 f"{root} has no class folders; put labeled images in {root}/<class name>/ (and unlabeled ones in {root}/{UNLABELED}/)."
             )
-        if len(classes) < 2:
+        if training and len(classes) < 2:
             raise FewLabelsError(f"{root} has only one class folder ({classes[0]}); a classifier needs at least two classes.")
     else:
         unknown = sorted(set(found) - set(classes))
@@ -118,6 +121,12 @@ def _read_tree(root: Path, image_size, channels, classes: list[str] | None, side
         labels += [-1] * len(files)
     if not paths:
         raise FewLabelsError(f"{root} holds no images.")
+    return paths, labels, classes
+
+
+def _read_tree(root: Path, image_size, channels, classes: list[str] | None, side: int | None = None,
+               shrink_only: bool = True):
+    paths, labels, classes = tree_files(root, classes)
     x = load_files(paths, image_size, channels, side, shrink_only)
     return x, torch.tensor(labels, dtype=torch.int64), classes
 

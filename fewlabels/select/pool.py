@@ -43,19 +43,9 @@ class Pool:
 
 def folder_paths(root: Path) -> tuple[list[Path], list[int], list[str]]:
     """The files of an image folder in the order ``fewlabels.data.folder`` reads them: classes, then unlabeled/."""
-    from fewlabels.data.folder import UNLABELED, _list_images
+    from fewlabels.data.folder import tree_files
 
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != UNLABELED)
-    paths, labels = [], []
-    for i, c in enumerate(classes):
-        files = _list_images(root / c)
-        paths += files
-        labels += [i] * len(files)
-    if (root / UNLABELED).is_dir():
-        files = _list_images(root / UNLABELED)
-        paths += files
-        labels += [-1] * len(files)
-    return paths, labels, classes
+    return tree_files(root, training=False)
 
 
 def load_pool(dataset: str, data_dir: str | None = None) -> Pool:

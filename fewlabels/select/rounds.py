@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fewlabels.data.arrays import read_npz
 from fewlabels.errors import FewLabelsError
 from fewlabels.utils.io import atomic_write_bytes, atomic_write_text, check_writable_dir
 
@@ -142,11 +143,7 @@ def read_labels(path: str | os.PathLike, classes: list[str], n: int) -> dict[int
 def merge_npz(dataset: str | os.PathLike, labels_csv: str | os.PathLike, out: str | os.PathLike) -> int:
     """Write ``out``: the .npz ``dataset`` with the rows of ``labels_csv`` labeled. Returns how many rows."""
     dataset = Path(dataset)
-    try:
-        with np.load(dataset, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except Exception as exc:
-        raise FewLabelsError(f"Cannot read {dataset} as an .npz archive ({type(exc).__name__}).") from None
+    arrays = read_npz(dataset)
     if "y" not in arrays or "X" not in arrays:
         raise FewLabelsError(f"{dataset} needs arrays X and y (-1 unlabeled).")
     y = arrays["y"].astype(np.int64)
