@@ -270,3 +270,26 @@ def test_bad_data_is_one_sentence_and_nothing_is_written(tmp_path, capsys, make,
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and fragment in err and "Traceback" not in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_labelprop_gives_no_pseudo_label_to_samples_no_label_reaches():
+    from fewlabels.algorithms import SetupContext
+    from fewlabels.algorithms.graph import harmonic_labels, knn_graph
+
+    # two far clusters, labels only in the first: the second cluster gets nothing, not class 0 by default
+    rng = torch.Generator().manual_seed(0)
+    near = torch.randn(30, 2, generator=rng)
+    far = torch.randn(30, 2, generator=rng) + 1000.0
+    labeled_x = near[:4]
+    labeled_y = torch.tensor([0, 1, 0, 1])
+    unlabeled_x = torch.cat([near[4:], far])
+    model = models.get("mlp", (2,), 2)
+    algorithm = algorithms.get("labelprop", neighbors=3)
+    algorithm.setup(SetupContext(model=model, num_classes=2, num_labeled=4, num_unlabeled=len(unlabeled_x), total_steps=1,
+                                 labeled_y=labeled_y, pool=(labeled_x, unlabeled_x)))
+    assert (algorithm.weight[26:] == 0).all() and (algorithm.weight[:26] > 0).all()
+    # the harmonic solution on a hand-checkable path graph a - u - b: u is halfway, so its scores are equal
+    w = knn_graph(torch.tensor([[0.0], [1.0], [2.0]]), 1)
+    scores = harmonic_labels(w, torch.tensor([0, 2]), torch.tensor([0, 1]), 2)
+    torch.testing.assert_close(scores[1], torch.tensor([0.5, 0.5]))
+    torch.testing.assert_close(scores[0], torch.tensor([1.0, 0.0]))

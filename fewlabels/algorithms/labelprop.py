@@ -55,8 +55,10 @@ class LabelProp(Algorithm):
         std = x.std(0)
         graph = knn_graph(standardized(x, x.mean(0), torch.where(std > 0, std, torch.inf)), self.neighbors)
         scores = harmonic_labels(graph, torch.arange(n_l), ctx.labeled_y.cpu(), ctx.num_classes)[n_l:]
+        reached = scores.max(1).values > 1.0 / ctx.num_classes + 1e-6  # a node with no path to a label has no pseudo-label
+        chosen = chosen[reached]
         pseudo = torch.zeros(n_u, dtype=torch.int64)
-        pseudo[chosen] = scores.argmax(1)
+        pseudo[chosen] = scores[reached].argmax(1)
         counts = torch.bincount(pseudo[chosen], minlength=ctx.num_classes).float()
         weight = torch.zeros(n_u)
         weight[chosen] = (len(chosen) / ctx.num_classes) / counts.clamp(min=1)[pseudo[chosen]]  # inverse class frequency
