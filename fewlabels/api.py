@@ -301,17 +301,18 @@ def fit(
     the fields of ``TrainConfig``). Array data is not flipped horizontally unless
     ``hflip=True``. ``out`` also writes a CLI-style run folder.
     """
+    source = None
     if algorithm is None:  # the data decides (fixmatch for images, labelprop for feature vectors): read it first
         source, name = given_source(data, y, settings.get("data_dir"))
         algorithm = algorithms.default_for(source.train.sample_shape)
     config_kw, algo_kw = _settings(algorithm, settings, options)
-    # unknown option names are refused here with the closest one, bad values with their range, before any data is read
+    # unknown option names are refused here with the closest one, bad values with their range (before the data is
+    # read when the algorithm is named)
     algorithms.get(algorithm, **algo_kw)
-    if "source" not in locals():
+    if source is None:
         source, name = given_source(data, y, config_kw.get("data_dir"))
     if test is not None:
         source = dataclasses.replace(source, test=given_test_set(test, source.train))
-    train = source.train
     config = TrainConfig(dataset=name, labels_per_class=_item(labels_per_class), num_labels=_item(num_labels), seed=_item(seed),
                          algorithm=algorithm, options=algo_kw, model=model, iterations=_item(iterations),
                          out=None if out is None else str(out), **config_kw)

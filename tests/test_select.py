@@ -251,7 +251,7 @@ def test_npz_round_merges_filled_labels(tmp_path):
     assert (merged >= 0).sum() == 7
 
 
-def bad(args, tmp_path, match):
+def assert_suggest_refuses(args, tmp_path, match):
     out = tmp_path / "picks.csv"
     proc = cli("suggest", *args, "--out", out)
     assert proc.returncode == 2, proc.stderr
@@ -261,13 +261,13 @@ def bad(args, tmp_path, match):
 
 
 def test_suggest_bad_input_is_one_sentence_exit_2_nothing_written(tmp_path):
-    bad(["--dataset", "digits", "--budget", "0"], tmp_path, "at least 1")
-    bad(["--dataset", "digits", "--budget", "5000"], tmp_path, "larger than the 1347 unlabeled")
-    bad(["--dataset", "digits", "--budget", "5", "--strategy", "bald"], tmp_path, "Unknown strategy")
+    assert_suggest_refuses(["--dataset", "digits", "--budget", "0"], tmp_path, "at least 1")
+    assert_suggest_refuses(["--dataset", "digits", "--budget", "5000"], tmp_path, "larger than the 1347 unlabeled")
+    assert_suggest_refuses(["--dataset", "digits", "--budget", "5", "--strategy", "bald"], tmp_path, "Unknown strategy")
     data_dir = tmp_path / "data"
     make_folder(data_dir)
     inside = data_dir / "sort"
-    bad(["--dataset", data_dir, "--budget", "2", "--copy-to", inside], tmp_path, "inside the dataset")
+    assert_suggest_refuses(["--dataset", data_dir, "--budget", "2", "--copy-to", inside], tmp_path, "inside the dataset")
     assert not inside.exists()
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -276,7 +276,7 @@ def test_suggest_bad_input_is_one_sentence_exit_2_nothing_written(tmp_path):
         import os
 
         if not os.access(locked, os.W_OK) or os.geteuid() != 0:
-            bad(["--dataset", data_dir, "--budget", "2", "--copy-to", locked / "sort"], tmp_path, "not writable")
+            assert_suggest_refuses(["--dataset", data_dir, "--budget", "2", "--copy-to", locked / "sort"], tmp_path, "not writable")
     finally:
         locked.chmod(0o700)
 
@@ -293,7 +293,7 @@ def test_suggest_refuses_a_run_trained_on_other_data(tmp_path):
     np.savez(tmp_path / "other.npz", X=X, y=y)
     train(TrainConfig(dataset=str(tmp_path / "other.npz"), algorithm="supervised", model="mlp", labels_per_class=2,
                       iterations=2, eval_every=2, batch_size=8, out=str(run)), progress=False)
-    bad(["--dataset", "digits", "--budget", "5", "--from", run], tmp_path, "was trained on")
+    assert_suggest_refuses(["--dataset", "digits", "--budget", "5", "--from", run], tmp_path, "was trained on")
 
 
 def test_python_api_suggest_matches_the_command(tmp_path):
