@@ -46,6 +46,17 @@ def test_purity_radius_is_the_quantile_of_distances_to_another_pseudo_class():
     assert d == pytest.approx([10.0, 9.0, 9.0, 11.0])
 
 
+def test_probcover_radius_has_a_floor_at_the_kth_neighbour_distance():
+    f = np.array([[0.0], [1.0], [3.0], [6.0]], dtype=np.float32)
+    # one class, 4 rows: K = 2; 2nd-nearest other row: 3, 2, 3, 5 -> median 3
+    assert st.neighbour_radius(f, 1, seed=0) == pytest.approx(3.0)
+    # one even cloud split into two pseudo-classes: 5% of the points sit within ~0.025 of the split, so the pure
+    # radius is tiny; the floor is the 50th neighbour's distance (25 points either side at spacing 0.005: 0.125)
+    line = np.linspace(0, 1, 201, dtype=np.float32)[:, None]
+    assert st.purity_radius(line, 2, 0) < 0.05
+    assert st.probcover_radius(line, 2, 0) == st.neighbour_radius(line, 2, 0) == pytest.approx(0.125, abs=0.01)
+
+
 def test_margin_entropy_and_badge_gradient_by_hand():
     probs = np.array([[0.5, 0.4, 0.1], [0.9, 0.05, 0.05], [0.34, 0.33, 0.33]])
     cand = np.arange(3)
@@ -142,6 +153,20 @@ def test_class_coverage_before_second_picks():
     assert set(picked_classes[:2]) == {2, 3} and picked_classes[2] == 0
     ranked, _ = select(x, np.array([0, 10]), 3, "margin", 0, probs, 4, given, cover=False)
     assert probs[ranked.index].argmax(1).tolist() == [0, 0, 0]
+
+
+def test_typicality_picks_are_not_balanced_over_a_model_that_knows_fewer_classes():
+    # blobs 0 and 1 are labeled; the model (trained on those two) calls blobs 2 and 3 class 0. TypiClust's
+    # picks go to the two unlabeled blobs: balancing over the model's two names would trade blob 3 for blob 1
+    x, blob, _ = blobs(CORNERS, per=10)
+    probs = np.zeros((40, 4))
+    probs[:, 0] = 0.9
+    probs[:, 1] = 0.1
+    probs[10:20] = [0.1, 0.9, 0.0, 0.0]
+    given = np.full(40, -1)
+    given[[0, 10]] = [0, 1]
+    ranked, _ = select(x, np.array([0, 10]), 2, "typiclust", 0, probs, 4, given)
+    assert sorted(blob[ranked.index].tolist()) == [2, 3]
 
 
 def test_every_strategy_is_deterministic_for_a_seed_and_random_varies():

@@ -19,6 +19,8 @@ from fewlabels.symmetry.choice import SUBGROUPS, elements, generated, subgroup_o
 from fewlabels.symmetry.controls import mirror_pairs, rotated_digits
 from fewlabels.symmetry.transforms import DIHEDRAL, dihedral, orbit
 
+pytestmark = pytest.mark.symmetry_analysis
+
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
