@@ -1,5 +1,19 @@
-import pytest
-import torch
+import os
+
+# one BLAS/OpenMP thread for every process the tests start (CLI subprocesses included): on a 2-core machine
+# small scikit-learn fits with spinning worker threads beside other busy processes run many times slower
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from fewlabels.symmetry import choice as symmetry_choice  # noqa: E402
+from fewlabels.symmetry.analysis import FORMAT, NOT_JUDGED  # noqa: E402
+from fewlabels.symmetry.transforms import CANDIDATES  # noqa: E402
+
+REAL_ANALYSE_SPLIT = symmetry_choice.analyse_split
 
 
 @pytest.fixture(autouse=True)
@@ -7,6 +21,12 @@ def _few_threads():
     """Tests share two cores with each other and with CI's other work."""
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_blas_thread():
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -22,26 +42,28 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "symmetry_analysis: runs --augment auto's real analysis (others get a stand-in)")
 
 
-@pytest.fixture(autouse=True)
-def _quick_symmetry_analysis(request, monkeypatch):
-    """--augment auto analyses every new split (~2 s); the hundreds of short runs here would spend minutes on it.
+@pytest.fixture(autouse=True, scope="session")
+def _quick_symmetry_analysis():
+    """--augment auto analyses every new split (seconds each); the hundreds of short runs here would spend minutes on it.
 
     Outside tests marked ``symmetry_analysis`` the analysis answers "not judged" for every candidate,
     so auto still resolves, records and resumes its choice (the dataset's own default), only without
-    the classifiers behind the verdicts.
+    the classifiers behind the verdicts. Session-wide, so module-scoped fixtures' runs get it too.
     """
-    if request.node.get_closest_marker("symmetry_analysis"):
-        yield
-        return
-    from fewlabels.symmetry import choice
-    from fewlabels.symmetry.analysis import FORMAT, NOT_JUDGED
-    from fewlabels.symmetry.transforms import CANDIDATES
-
     def stand_in(x, y, labeled, unlabeled, classes, seed=0, use_cache=True):
         report = {"format": FORMAT, "seed": seed, "notes": ["stand-in analysis for tests"], "seconds": 0.0,
                   "candidates": [{"name": n, "verdict": NOT_JUDGED} for n in CANDIDATES]}
-        report["split_hash"] = choice.split_hash(x, labeled, unlabeled, y, seed)
+        report["split_hash"] = symmetry_choice.split_hash(x, labeled, unlabeled, y, seed)
         return report, False
 
-    monkeypatch.setattr(choice, "analyse_split", stand_in)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(symmetry_choice, "analyse_split", stand_in)
+    yield
+    mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def _real_symmetry_analysis(request, monkeypatch):
+    if request.node.get_closest_marker("symmetry_analysis"):
+        monkeypatch.setattr(symmetry_choice, "analyse_split", REAL_ANALYSE_SPLIT)
     yield

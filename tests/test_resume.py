@@ -112,7 +112,8 @@ def test_crash_during_checkpoint_write_keeps_the_previous_one(reference, tmp_pat
 def test_stop_signal_finishes_the_step_saves_and_says_how_to_resume(tmp_path, sig):
     out = tmp_path / "run"
     flags = [f if f != "60" else "100000" for f in FLAGS]  # long enough to be stopped
-    proc = cli(*flags, "--out", str(out), "--quiet", "--checkpoint-every", "100000", "--eval-every", "100000")
+    # the folder appears with the first checkpoint (step 7); the stop lands a second later
+    proc = cli(*flags, "--out", str(out), "--quiet", "--checkpoint-every", "7", "--eval-every", "100000")
     deadline = time.time() + 120
     while not (out / "config.yaml").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -122,7 +123,7 @@ def test_stop_signal_finishes_the_step_saves_and_says_how_to_resume(tmp_path, si
     assert proc.returncode == 128 + sig
     assert f"fewlabels train --resume {out}" in err and "Traceback" not in err
     step = load_checkpoint(out)["step"]
-    assert 0 < step < 100000
+    assert 7 < step < 100000 and f"after step {step}," in err  # the checkpoint is the stopped step's
 
 
 def test_nan_loss_stops_with_name_and_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
