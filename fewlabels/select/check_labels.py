@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from fewlabels.errors import FewLabelsError
+from fewlabels.utils.threads import one_blas_thread
 
 FOLDS = 5
 NEIGHBOURS = 10
@@ -108,6 +109,7 @@ def doubt(probs: np.ndarray, labels: np.ndarray, margin: float = FLAG_MARGIN) ->
     return {"suspected": suspected, "score": score, "flagged": score > margin, "p_given": probs[rows, labels]}
 
 
+@one_blas_thread
 def check_labels(features: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0,
                  views: list[np.ndarray] | None = None, folds: int = FOLDS, k: int = NEIGHBOURS,
                  class_names: list[str] | None = None) -> dict[str, np.ndarray]:

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fewlabels.errors import FewLabelsError
+from fewlabels.utils.threads import one_blas_thread
 
 STRATEGIES = ("auto", "typiclust", "probcover", "margin", "entropy", "badge", "coreset", "random")
 NEEDS_PROBS = ("margin", "entropy", "badge")
@@ -350,6 +351,7 @@ def cover_classes(ranked: Ranked, probs: np.ndarray | None, labels_given: np.nda
     return Ranked(index, [chosen[i][0] for i in index.tolist()], np.asarray([chosen[i][1] for i in index.tolist()]))
 
 
+@one_blas_thread
 def select(features: np.ndarray, labeled: np.ndarray, budget: int, strategy: str = "auto", seed: int = 0,
            probs: np.ndarray | None = None, num_classes: int | None = None,
            labels_given: np.ndarray | None = None, cover: bool = True) -> tuple[Ranked, str]:

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from fewlabels.symmetry.transforms import CANDIDATES, DIHEDRAL, SMALL, check_names, dihedral, needs_square, orbit, transformer
+from fewlabels.utils.threads import one_blas_thread
 
 FORMAT = 1
 NOT_JUDGED = "not judged"
@@ -229,6 +230,7 @@ def verdict(dist_acc: float, inv: dict[str, Any] | None, agreement: float | None
     return KEEPS, f"g(x) keeps the class of x for {agreement:.0%} of images, invariance costs nothing measurable"
 
 
+@one_blas_thread
 def analyse(x_pool: torch.Tensor, x_labeled: torch.Tensor | None, y_labeled: torch.Tensor | np.ndarray | None,
             classes: list[str], candidates: list[str] | tuple[str, ...] | None = None, seed: int = 0,
             pool_size: int = POOL) -> dict[str, Any]:
@@ -236,20 +238,7 @@ def analyse(x_pool: torch.Tensor, x_labeled: torch.Tensor | None, y_labeled: tor
 
     ``x_pool``: unlabeled images (the label-free score and collisions); ``x_labeled``/``y_labeled``:
     the few labels (cross-validation, the collision classifier). Deterministic for ``seed``.
-
-    Runs with one BLAS/OpenMP thread: its hundreds of small logistic regressions gain nothing from
-    more, and on a busy machine the threads' spin-waits made it ~25x slower (digits: 86 s against
-    3.5 s with one thread, beside two other busy processes on 2 cores).
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        return _analyse(x_pool, x_labeled, y_labeled, classes, candidates, seed, pool_size)
-
-
-def _analyse(x_pool: torch.Tensor, x_labeled: torch.Tensor | None, y_labeled: torch.Tensor | np.ndarray | None,
-             classes: list[str], candidates: list[str] | tuple[str, ...] | None, seed: int,
-             pool_size: int) -> dict[str, Any]:
     start = time.perf_counter()
     names = list(CANDIDATES if candidates is None else candidates)
     check_names(names)
