@@ -2,6 +2,7 @@
 
     python bench/pipeline.py --seeds 0 --val-per-class 20            # runs the default pipeline per seed
     python bench/pipeline.py --collect runs/bench-pipeline/fm-s0      # records a pipeline folder already run
+    python bench/pipeline.py --seeds 0,1,2 --baseline fixmatch --iterations 3000   # from scratch, same splits
     python bench/report.py
 
 Every stage's final EMA test accuracy, validation accuracy (the split the defaults are judged
@@ -29,14 +30,34 @@ def record_of(folder: Path) -> dict:
     stages = []
     for s in manifest["stages"]:
         res = json.loads((Path(s["config"]["out"]) / "results.json").read_text())
-        stages.append({"stage": s["name"], "algorithm": s["config"]["algorithm"], "model": s["config"]["model"],
-                       "iterations": res["iterations"], "wall_time_s": res["wall_time_s"],
-                       "test_accuracy": res["test_accuracy"], "val_accuracy": res.get("final_val_acc"),
-                       "knn_accuracy": res.get("final_knn_acc")})
+        stages.append(stage_record(s["name"], res))
     common = manifest["common"]
     return {"dataset": common.get("dataset"), "labels_per_class": common.get("labels_per_class"),
             "seed": common.get("seed", 0), "val_per_class": common.get("val_per_class", 0), "stages": stages,
             "total_wall_time_s": sum(s["wall_time_s"] for s in stages)}
+
+
+def stage_record(name: str, res: dict) -> dict:
+    per_class = res.get("test", {}).get("per_class_accuracy") or {}
+    worst = min(per_class, key=per_class.get) if per_class else None
+    return {"stage": name, "algorithm": res["algorithm"], "model": res["model"], "iterations": res["iterations"],
+            "wall_time_s": res["wall_time_s"], "test_accuracy": res["test_accuracy"],
+            "val_accuracy": res.get("final_val_acc"), "knn_accuracy": res.get("final_knn_acc"),
+            "worst_class": worst, "worst_class_accuracy": per_class.get(worst)}
+
+
+def baseline(dataset: str, labels_per_class: int, val_per_class: int, seed: int, algorithm: str, iterations: int,
+             runs: Path) -> dict:
+    """One semi-supervised run from scratch on the pipeline's split (same seed, labels and validation hold-out)."""
+    from fewlabels.train import TrainConfig, train
+
+    out = runs / f"{dataset}-{labels_per_class}pc-{algorithm}-{iterations}-s{seed}"
+    if not (out / "results.json").exists():
+        train(TrainConfig(dataset=dataset, labels_per_class=labels_per_class, val_per_class=val_per_class, seed=seed,
+                          algorithm=algorithm, iterations=iterations, out=str(out)), progress=False, overwrite=True)
+    res = json.loads((out / "results.json").read_text())
+    return {"dataset": dataset, "labels_per_class": labels_per_class, "seed": seed, "val_per_class": val_per_class,
+            "baseline": True, "stages": [stage_record("from scratch", res)], "total_wall_time_s": res["wall_time_s"]}
 
 
 def collect() -> None:
@@ -59,10 +80,22 @@ def main() -> None:
     p.add_argument("--seeds", default="0")
     p.add_argument("--runs", default="runs/bench-pipeline")
     p.add_argument("--collect", metavar="DIR", help="record a pipeline folder that has already run")
+    p.add_argument("--baseline", metavar="ALGORITHM", help="instead of the pipeline, this algorithm from scratch")
+    p.add_argument("--iterations", type=int, default=3000, help="the baseline's iterations")
     args = p.parse_args()
     from fewlabels.utils.io import atomic_write_json
 
     RUNS.mkdir(parents=True, exist_ok=True)
+    if args.baseline:
+        import torch
+
+        torch.set_num_threads(1)
+        for seed in (int(s) for s in args.seeds.split(",")):
+            rec = baseline(args.dataset, args.labels_per_class, args.val_per_class, seed, args.baseline,
+                           args.iterations, Path(args.runs))
+            atomic_write_json(RUNS / f"{args.dataset}-{args.labels_per_class}pc-scratch-{args.baseline}-s{seed}.json", rec)
+        collect()
+        return
     folders = [Path(args.collect)] if args.collect else []
     if not args.collect:
         import torch

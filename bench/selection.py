@@ -401,7 +401,9 @@ def table(record: dict) -> str:
              "strategies (margin, entropy, badge) take their first round at random (no model yet); between rounds "
              "their model is the linear probe. *balanced* is today's class-balanced random split; *random* is a "
              "uniform draw. fewlabels' strategies other than random apply the class-coverage pass once a model "
-             f"exists. *auto* = typiclust below {record['switch_per_class']} labels per class, margin from there.", ""]
+             "exists (a class the model predicts but nobody labeled gets a pick first; margin, entropy and badge "
+             "also spread each round's picks over the predicted classes). "
+             f"*auto* = typiclust below {record['switch_per_class']} labels per class, margin from there.", ""]
     for d in datasets:
         names = [n for n in STRATEGIES if _rounds(cells, "rounds", d, n)]
         if not names:
