@@ -295,7 +295,8 @@ def resolve_auto(num_labeled: int, num_classes: int, have_probs: bool) -> str:
 
 def cover_classes(ranked: Ranked, probs: np.ndarray | None, labels_given: np.ndarray, budget: int,
                   candidates: np.ndarray, per_round: bool = True) -> Ranked:
-    """``budget`` picks from ``ranked`` such that every predicted class gets one pick before any gets a second.
+    """``budget`` picks from ``ranked``: predicted classes nobody has labeled first; with ``per_round``, every
+    predicted class then one pick before any gets a second.
 
     A class counts as one the model can tell apart when some candidate is predicted as it. Order:
     (1) in rank order, one pick for each such class no given label has yet (a class no ranked
