@@ -66,10 +66,11 @@ def collect() -> None:
     rows = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*.json"))]
     atomic_write_json(RESULTS / "pipeline.json", {"bench": "pipeline", "title": "The pipeline, stage by stage",
                                                   "machine": machine(), "rows": rows,
-                                                  "command": "python bench/pipeline.py --seeds 0 --val-per-class 20  (other "
-                                                             "stage-1 methods: fewlabels pipeline --pretrain-algorithm NAME "
-                                                             "--val-per-class 20 --out DIR, then python bench/pipeline.py "
-                                                             "--collect DIR)"})
+                                                  "command": "python bench/pipeline.py --seeds 0,1,2 --val-per-class 20 && python "
+                                                             "bench/pipeline.py --seeds 0,1,2 --baseline fixmatch --iterations "
+                                                             "3000  (other stage-1 methods: fewlabels pipeline "
+                                                             "--pretrain-algorithm NAME --val-per-class 20 --out DIR, then "
+                                                             "python bench/pipeline.py --collect DIR)"})
 
 
 def main() -> None:

@@ -196,20 +196,46 @@ def ssl_table(record: dict) -> str:
 
 
 def pipeline_table(record: dict) -> str:
+    import statistics
+
     m = record["machine"]
     lines = [f"## {record['title']}", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}; one process per pipeline, sharing "
+             f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}; one process per run, sharing "
              "the machine with other work (wall times are upper bounds). Accuracies are the final EMA model's; the "
-             "validation split (held out of the labeled pool) is what settings are judged on.", "",
+             "validation split (held out of the labeled pool) is what settings are judged on. *from scratch* rows "
+             "train on the same split (seed, labels, validation hold-out) without the earlier stages.", "",
              f"Reproduce: `{record['command']}`", "",
-             "| dataset | labels/class | seed | stage | algorithm | iterations | wall time (min) | test acc % | val acc % | kNN % |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| dataset | labels/class | seed | stage | algorithm | iterations | wall time (min) | test acc % | val acc % "
+             "| kNN % | worst class % |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in record["rows"]:
         for s in r["stages"]:
             pct = [f"{100 * s[k]:.2f}" if isinstance(s.get(k), (int, float)) else "—"
                    for k in ("test_accuracy", "val_accuracy", "knn_accuracy")]
+            worst = (f"{100 * s['worst_class_accuracy']:.1f} ({s['worst_class']})"
+                     if isinstance(s.get("worst_class_accuracy"), (int, float)) else "—")
             lines.append(f"| {r['dataset']} | {r['labels_per_class']} | {r['seed']} | {s['stage']} | {s['algorithm']} | "
-                         f"{s['iterations']} | {s['wall_time_s'] / 60:.1f} | " + " | ".join(pct) + " |")
+                         f"{s['iterations']} | {s['wall_time_s'] / 60:.1f} | " + " | ".join(pct) + f" | {worst} |")
+    # mean over seeds per (dataset, labels, kind, stage): the pipeline's default (simclr) stages and the baselines
+    groups: dict[tuple, list[dict]] = {}
+    for r in record["rows"]:
+        if not r.get("baseline") and r["stages"][0]["algorithm"] != "simclr":
+            continue
+        for s in r["stages"]:
+            groups.setdefault((r["dataset"], r["labels_per_class"], s["stage"], s["algorithm"]), []).append(s)
+    if any(len(v) > 1 for v in groups.values()):
+        lines += ["", "Mean ± std over seeds (the default pipeline and the from-scratch runs):", "",
+                  "| dataset | labels/class | stage | algorithm | seeds | test acc % | worst class % | wall time (min) |",
+                  "|---|---|---|---|---|---|---|---|"]
+
+        def ms(values: list[float]) -> str:
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            return f"{statistics.mean(values):.2f} ± {sd:.2f}"
+
+        for (d, lpc, stage, algo), ss in groups.items():
+            worst = [100 * s["worst_class_accuracy"] for s in ss if isinstance(s.get("worst_class_accuracy"), (int, float))]
+            lines.append(f"| {d} | {lpc} | {stage} | {algo} | {len(ss)} | {ms([100 * s['test_accuracy'] for s in ss])} | "
+                         f"{ms(worst) if worst else '—'} | {statistics.mean(s['wall_time_s'] for s in ss) / 60:.1f} |")
     lines += _notes("pipeline")
     return "\n".join(lines) + "\n"
 
