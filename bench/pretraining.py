@@ -113,7 +113,8 @@ def run_method(args, method: str, model_name: str, seed: int) -> dict:
     wall = time.time() - t0
     trained = load(out)
     views = 2 * args.batch_size * args.uratio + args.batch_size * (3 if method == "supcon" else 1)
-    row = {"method": method, "model": model_name, "seed": seed, "iterations": iterations, "s_per_step": per_step,
+    row = {"method": method, "model": model_name, "seed": seed, "budget_s": args.budget_s, "iterations": iterations,
+           "s_per_step": per_step,
            "images_seen": iterations * views, "wall_time_s": wall, "train_time_s": res["train_time_s"],
            "alignment": res.get("final_alignment"), "uniformity": res.get("final_uniformity"),
            "emb_spread": res.get("final_emb_spread"), "online_knn_4pc": res.get("final_knn_acc"),
@@ -158,8 +159,8 @@ def collect(args) -> None:
     record = {"bench": "ssl", "title": "Self-supervised pretraining: kNN and linear probes at a fixed CPU budget",
               "budget_s": args.budget_s, "batch_size": args.batch_size, "uratio": args.uratio, "lr": args.lr,
               "probe_labels": list(PROBE_LABELS), "probe_seeds": list(PROBE_SEEDS), "machine": machine(),
-              "command": f"python bench/pretraining.py --dataset {args.dataset} --budget-s {args.budget_s:g} && "
-                         f"python bench/pretraining.py --dataset {args.dataset} --floors", "rows": rows}
+              "command": "python bench/pretraining.py --dataset fashion-mnist --budget-s 600 && python bench/pretraining.py "
+                         "--dataset fashion-mnist --floors; the same with --dataset digits --budget-s 120", "rows": rows}
     atomic_write_json(RESULTS / "ssl.json", record)
 
 

@@ -167,8 +167,8 @@ def ssl_table(record: dict) -> str:
     """Pretraining at a fixed wall-clock budget: probes at few and all labels, geometry, steps and images seen."""
     m = record["machine"]
     lines = [f"## {record['title']}", "",
-             f"Budget {record['budget_s']:.0f} s of training per run (steps = budget / the method's own measured time per "
-             f"step), labeled batch {record['batch_size']}, unlabeled batch {record['batch_size'] * record['uratio']} (two "
+             "A fixed wall-clock budget of training per run, per dataset below (steps = budget / the method's own measured "
+             f"time per step), labeled batch {record['batch_size']}, unlabeled batch {record['batch_size'] * record['uratio']} (two "
              f"strong views each), SGD lr {record['lr']}, cosine schedule. Probes on the final EMA model's backbone features: "
              f"kNN (k=20, T=0.07, cosine) and logistic regression, at {' and '.join(map(str, record['probe_labels']))} labels "
              f"per class (mean ± std over {len(record['probe_seeds'])} labeled splits) and with every label. Machine: "
@@ -177,7 +177,8 @@ def ssl_table(record: dict) -> str:
     for dataset in sorted({r["dataset"] for r in record["rows"]}):
         rows = [r for r in record["rows"] if r["dataset"] == dataset]
         lpc = record["probe_labels"]
-        lines += [f"### {dataset}", "",
+        budgets = sorted({r["budget_s"] for r in rows if "budget_s" in r})
+        lines += [f"### {dataset}", "", f"Budget: {', '.join(f'{b:.0f} s' for b in budgets)} of training per run.", "",
                   "| method | model | steps | images seen | " + " | ".join(f"kNN {n}/class" for n in lpc) + " | kNN all | "
                   + " | ".join(f"linear {n}/class" for n in lpc) + " | linear all | alignment | uniformity | spread |",
                   "|---|---|---|---|" + "---|" * (2 * len(lpc) + 5)]
