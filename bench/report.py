@@ -230,8 +230,8 @@ def pipeline_table(record: dict) -> str:
                   "|---|---|---|---|---|---|---|---|"]
 
         def ms(values: list[float]) -> str:
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            return f"{statistics.mean(values):.2f} ± {sd:.2f}"
+            sd = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else " (one seed)"
+            return f"{statistics.mean(values):.2f}{sd}"
 
         for (d, lpc, stage, algo), ss in groups.items():
             worst = [100 * s["worst_class_accuracy"] for s in ss if isinstance(s.get("worst_class_accuracy"), (int, float))]

@@ -38,10 +38,6 @@ def _symmetry_cache(tmp_path_factory):
     mp.undo()
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "symmetry_analysis: runs --augment auto's real analysis (others get a stand-in)")
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _quick_symmetry_analysis():
     """--augment auto analyses every new split (seconds each); the hundreds of short runs here would spend minutes on it.

@@ -16,9 +16,10 @@ from fewlabels.train import TrainConfig, load_checkpoint, resume, train
 from fewlabels.utils import io as fio
 
 SETTINGS = dict(dataset="digits", labels_per_class=4, iterations=60, eval_every=20, checkpoint_every=3,
-                batch_size=16, uratio=2, seed=5, keep_checkpoints=2)
+                batch_size=16, uratio=2, seed=5, keep_checkpoints=2, augment="hand")
 FLAGS = ["--dataset", "digits", "--labels-per-class", "4", "--iterations", "60", "--eval-every", "20",
-         "--checkpoint-every", "3", "--batch-size", "16", "--uratio", "2", "--seed", "5", "--keep-checkpoints", "2"]
+         "--checkpoint-every", "3", "--batch-size", "16", "--uratio", "2", "--seed", "5", "--keep-checkpoints", "2",
+         "--augment", "hand"]
 TIMING = {"train_time_s"}
 
 

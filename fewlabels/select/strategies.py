@@ -150,7 +150,8 @@ def purity_radius(f: np.ndarray, num_classes: int, seed: int, purity: float = PU
 
 
 def neighbour_radius(f: np.ndarray, num_classes: int, seed: int) -> float:
-    """The median distance to the K-th nearest other row, K = min(FLOOR_K, half the rows of one class on average)."""
+    """The K-th nearest other row's distance, at the median over a sample of rows (the root of the median squared
+    distance), K = min(FLOOR_K, half the rows of one class on average)."""
     k = min(FLOOR_K, len(f) // (2 * max(num_classes, 1)), len(f) - 1)
     if k < 1:
         return 0.0
@@ -306,7 +307,8 @@ def cover_classes(ranked: Ranked, probs: np.ndarray | None, labels_given: np.nda
     for badge); (3) the rest in rank order.
     Without probabilities the ranked list's head is taken as it is.
 
-    Why (2) is for the uncertainty strategies only: their ranking piles up on one confusing boundary.
+    Why (2) is for the uncertainty strategies only (``random`` skips it too: it is the baseline): their
+    ranking piles up on one confusing boundary.
     TypiClust, ProbCover and core-set spread over the embedding by construction, and a model
     trained on the classes labeled so far calls a sample of a class nobody labeled yet by one of
     the known names, so balancing over its predictions pushed exactly those samples back (measured:
