@@ -37,6 +37,8 @@ def test_the_teacher_is_frozen_in_eval_mode_and_gets_no_gradient(teacher):
     trainer = Trainer(prepare(TrainConfig(**BASE, algorithm="distill", options={"teacher": str(teacher)}, iterations=2)),
                       progress=False)
     t = trainer.algorithm.teacher_model
+    conv = next(p for p in t.parameters() if p.dim() == 4)
+    assert trainer.channels_last and conv.is_contiguous(memory_format=torch.channels_last)  # the student's layout
     before = {k: v.clone() for k, v in t.state_dict().items()}
     optimized = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
     assert not any(id(p) in optimized for p in t.parameters())
