@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from stand_ins import LogitsAreInputs
+from stand_ins import LogitsAreInputs, context
 
 from fewlabels import algorithms
 from fewlabels.errors import FewLabelsError
@@ -81,6 +81,7 @@ def test_supervised_ignores_unlabeled_data():
         ({"lambda_u": -1.0}, "lambda_u must be 0 or more"),
         ({"temperature": 0.0}, "temperature must be greater than 0"),
         ({"treshold": 0.9}, "did you mean 'threshold'"),
+        ({"da_momentum": 1.0}, "da_momentum must be in [0, 1)"),
     ],
 )
 def test_bad_hyper_parameters_are_refused(kwargs, fragment):
@@ -96,4 +97,23 @@ def test_unknown_algorithm_suggests_the_closest():
 
 
 def test_options_lists_paper_defaults():
-    assert algorithms.options("fixmatch") == {"threshold": 0.95, "lambda_u": 1.0, "temperature": 1.0}
+    assert algorithms.options("fixmatch") == {"threshold": 0.95, "lambda_u": 1.0, "temperature": 1.0,
+                                              "distribution_alignment": False, "da_momentum": 0.99}
+
+
+def test_distribution_alignment_revives_a_class_the_model_absorbs():
+    """p_model = (0.8, 0.2) after one update from momentum 0: q = (0.6, 0.4) becomes
+    (0.6 / 0.8, 0.4 / 0.2) normalised = (0.273, 0.727), so the pseudo-label flips to class 1."""
+    fm = algorithms.get("fixmatch", threshold=0.7, distribution_alignment=True, da_momentum=0.0)
+    fm.setup(context(num_classes=2))
+    p = torch.tensor([[0.6, 0.4], [1.0, 0.0]])  # batch mean (0.8, 0.2)
+    u_weak = p.clamp(min=1e-9).log()
+    out = fm.losses(LogitsAreInputs(), make_batch(u_weak, torch.zeros(2, 2), torch.zeros(1, 2), torch.tensor([0])), 0)
+    assert fm.alignment.p_model.tolist() == pytest.approx([0.8, 0.2])
+    assert out["pseudo_labels"].tolist() == [1, 0]
+    assert out["mask"].tolist() == [True, True]  # 0.727 >= 0.7; the confident sample stays confident
+    plain = algorithms.get("fixmatch", threshold=0.7)
+    plain.setup(context(num_classes=2))
+    assert not hasattr(plain, "alignment")  # off by default: checkpoints of plain FixMatch are unchanged
+    out = plain.losses(LogitsAreInputs(), make_batch(u_weak, torch.zeros(2, 2), torch.zeros(1, 2), torch.tensor([0])), 0)
+    assert out["pseudo_labels"].tolist() == [0, 0] and out["mask"].tolist() == [False, True]
