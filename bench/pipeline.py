@@ -3,6 +3,8 @@
     python bench/pipeline.py --seeds 0 --val-per-class 20            # runs the default pipeline per seed
     python bench/pipeline.py --collect runs/bench-pipeline/fm-s0      # records a pipeline folder already run
     python bench/pipeline.py --seeds 0,1,2 --baseline fixmatch --iterations 3000   # from scratch, same splits
+    python bench/pipeline.py --seeds 0,1,2 --finetune fixmatch --option distribution_alignment=true \
+        --encoder 'runs/bench-pipeline/fashion-mnist-4pc-s{seed}/1-pretrain'   # stage 2 variants, same encoders
     python bench/report.py
 
 Every stage's final EMA test accuracy, validation accuracy (the split the defaults are judged
@@ -60,6 +62,27 @@ def baseline(dataset: str, labels_per_class: int, val_per_class: int, seed: int,
             "baseline": True, "stages": [stage_record("from scratch", res)], "total_wall_time_s": res["wall_time_s"]}
 
 
+def finetune_variant(dataset: str, labels_per_class: int, val_per_class: int, seed: int, algorithm: str,
+                     options: dict, iterations: int, encoder: Path, runs: Path) -> dict:
+    """Stage 2 alone with other settings, started from the seed's existing stage-1 encoder (what composes best)."""
+    from fewlabels.train import TrainConfig, train
+
+    label = variant_label(algorithm, options)
+    out = runs / f"{dataset}-{labels_per_class}pc-finetune-{label}-s{seed}"
+    if not (out / "results.json").exists():
+        train(TrainConfig(dataset=dataset, labels_per_class=labels_per_class, val_per_class=val_per_class, seed=seed,
+                          algorithm=algorithm, options=options, iterations=iterations, init=str(encoder), out=str(out)),
+              progress=False, overwrite=True)
+    res = json.loads((out / "results.json").read_text())
+    return {"dataset": dataset, "labels_per_class": labels_per_class, "seed": seed, "val_per_class": val_per_class,
+            "variant": label, "stages": [stage_record(f"2-finetune, {label}", res)],
+            "total_wall_time_s": res["wall_time_s"]}
+
+
+def variant_label(algorithm: str, options: dict) -> str:
+    return "+".join([algorithm, *(f"{k}={v}" for k, v in sorted(options.items()))])
+
+
 def collect() -> None:
     from fewlabels.utils.io import atomic_write_json
 
@@ -82,11 +105,27 @@ def main() -> None:
     p.add_argument("--runs", default="runs/bench-pipeline")
     p.add_argument("--collect", metavar="DIR", help="record a pipeline folder that has already run")
     p.add_argument("--baseline", metavar="ALGORITHM", help="instead of the pipeline, this algorithm from scratch")
-    p.add_argument("--iterations", type=int, default=3000, help="the baseline's iterations")
+    p.add_argument("--iterations", type=int, default=3000, help="the baseline's (or the stage-2 variant's) iterations")
+    p.add_argument("--finetune", metavar="ALGORITHM", help="a stage-2 variant from each seed's stage-1 --encoder")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="the variant's options")
+    p.add_argument("--encoder", metavar="TEMPLATE", help="the stage-1 folder per seed, with {seed} in it")
     args = p.parse_args()
     from fewlabels.utils.io import atomic_write_json
 
     RUNS.mkdir(parents=True, exist_ok=True)
+    if args.finetune:
+        import torch
+
+        from fewlabels.commands.common import parse_assignment
+
+        torch.set_num_threads(1)
+        options = dict(parse_assignment(o, "--option") for o in args.option)
+        for seed in (int(s) for s in args.seeds.split(",")):
+            rec = finetune_variant(args.dataset, args.labels_per_class, args.val_per_class, seed, args.finetune, options,
+                                   args.iterations, Path(args.encoder.format(seed=seed)), Path(args.runs))
+            atomic_write_json(RUNS / f"{args.dataset}-{args.labels_per_class}pc-finetune-{rec['variant']}-s{seed}.json", rec)
+        collect()
+        return
     if args.baseline:
         import torch
 

@@ -220,14 +220,15 @@ def pipeline_table(record: dict) -> str:
     # mean over seeds per (dataset, labels, kind, stage): the pipeline's default (simclr) stages and the baselines
     groups: dict[tuple, list[dict]] = {}
     for r in record["rows"]:
-        if not r.get("baseline") and r["stages"][0]["algorithm"] != "simclr":
+        if not (r.get("baseline") or r.get("variant")) and r["stages"][0]["algorithm"] != "simclr":
             continue
         for s in r["stages"]:
             groups.setdefault((r["dataset"], r["labels_per_class"], s["stage"], s["algorithm"]), []).append(s)
     if any(len(v) > 1 for v in groups.values()):
-        lines += ["", "Mean ± std over seeds (the default pipeline and the from-scratch runs):", "",
-                  "| dataset | labels/class | stage | algorithm | seeds | test acc % | worst class % | wall time (min) |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "Mean ± std over seeds (the default pipeline, the from-scratch runs and the stage-2 variants "
+                  "started from the same stage-1 encoders):", "",
+                  "| dataset | labels/class | stage | algorithm | seeds | val acc % | test acc % | worst class % | wall time (min) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
 
         def ms(values: list[float]) -> str:
             sd = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else " (one seed)"
@@ -235,7 +236,9 @@ def pipeline_table(record: dict) -> str:
 
         for (d, lpc, stage, algo), ss in groups.items():
             worst = [100 * s["worst_class_accuracy"] for s in ss if isinstance(s.get("worst_class_accuracy"), (int, float))]
-            lines.append(f"| {d} | {lpc} | {stage} | {algo} | {len(ss)} | {ms([100 * s['test_accuracy'] for s in ss])} | "
+            val = [100 * s["val_accuracy"] for s in ss if isinstance(s.get("val_accuracy"), (int, float))]
+            lines.append(f"| {d} | {lpc} | {stage} | {algo} | {len(ss)} | {ms(val) if val else '—'} | "
+                         f"{ms([100 * s['test_accuracy'] for s in ss])} | "
                          f"{ms(worst) if worst else '—'} | {statistics.mean(s['wall_time_s'] for s in ss) / 60:.1f} |")
     lines += _notes("pipeline")
     return "\n".join(lines) + "\n"
