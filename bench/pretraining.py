@@ -28,6 +28,7 @@ from common import RESULTS, machine  # noqa: E402
 RUNS = RESULTS / "ssl"
 PROBE_LABELS = (4, 25)
 PROBE_SEEDS = (0, 1, 2)
+VAL_FRACTION = 0.1
 
 
 def calibrated_iterations(config, budget_s: float) -> tuple[int, float]:
@@ -61,7 +62,7 @@ def score(model, source, channels_last: bool) -> dict:
     pool = embed(model, train.x, channels_last=channels_last)
     queries = embed(model, test.x, channels_last=channels_last)
     k = len(train.classes)
-    out: dict = {}
+    out: dict = validation_scores(pool, train)
     for method in ("knn", "linear"):
         for lpc in PROBE_LABELS:
             accs = []
@@ -71,6 +72,33 @@ def score(model, source, channels_last: bool) -> dict:
                 accs.append(accuracy(test.y, fit_predict(method, pool[idx], train.y[idx], queries, k)))
             out[f"{method}_{lpc}pc"] = accs
         out[f"{method}_all"] = accuracy(test.y, fit_predict(method, pool, train.y, queries, k))
+    return out
+
+
+def validation_scores(pool, train) -> dict:
+    """The same few-label probes with held-out *pool* images as queries: what settings are chosen on, never the test set.
+
+    The pool's last ``VAL_FRACTION`` (a fixed permutation) answers; the labeled memory is drawn from the rest.
+    Pretraining saw these images without labels, as it sees the test set's kind of images.
+    """
+    import torch
+
+    from fewlabels.data import split
+    from fewlabels.evaluate.metrics import accuracy
+    from fewlabels.evaluate.probe import fit_predict
+
+    order = torch.randperm(len(train.y), generator=torch.Generator().manual_seed(1234))
+    n_val = int(VAL_FRACTION * len(order))
+    val, rest = order[-n_val:], order[:-n_val]
+    y_rest = train.y[rest]
+    out: dict = {}
+    for method in ("knn", "linear"):
+        accs = []
+        for seed in PROBE_SEEDS:
+            s = split(y_rest, 4, None, 0, seed, train.classes)
+            idx = rest[torch.as_tensor(s.labeled, dtype=torch.int64)]
+            accs.append(accuracy(train.y[val], fit_predict(method, pool[idx], train.y[idx], pool[val], len(train.classes))))
+        out[f"val_{method}_4pc"] = accs
     return out
 
 
@@ -104,16 +132,17 @@ def run_method(args, method: str, model_name: str, seed: int) -> dict:
 
     torch.set_num_threads(1)
     settings = dict(dataset=args.dataset, algorithm=method, model=model_name, labels_per_class=4, seed=seed,
-                    batch_size=args.batch_size, uratio=args.uratio, lr=args.lr)
+                    batch_size=args.batch_size, uratio=args.uratio, lr=args.lr, options=args.options)
     iterations, per_step = calibrated_iterations(TrainConfig(**settings, iterations=1000), args.budget_s)
-    out = Path(args.runs) / f"{args.dataset}-{model_name}-{method}-s{seed}"
+    out = Path(args.runs) / f"{args.dataset}-{model_name}-{method}{variant(args)}-s{seed}"
     t0 = time.time()
     res = train(TrainConfig(**settings, iterations=iterations, eval_every=iterations, checkpoint_every=iterations,
                             out=str(out)), progress=False, overwrite=True)
     wall = time.time() - t0
     trained = load(out)
     views = 2 * args.batch_size * args.uratio + args.batch_size * (3 if method == "supcon" else 1)
-    row = {"method": method, "model": model_name, "seed": seed, "budget_s": args.budget_s, "iterations": iterations,
+    row = {"method": method, "model": model_name, "seed": seed, "options": args.options, "budget_s": args.budget_s,
+           "iterations": iterations,
            "s_per_step": per_step,
            "images_seen": iterations * views, "wall_time_s": wall, "train_time_s": res["train_time_s"],
            "alignment": res.get("final_alignment"), "uniformity": res.get("final_uniformity"),
@@ -152,6 +181,11 @@ def run_floor(args, name: str) -> dict:
     return row
 
 
+def variant(args) -> str:
+    """A file-name suffix for non-default options (view=crop -> '-view=crop')."""
+    return "".join(f"-{k}={v}" for k, v in sorted(args.options.items()))
+
+
 def collect(args) -> None:
     from fewlabels.utils.io import atomic_write_json
 
@@ -176,7 +210,11 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=0.03)
     p.add_argument("--floors", action="store_true", help="raw pixels, random-init cnn, FixMatch's encoder at the demo budget")
     p.add_argument("--runs", default="runs/bench-ssl", help="where the run folders go")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="a method option, e.g. view=crop")
     args = p.parse_args()
+    from fewlabels.commands.common import parse_assignment
+
+    args.options = dict(parse_assignment(o, "--option") for o in args.option)
     from fewlabels.utils.io import atomic_write_json
 
     RUNS.mkdir(parents=True, exist_ok=True)
@@ -184,7 +222,8 @@ def main() -> None:
             [("method", m, model, int(s)) for model in args.models.split(",") for m in args.methods.split(",")
              for s in args.seeds.split(",")])
     for kind, name, model_name, seed in jobs:
-        file = RUNS / f"{args.dataset}-{(model_name or 'floor')}-{name.replace(' ', '_')}-s{seed}.json"
+        suffix = variant(args) if kind == "method" else ""
+        file = RUNS / f"{args.dataset}-{(model_name or 'floor')}-{name.replace(' ', '_')}{suffix}-s{seed}.json"
         if file.exists():
             continue
         row = run_floor(args, name) if kind == "floor" else run_method(args, name, model_name, seed)

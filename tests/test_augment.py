@@ -14,6 +14,7 @@ from fewlabels.augment import (
     FeatureNoise,
     Identity,
     RandAugment,
+    ResizedCrop,
     Strong,
     Weak,
     make_feature_views,
@@ -463,8 +464,8 @@ def test_weak_bad_pad_fraction():
 
 def test_make_views_respects_hflip():
     views = make_views(hflip=False)
-    assert set(views) == {"none", "weak", "strong"}
-    assert views["weak"].hflip is False and views["strong"].weak.hflip is False
+    assert set(views) == {"none", "weak", "strong", "crop"}
+    assert views["weak"].hflip is False and views["strong"].weak.hflip is False and views["crop"].hflip is False
     assert make_views()["weak"].hflip is True
 
 
@@ -623,3 +624,55 @@ def test_keep_freed_memory_is_idempotent():
     first = keep_freed_memory()
     assert keep_freed_memory() is first
     assert isinstance(first, bool)
+
+
+# ---- SimCLR's resized-crop view
+
+
+def test_resized_crop_at_full_scale_without_jitter_is_the_identity_or_its_mirror():
+    x = torch.randint(0, 256, (16, 1, 9, 7), generator=gen(3), dtype=torch.uint8)
+    exact = ResizedCrop(hflip=False, scale=(1.0, 1.0), ratio=(1.0, 1.0), jitter=0.0)
+    torch.testing.assert_close(exact(x, gen()), x.float() / 255, atol=1e-5, rtol=0)
+    flipping = ResizedCrop(hflip=True, scale=(1.0, 1.0), ratio=(1.0, 1.0), jitter=0.0)
+    out, ref = flipping(x, gen()), x.float() / 255
+    same = [(out[i] - ref[i]).abs().max() < 1e-5 for i in range(16)]
+    mirrored = [(out[i] - ref[i].flip(-1)).abs().max() < 1e-5 for i in range(16)]
+    assert all(a or b for a, b in zip(same, mirrored)) and 0 < sum(mirrored) < 16
+
+
+def test_resized_crop_zooms_in():
+    """A crop of a quarter of the area, resized back, shows a quarter of the image: on a left-black, right-white
+    image a centred-or-shifted crop is never the whole picture, and never darker than black or brighter than white."""
+    x = torch.zeros(64, 1, 16, 16)
+    x[..., 8:] = 1.0
+    out = ResizedCrop(hflip=False, scale=(0.25, 0.25), ratio=(1.0, 1.0), jitter=0.0)(x, gen())
+    assert out.min() >= 0 and out.max() <= 1
+    white = out.mean(dim=(1, 2, 3))
+    assert (white - 0.5).abs().max() > 0.2  # some crops mostly on one side
+    # each crop is half the width: the black-to-white edge, if inside, takes 2 pixels of the 16 at most
+    edges = ((out[..., 1:] - out[..., :-1]).abs() > 0.01).sum(dim=-1)
+    assert edges.max() <= 3
+
+
+def test_resized_crop_jitter_scales_brightness_within_its_range():
+    x = torch.full((200, 1, 4, 4), 0.5)  # a flat image: contrast leaves it, brightness multiplies it
+    out = ResizedCrop(hflip=False, scale=(1.0, 1.0), ratio=(1.0, 1.0), jitter=0.4, jitter_p=1.0)(x, gen())
+    level = out[:, 0, 0, 0]
+    assert level.min() >= 0.5 * 0.6 - 1e-6 and level.max() <= 0.5 * 1.4 + 1e-6
+    assert level.std() > 0.05  # each image draws its own factor
+    none = ResizedCrop(hflip=False, scale=(1.0, 1.0), ratio=(1.0, 1.0), jitter=0.4, jitter_p=0.0)(x, gen())
+    torch.testing.assert_close(none, x)
+
+
+def test_resized_crop_turns_colour_images_grey_and_repeats_with_the_generator():
+    x = torch.rand(32, 3, 8, 8, generator=gen(5))
+    grey = ResizedCrop(gray_p=1.0)(x, gen())
+    assert torch.equal(grey[:, 0], grey[:, 1]) and torch.equal(grey[:, 1], grey[:, 2])
+    view = ResizedCrop()
+    assert torch.equal(view(x, gen(7)), view(x, gen(7))) and not torch.equal(view(x, gen(7)), view(x, gen(8)))
+
+
+@pytest.mark.parametrize("kwargs", [{"scale": (0.0, 1.0)}, {"scale": (0.5, 0.2)}, {"ratio": (0.0, 1.0)}])
+def test_resized_crop_refuses_bad_ranges(kwargs):
+    with pytest.raises(ValueError):
+        ResizedCrop(**kwargs)

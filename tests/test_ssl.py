@@ -8,6 +8,7 @@ import torch
 
 from fewlabels import algorithms, models
 from fewlabels.algorithms import SetupContext
+from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate.monitors import EvalContext
 from fewlabels.evaluate.representation import Collapse, knn_predict, spread, uniformity
 from fewlabels.losses.ssl import barlow_twins, byol_regression, info_nce, nt_xent, supcon, vicreg_terms
@@ -125,6 +126,24 @@ def test_supcon_labels_do_reach_the_backbone():
     assert any(p.grad is not None and p.grad.any() for p in model.backbone.parameters())
 
 
+@pytest.mark.parametrize("name", SSL)
+def test_the_crop_view_replaces_the_strong_pair(name):
+    model, alg = _setup(name, view="crop")
+    assert alg.views["unlabeled"] == ["crop", "crop#2"]
+    assert alg.views["labeled"] == (["weak", "crop", "crop#2"] if name == "supcon" else ["weak"])
+    out = alg.losses(model, _batch(views=("crop", "crop#2")), 0)  # the strong views are not in the batch at all
+    out["unsup"].backward()
+    assert any(p.grad is not None and p.grad.any() for p in model.backbone.parameters())
+    assert algorithms.get(name).views["unlabeled"] == ["strong", "strong#2"]  # the default is unchanged
+
+
+def test_a_bad_view_is_one_sentence():
+    with pytest.raises(FewLabelsError, match=r"simclr: view must be one of strong, crop, got 'blur'"):
+        algorithms.get("simclr", view="blur")
+    with pytest.raises(FewLabelsError, match="view 'crop' crops images, and this data is feature vectors"):
+        algorithms.get("vicreg", view="crop").check_data((6,), 2)
+
+
 @pytest.mark.parametrize("name", ["byol", "mocov3"])
 def test_the_target_network_gets_no_gradient_and_follows_its_moving_average(name):
     model, alg = _setup(name, momentum=0.9)
@@ -199,11 +218,11 @@ def _random_init_knn():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", SSL)
-def test_a_short_digits_pretraining_beats_the_random_encoder(name, tmp_path):
+@pytest.mark.parametrize("name,view", [*((n, "strong") for n in SSL), ("vicreg", "crop")])
+def test_a_short_digits_pretraining_beats_the_random_encoder(name, view, tmp_path):
     torch.set_num_threads(1)
-    res = train(TrainConfig(**SHORT, algorithm=name, iterations=150, eval_every=150, checkpoint_every=150,
-                            out=str(tmp_path / name)), progress=False)
+    res = train(TrainConfig(**SHORT, algorithm=name, options={"view": view}, iterations=150, eval_every=150,
+                            checkpoint_every=150, out=str(tmp_path / name)), progress=False)
     floor = _random_init_knn()
     assert res["final_knn_acc"] > floor + 0.1, (res["final_knn_acc"], floor)
     assert res["final_emb_spread"] > 0.1 and "collapsed" not in res

@@ -27,8 +27,9 @@ class BarlowTwins(Pretraining):
     name = "barlowtwins"
 
     def __init__(self, lambda_offdiag: float = 5.1e-3, scale_loss: float = 0.1, proj_hidden: int = 512, proj_dim: int = 512,
-                 probe_lr: float = 0.1) -> None:
-        super().__init__(proj_hidden, proj_dim, probe_lr)
+                 probe_lr: float = 0.1,
+                 view: str = "strong") -> None:
+        super().__init__(proj_hidden, proj_dim, probe_lr, view)
         check_non_negative(self.name, "lambda_offdiag", lambda_offdiag)
         check_positive(self.name, "scale_loss", scale_loss)
         self.lambda_offdiag, self.scale_loss = lambda_offdiag, scale_loss

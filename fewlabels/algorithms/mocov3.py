@@ -25,8 +25,8 @@ class MoCoV3(MomentumTarget):
     name = "mocov3"
 
     def __init__(self, temperature: float = 0.2, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1,
-                 pred_hidden: int = 512, momentum: float = 0.99) -> None:
-        super().__init__(proj_hidden, proj_dim, probe_lr, pred_hidden, momentum)
+                 pred_hidden: int = 512, momentum: float = 0.99, view: str = "strong") -> None:
+        super().__init__(proj_hidden, proj_dim, probe_lr, pred_hidden, momentum, view)
         check_positive(self.name, "temperature", temperature)
         self.temperature = temperature
 

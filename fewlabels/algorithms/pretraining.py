@@ -5,10 +5,10 @@ features of the labeled batch, so no label reaches the backbone (SupCon's labels
 is its point), while test accuracy, kNN and the other monitors follow the representation as
 it trains. One joint forward pass: BatchNorm sees the labeled and the unlabeled views together.
 
-Views are the project's ``strong`` augmentation (RandAugment + Cutout on a flip and crop); the
-SimCLR paper's colour distortion and random resized crops are not built. On feature vectors
-the views are the feature-noise views (Gaussian noise and feature dropout, the only ones that
-exist for them), a much weaker pretext than image augmentation.
+Views (option ``view``): ``strong``, the project's RandAugment + Cutout on a flip and crop, or
+``crop``, SimCLR's random resized crop + flip + colour jitter (``augment.ResizedCrop``). On
+feature vectors the views are the feature-noise views (Gaussian noise and feature dropout, the
+only ones that exist for them), a much weaker pretext than image augmentation.
 """
 
 from __future__ import annotations
@@ -29,18 +29,31 @@ from fewlabels.losses import cross_entropy
 from fewlabels.models.heads import projection_mlp
 
 
+VIEWS = ("strong", "crop")
+
+
 class Pretraining(Algorithm):
     """A self-supervised method: ``pretext`` turns the two views' backbone features into named losses."""
 
     views: ClassVar[dict[str, list[str]]] = {"labeled": ["weak"], "unlabeled": ["strong", "strong#2"]}
     min_batch: ClassVar[int] = 2  # the smallest unlabeled batch the pretext loss is defined for
+    labeled_pair: ClassVar[bool] = False  # whether labeled samples take the two views too (SupCon)
 
-    def __init__(self, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1) -> None:
+    def __init__(self, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1, view: str = "strong") -> None:
         super().__init__()
         check_positive(self.name, "proj_hidden", proj_hidden)
         check_positive(self.name, "proj_dim", proj_dim)
         check_non_negative(self.name, "probe_lr", probe_lr)
-        self.proj_hidden, self.proj_dim, self.probe_lr = proj_hidden, proj_dim, probe_lr
+        if view not in VIEWS:
+            raise FewLabelsError(f"{self.name}: view must be one of {', '.join(VIEWS)}, got {view!r}.")
+        self.proj_hidden, self.proj_dim, self.probe_lr, self.view = proj_hidden, proj_dim, probe_lr, view
+        self.pair = (view, f"{view}#2")
+        self.views = {"labeled": ["weak", *(self.pair if self.labeled_pair else ())], "unlabeled": list(self.pair)}
+
+    def check_data(self, sample_shape: tuple[int, ...], num_classes: int, hflip: bool = False) -> None:
+        if self.view == "crop" and len(sample_shape) != 3:
+            raise FewLabelsError(f"{self.name}: view 'crop' crops images, and this data is feature vectors; "
+                                 "use view=strong (the feature-noise views).")
 
     def setup(self, ctx: SetupContext) -> None:
         head = getattr(ctx.model, "head", None)
@@ -62,11 +75,12 @@ class Pretraining(Algorithm):
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         lab, unl = batch["labeled"], batch["unlabeled"]
-        if len(unl["strong"]) < self.min_batch:
+        first, second = self.pair
+        if len(unl[first]) < self.min_batch:
             raise FewLabelsError(f"{self.name}: needs an unlabeled batch of at least {self.min_batch}, got "
-                                 f"{len(unl['strong'])}; raise --batch-size or --uratio.")
+                                 f"{len(unl[first])}; raise --batch-size or --uratio.")
         n = len(lab["weak"]) if lab else 0
-        parts = ([lab["weak"]] if n else []) + [unl["strong"], unl["strong#2"]]
+        parts = ([lab["weak"]] if n else []) + [unl[first], unl[second]]
         feats = model.features(torch.cat(parts))
         probe = cross_entropy(model.head(feats[:n].detach()), lab["y"]) if n else feats.new_zeros(())
         f1, f2 = feats[n:].chunk(2)
@@ -91,8 +105,8 @@ class MomentumTarget(Pretraining):
     """
 
     def __init__(self, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1, pred_hidden: int = 512,
-                 momentum: float = 0.99) -> None:
-        super().__init__(proj_hidden, proj_dim, probe_lr)
+                 momentum: float = 0.99, view: str = "strong") -> None:
+        super().__init__(proj_hidden, proj_dim, probe_lr, view)
         check_positive(self.name, "pred_hidden", pred_hidden)
         if not (isinstance(momentum, (int, float)) and 0.0 <= momentum <= 1.0):
             raise FewLabelsError(f"{self.name}: momentum must be in [0, 1], got {momentum!r}.")
@@ -114,7 +128,7 @@ class MomentumTarget(Pretraining):
         """The target network's projections of the two views, without gradient."""
         unl = batch["unlabeled"]
         with torch.no_grad():
-            t = self.target_projector(self.target_model.features(torch.cat([unl["strong"], unl["strong#2"]])))
+            t = self.target_projector(self.target_model.features(torch.cat([unl[self.pair[0]], unl[self.pair[1]]])))
         return t.chunk(2)
 
     @torch.no_grad()

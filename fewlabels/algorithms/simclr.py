@@ -21,8 +21,9 @@ from fewlabels.losses.ssl import nt_xent
 class SimCLR(Pretraining):
     name = "simclr"
 
-    def __init__(self, temperature: float = 0.5, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1) -> None:
-        super().__init__(proj_hidden, proj_dim, probe_lr)
+    def __init__(self, temperature: float = 0.5, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1,
+                 view: str = "strong") -> None:
+        super().__init__(proj_hidden, proj_dim, probe_lr, view)
         check_positive(self.name, "temperature", temperature)
         self.temperature = temperature
 

@@ -23,16 +23,18 @@ from fewlabels.losses.ssl import supcon
 class SupCon(Pretraining):
     name = "supcon"
     views = {"labeled": ["weak", "strong", "strong#2"], "unlabeled": ["strong", "strong#2"]}
+    labeled_pair = True
 
-    def __init__(self, temperature: float = 0.1, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1) -> None:
-        super().__init__(proj_hidden, proj_dim, probe_lr)
+    def __init__(self, temperature: float = 0.1, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1,
+                 view: str = "strong") -> None:
+        super().__init__(proj_hidden, proj_dim, probe_lr, view)
         check_positive(self.name, "temperature", temperature)
         self.temperature = temperature
 
     def losses(self, model, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         lab, unl = batch["labeled"], batch["unlabeled"]
-        both = {"strong": torch.cat([lab["strong"], unl["strong"]]), "strong#2": torch.cat([lab["strong#2"], unl["strong#2"]])}
-        y = torch.cat([lab["y"], torch.full((len(unl["strong"]),), -1, dtype=lab["y"].dtype, device=lab["y"].device)])
+        both = {name: torch.cat([lab[name], unl[name]]) for name in self.pair}
+        y = torch.cat([lab["y"], torch.full((len(unl[self.pair[0]]),), -1, dtype=lab["y"].dtype, device=lab["y"].device)])
         return super().losses(model, {**batch, "unlabeled": both, "supcon_y": y}, step)
 
     def pretext(self, f1: torch.Tensor, f2: torch.Tensor, batch: Batch, step: int) -> dict[str, torch.Tensor]:

@@ -24,8 +24,9 @@ class VICReg(Pretraining):
     name = "vicreg"
 
     def __init__(self, sim_weight: float = 25.0, var_weight: float = 25.0, cov_weight: float = 1.0, proj_hidden: int = 512,
-                 proj_dim: int = 512, probe_lr: float = 0.1) -> None:
-        super().__init__(proj_hidden, proj_dim, probe_lr)
+                 proj_dim: int = 512, probe_lr: float = 0.1,
+                 view: str = "strong") -> None:
+        super().__init__(proj_hidden, proj_dim, probe_lr, view)
         for name, value in (("sim_weight", sim_weight), ("var_weight", var_weight), ("cov_weight", cov_weight)):
             check_non_negative(self.name, name, value)
         self.sim_weight, self.var_weight, self.cov_weight = sim_weight, var_weight, cov_weight

@@ -10,6 +10,7 @@ from fewlabels.augment.policies import (
     GEOMETRIC_OPS,
     Identity,
     RandAugment,
+    ResizedCrop,
     Strong,
     Weak,
     check_images,
@@ -20,11 +21,11 @@ from fewlabels.augment.policies import (
 def make_views(hflip: bool = True, symmetries: list[tuple[int, bool]] | None = None) -> dict:
     """The named views the algorithms ask for, for image data; ``symmetries``: see ``Weak``."""
     return {"none": Identity(), "weak": Weak(hflip=hflip, symmetries=symmetries),
-            "strong": Strong(hflip=hflip, symmetries=symmetries)}
+            "strong": Strong(hflip=hflip, symmetries=symmetries), "crop": ResizedCrop(hflip=hflip, symmetries=symmetries)}
 
 
 __all__ = [
     "ALL_OPS", "COLOR_OPS", "GEOMETRIC_OPS", "GROUPS",
-    "FeatureNoise", "Identity", "RandAugment", "Strong", "TransformGroup", "Weak",
+    "FeatureNoise", "Identity", "RandAugment", "ResizedCrop", "Strong", "TransformGroup", "Weak",
     "check_images", "get_group", "make_feature_views", "make_views", "to_unit_float",
 ]

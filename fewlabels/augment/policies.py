@@ -8,6 +8,7 @@ colour ops run slot by slot on the images that drew them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -267,6 +268,67 @@ class Strong:
         else:
             x = to_unit_float(x)  # index_select made a copy already
         return self.randaugment.apply_colour(x, plan, position, fill)
+
+
+class ResizedCrop:
+    """SimCLR's view, sized for small images: a random resized crop, a flip and colour jitter.
+
+    The crop covers ``scale`` of the image's area at an aspect ratio drawn log-uniformly from ``ratio``,
+    resized back bilinearly; with probability ``jitter_p`` brightness, contrast and (colour images)
+    saturation each change by a factor in [1 - jitter, 1 + jitter]; colour images turn grey with
+    probability ``gray_p``. Paper values for CIFAR ("A Simple Framework for Contrastive Learning of
+    Visual Representations", appendix B.9): no blur, crop area from 0.08 (0.2 here: at 28 pixels a
+    smaller crop keeps a handful of pixels), jitter 0.4 (0.5 in the paper), p = 0.8 and 0.2.
+    Crops teach what the RandAugment view does not: that a part of an object names the whole.
+    """
+
+    def __init__(self, hflip: bool = True, symmetries: Sequence[tuple[int, bool]] | None = None,
+                 scale: tuple[float, float] = (0.2, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                 jitter: float = 0.4, jitter_p: float = 0.8, gray_p: float = 0.2) -> None:
+        if not 0.0 < scale[0] <= scale[1] <= 1.0:
+            raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {scale}")
+        if not 0.0 < ratio[0] <= ratio[1]:
+            raise ValueError(f"ratio must satisfy 0 < low <= high, got {ratio}")
+        self.hflip = hflip
+        self.symmetries = list(symmetries) if symmetries and len(symmetries) > 1 else None
+        self.scale, self.ratio = scale, ratio
+        self.jitter, self.jitter_p, self.gray_p = jitter, jitter_p, gray_p
+
+    def crop_matrices(self, b: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+        """(B, 2, 3) maps from output to input coordinates in [-1, 1] (``affine_grid``'s convention)."""
+        lo, hi = self.scale
+        area = lo + (hi - lo) * _rand(gen, b, device=device)
+        log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
+        aspect = torch.exp(log_lo + (log_hi - log_lo) * _rand(gen, b, device=device))
+        width = torch.sqrt(area * aspect).clamp(max=1.0)  # fractions of the side
+        height = torch.sqrt(area / aspect).clamp(max=1.0)
+        cx = (2 * _rand(gen, b, device=device) - 1) * (1 - width)  # the crop stays inside the image
+        cy = (2 * _rand(gen, b, device=device) - 1) * (1 - height)
+        flip = _rand(gen, b, device=device) < 0.5
+        sx = torch.where(flip, -width, width) if self.hflip else width
+        theta = torch.zeros(b, 2, 3, device=device)
+        theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, cx, height, cy
+        return theta
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        check_images(x)
+        if self.symmetries is not None:
+            x = random_symmetry(x, self.symmetries, gen)
+        x = to_unit_float(x)
+        b, c = x.shape[:2]
+        theta = self.crop_matrices(b, gen, x.device)
+        grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+        x = torch.nn.functional.grid_sample(x.contiguous(), grid, mode="bilinear", padding_mode="border",
+                                            align_corners=False)
+        jittered = _rand(gen, b, device=x.device) < self.jitter_p
+        factors = 1 + self.jitter * (2 * _rand(gen, 3, b, device=x.device) - 1)
+        factors = torch.where(jittered, factors, torch.ones_like(factors))
+        x = ops.contrast(ops.brightness(x, factors[0]), factors[1])
+        if c == 3:
+            x = ops.color(x, factors[2])
+            grey = _rand(gen, b, device=x.device) < self.gray_p
+            x = torch.where(grey.view(-1, 1, 1, 1), ops.grayscale(x).expand_as(x), x)
+        return x
 
 
 class Identity:
