@@ -181,6 +181,29 @@ def run_floor(args, name: str) -> dict:
     return row
 
 
+def rescore(args) -> None:
+    """Rows recorded before the validation probes existed get them from their run folders (the test figures stay)."""
+    import torch
+
+    from fewlabels import data as data_mod
+    from fewlabels.api import load
+    from fewlabels.evaluate.probe import embed
+    from fewlabels.utils.io import atomic_write_json
+
+    torch.set_num_threads(1)
+    for file in sorted(RUNS.glob(f"{args.dataset}-*.json")):
+        row = json.loads(file.read_text())
+        suffix = "".join(f"-{k}={v}" for k, v in sorted((row.get("options") or {}).items()))
+        folder = Path(args.runs) / f"{row['dataset']}-{row['model']}-{row['method']}{suffix}-s{row['seed']}"
+        if "val_knn_4pc" in row or not (folder / "results.json").exists():
+            continue
+        train = data_mod.load(row["dataset"]).train
+        row.update(validation_scores(embed(load(folder).model, train.x, channels_last=True), train))
+        atomic_write_json(file, row)
+        print(file.name, row["val_knn_4pc"], row["val_linear_4pc"], flush=True)
+    collect(args)
+
+
 def variant(args) -> str:
     """A file-name suffix for non-default options (view=crop -> '-view=crop')."""
     return "".join(f"-{k}={v}" for k, v in sorted(args.options.items()))
@@ -211,6 +234,7 @@ def main() -> None:
     p.add_argument("--floors", action="store_true", help="raw pixels, random-init cnn, FixMatch's encoder at the demo budget")
     p.add_argument("--runs", default="runs/bench-ssl", help="where the run folders go")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="a method option, e.g. view=crop")
+    p.add_argument("--rescore", action="store_true", help="add validation-split probes to rows whose run folder is in --runs")
     args = p.parse_args()
     from fewlabels.commands.common import parse_assignment
 
@@ -218,6 +242,9 @@ def main() -> None:
     from fewlabels.utils.io import atomic_write_json
 
     RUNS.mkdir(parents=True, exist_ok=True)
+    if args.rescore:
+        rescore(args)
+        return
     jobs = ([("floor", name, "", 0) for name in ("raw pixels", "random init", "fixmatch encoder")] if args.floors else
             [("method", m, model, int(s)) for model in args.models.split(",") for m in args.methods.split(",")
              for s in args.seeds.split(",")])

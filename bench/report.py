@@ -163,6 +163,9 @@ def methods_table(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+FLOORS = ("raw pixels", "random init", "fixmatch encoder")
+
+
 def ssl_table(record: dict) -> str:
     """Pretraining at a fixed wall-clock budget: probes at few and all labels, geometry, steps and images seen."""
     m = record["machine"]
@@ -178,17 +181,35 @@ def ssl_table(record: dict) -> str:
         rows = [r for r in record["rows"] if r["dataset"] == dataset]
         lpc = record["probe_labels"]
         budgets = sorted({r["budget_s"] for r in rows if "budget_s" in r})
-        lines += [f"### {dataset}", "", f"Budget: {', '.join(f'{b:.0f} s' for b in budgets)} of training per run.", "",
-                  "| method | model | steps | images seen | " + " | ".join(f"kNN {n}/class" for n in lpc) + " | kNN all | "
+        lines += [f"### {dataset}", "", f"Budget: {', '.join(f'{b:.0f} s' for b in budgets)} of training per run. "
+                  "Few-label cells: with one seed, mean ± std over the 3 labeled splits; with several, the mean over "
+                  "splits, then mean ± std over seeds. *val* columns: the same 4-per-class probes answered by 10% of the "
+                  "training pool held out (what settings are chosen on); the rest answer on the test set.", "",
+                  "| method | view | model | seeds | steps | images seen | val kNN 4/class | val linear 4/class | "
+                  + " | ".join(f"kNN {n}/class" for n in lpc) + " | kNN all | "
                   + " | ".join(f"linear {n}/class" for n in lpc) + " | linear all | alignment | uniformity | spread |",
-                  "|---|---|---|---|" + "---|" * (2 * len(lpc) + 5)]
+                  "|---|---|---|---|---|---|---|---|" + "---|" * (2 * len(lpc) + 5)]
+        groups: dict[tuple, list[dict]] = {}
         for r in rows:
-            def cell(key, r=r):
-                v = r.get(key)
-                return _fmt_pct(v) if isinstance(v, list) else (f"{100 * v:.2f}" if isinstance(v, (int, float)) else "—")
-            geo = [f"{r[k]:.3f}" if isinstance(r.get(k), (int, float)) else "—" for k in ("alignment", "uniformity", "emb_spread")]
-            lines.append(f"| {r['method']} | {r['model']} | {r.get('iterations', '—')} | "
-                         + (f"{r['images_seen']:,}" if "images_seen" in r else "—") + " | "
+            view = "—" if r["method"] in FLOORS else (r.get("options") or {}).get("view", "strong")
+            groups.setdefault((r["method"], view, r["model"]), []).append(r)
+        for (method, view, model), runs in groups.items():
+            def cell(key, runs=runs):
+                values = [r.get(key) for r in runs if r.get(key) is not None]
+                if not values:
+                    return "—"
+                if len(values) == 1:
+                    v = values[0]
+                    return _fmt_pct(v) if isinstance(v, list) else f"{100 * v:.2f}"
+                return _fmt_pct([sum(v) / len(v) if isinstance(v, list) else v for v in values])
+
+            def plain(key, fmt, runs=runs):
+                values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
+                return fmt(sum(values) / len(values)) if values else "—"
+
+            geo = [plain(k, lambda v: f"{v:.3f}") for k in ("alignment", "uniformity", "emb_spread")]
+            lines.append(f"| {method} | {view} | {model} | {len(runs)} | {plain('iterations', lambda v: f'{v:.0f}')} | "
+                         f"{plain('images_seen', lambda v: f'{v:,.0f}')} | {cell('val_knn_4pc')} | {cell('val_linear_4pc')} | "
                          + " | ".join(cell(f"knn_{n}pc") for n in lpc) + f" | {cell('knn_all')} | "
                          + " | ".join(cell(f"linear_{n}pc") for n in lpc) + f" | {cell('linear_all')} | " + " | ".join(geo) + " |")
         lines.append("")
