@@ -10,7 +10,7 @@ from fewlabels.errors import FewLabelsError
 from fewlabels.utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, check_writable_dir
 
 
-@pytest.mark.parametrize("name, shape", [("cnn", (1, 28, 28)), ("cnn-wide", (3, 32, 32)), ("cnn", (1, 8, 8)),
+@pytest.mark.parametrize("name, shape", [("cnn", (1, 28, 28)), ("cnn-wide", (3, 32, 32)), ("cnn", (1, 8, 8)), ("cnn-small", (1, 28, 28)),
                                          ("wrn-28-2", (3, 32, 32)), ("mlp", (20,))])
 def test_models_return_logits_and_features(name, shape):
     model = models.get(name, shape, num_classes=7).eval()

@@ -28,7 +28,6 @@ from fewlabels.evaluate.representation import representation_monitors
 from fewlabels.losses import cross_entropy
 from fewlabels.models.heads import projection_mlp
 
-
 VIEWS = ("strong", "crop")
 
 
