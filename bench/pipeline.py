@@ -3,8 +3,10 @@
     python bench/pipeline.py --seeds 0 --val-per-class 20            # runs the default pipeline per seed
     python bench/pipeline.py --collect runs/bench-pipeline/fm-s0      # records a pipeline folder already run
     python bench/pipeline.py --seeds 0,1,2 --baseline fixmatch --iterations 3000   # from scratch, same splits
-    python bench/pipeline.py --seeds 0,1,2 --finetune fixmatch --option distribution_alignment=true \
-        --encoder 'runs/bench-pipeline/fashion-mnist-4pc-s{seed}/1-pretrain'   # stage 2 variants, same encoders
+    python bench/pipeline.py --seeds 0,1,2 --finetune fixmatch --option distribution_alignment=true --iterations 1200 \
+        --encoder 'runs/bench-pipeline/fashion-mnist-4pc-s{seed}/1-pretrain'   # a stage-2 variant, same encoders
+    python bench/pipeline.py --seeds 0,1,2 --distill-into cnn-small --iterations 1200 \
+        --teacher 'runs/bench-pipeline/fashion-mnist-4pc-s{seed}/2-finetune'   # a stage-3 variant, same teachers
     python bench/report.py
 
 Every stage's final EMA test accuracy, validation accuracy (the split the defaults are judged
@@ -42,10 +44,14 @@ def record_of(folder: Path) -> dict:
 def stage_record(name: str, res: dict) -> dict:
     per_class = res.get("test", {}).get("per_class_accuracy") or {}
     worst = min(per_class, key=per_class.get) if per_class else None
-    return {"stage": name, "algorithm": res["algorithm"], "model": res["model"], "iterations": res["iterations"],
-            "wall_time_s": res["wall_time_s"], "test_accuracy": res["test_accuracy"],
-            "val_accuracy": res.get("final_val_acc"), "knn_accuracy": res.get("final_knn_acc"),
-            "worst_class": worst, "worst_class_accuracy": per_class.get(worst)}
+    record = {"stage": name, "algorithm": res["algorithm"], "model": res["model"], "iterations": res["iterations"],
+              "wall_time_s": res["wall_time_s"], "test_accuracy": res["test_accuracy"],
+              "val_accuracy": res.get("final_val_acc"), "knn_accuracy": res.get("final_knn_acc"),
+              "worst_class": worst, "worst_class_accuracy": per_class.get(worst)}
+    for key in ("teacher_acc", "teacher_images_per_s", "student_images_per_s"):  # distillation's measurements
+        if f"final_{key}" in res:
+            record[key] = res[f"final_{key}"]
+    return record
 
 
 def baseline(dataset: str, labels_per_class: int, val_per_class: int, seed: int, algorithm: str, iterations: int,
@@ -62,25 +68,31 @@ def baseline(dataset: str, labels_per_class: int, val_per_class: int, seed: int,
             "baseline": True, "stages": [stage_record("from scratch", res)], "total_wall_time_s": res["wall_time_s"]}
 
 
-def finetune_variant(dataset: str, labels_per_class: int, val_per_class: int, seed: int, algorithm: str,
-                     options: dict, iterations: int, encoder: Path, runs: Path) -> dict:
-    """Stage 2 alone with other settings, started from the seed's existing stage-1 encoder (what composes best)."""
+def stage_variant(dataset: str, labels_per_class: int, val_per_class: int, seed: int, stage: str, settings: dict,
+                  runs: Path) -> dict:
+    """One stage alone with other settings, from the seed's existing earlier stage (its encoder or its teacher).
+
+    What composes best is measured this way without rerunning the stages before it.
+    """
     from fewlabels.train import TrainConfig, train
 
-    label = variant_label(algorithm, options)
-    out = runs / f"{dataset}-{labels_per_class}pc-finetune-{label}-s{seed}"
+    label = variant_label(settings)
+    out = runs / f"{dataset}-{labels_per_class}pc-{stage}-{label}-s{seed}"
     if not (out / "results.json").exists():
         train(TrainConfig(dataset=dataset, labels_per_class=labels_per_class, val_per_class=val_per_class, seed=seed,
-                          algorithm=algorithm, options=options, iterations=iterations, init=str(encoder), out=str(out)),
-              progress=False, overwrite=True)
+                          **settings, out=str(out)), progress=False, overwrite=True)
     res = json.loads((out / "results.json").read_text())
     return {"dataset": dataset, "labels_per_class": labels_per_class, "seed": seed, "val_per_class": val_per_class,
-            "variant": label, "stages": [stage_record(f"2-finetune, {label}", res)],
+            "variant": f"{stage}-{label}", "stages": [stage_record(f"{stage}, {label}", res)],
             "total_wall_time_s": res["wall_time_s"]}
 
 
-def variant_label(algorithm: str, options: dict) -> str:
-    return "+".join([algorithm, *(f"{k}={v}" for k, v in sorted(options.items()))])
+def variant_label(settings: dict) -> str:
+    """algorithm[+model][+option=value...]: the teacher's and the encoder's paths are the seed's, not the variant's."""
+    options = {k: v for k, v in settings.get("options", {}).items() if k != "teacher"}
+    parts = [settings["algorithm"], *([settings["model"]] if "model" in settings else []),
+             *(f"{k}={v}" for k, v in sorted(options.items()))]
+    return "+".join(parts)
 
 
 def collect() -> None:
@@ -107,13 +119,16 @@ def main() -> None:
     p.add_argument("--baseline", metavar="ALGORITHM", help="instead of the pipeline, this algorithm from scratch")
     p.add_argument("--iterations", type=int, default=3000, help="the baseline's (or the stage-2 variant's) iterations")
     p.add_argument("--finetune", metavar="ALGORITHM", help="a stage-2 variant from each seed's stage-1 --encoder")
-    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="the variant's options")
     p.add_argument("--encoder", metavar="TEMPLATE", help="the stage-1 folder per seed, with {seed} in it")
+    p.add_argument("--backbone-lr-scale", type=float, help="the stage-2 variant's backbone learning-rate scale")
+    p.add_argument("--distill-into", metavar="MODEL", help="a stage-3 variant: this student from each seed's --teacher")
+    p.add_argument("--teacher", metavar="TEMPLATE", help="the stage-2 folder per seed, with {seed} in it")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="the variant's options")
     args = p.parse_args()
     from fewlabels.utils.io import atomic_write_json
 
     RUNS.mkdir(parents=True, exist_ok=True)
-    if args.finetune:
+    if args.finetune or args.distill_into:
         import torch
 
         from fewlabels.commands.common import parse_assignment
@@ -121,9 +136,18 @@ def main() -> None:
         torch.set_num_threads(1)
         options = dict(parse_assignment(o, "--option") for o in args.option)
         for seed in (int(s) for s in args.seeds.split(",")):
-            rec = finetune_variant(args.dataset, args.labels_per_class, args.val_per_class, seed, args.finetune, options,
-                                   args.iterations, Path(args.encoder.format(seed=seed)), Path(args.runs))
-            atomic_write_json(RUNS / f"{args.dataset}-{args.labels_per_class}pc-finetune-{rec['variant']}-s{seed}.json", rec)
+            if args.finetune:
+                stage = "2-finetune"
+                settings = {"algorithm": args.finetune, "options": options, "init": args.encoder.format(seed=seed)}
+                if args.backbone_lr_scale is not None:
+                    settings["backbone_lr_scale"] = args.backbone_lr_scale
+            else:
+                stage = "3-distill"
+                settings = {"algorithm": "distill", "model": args.distill_into,
+                            "options": {**options, "teacher": args.teacher.format(seed=seed)}}
+            rec = stage_variant(args.dataset, args.labels_per_class, args.val_per_class, seed, stage,
+                                {**settings, "iterations": args.iterations}, Path(args.runs))
+            atomic_write_json(RUNS / f"{args.dataset}-{args.labels_per_class}pc-{rec['variant']}-s{seed}.json", rec)
         collect()
         return
     if args.baseline:
