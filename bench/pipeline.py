@@ -90,8 +90,9 @@ def stage_variant(dataset: str, labels_per_class: int, val_per_class: int, seed:
 def variant_label(settings: dict) -> str:
     """algorithm[+model][+option=value...]: the teacher's and the encoder's paths are the seed's, not the variant's."""
     options = {k: v for k, v in settings.get("options", {}).items() if k != "teacher"}
+    extra = {k: settings[k] for k in ("backbone_lr_scale", "init_head") if k in settings}
     parts = [settings["algorithm"], *([settings["model"]] if "model" in settings else []),
-             *(f"{k}={v}" for k, v in sorted(options.items()))]
+             *(f"{k}={v}" for k, v in sorted({**options, **extra}.items()))]
     return "+".join(parts)
 
 
@@ -121,6 +122,7 @@ def main() -> None:
     p.add_argument("--finetune", metavar="ALGORITHM", help="a stage-2 variant from each seed's stage-1 --encoder")
     p.add_argument("--encoder", metavar="TEMPLATE", help="the stage-1 folder per seed, with {seed} in it")
     p.add_argument("--backbone-lr-scale", type=float, help="the stage-2 variant's backbone learning-rate scale")
+    p.add_argument("--init-head", action="store_true", help="the stage-2 variant starts from stage 1's probe head too")
     p.add_argument("--distill-into", metavar="MODEL", help="a stage-3 variant: this student from each seed's --teacher")
     p.add_argument("--teacher", metavar="TEMPLATE", help="the stage-2 folder per seed, with {seed} in it")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="the variant's options")
@@ -141,6 +143,8 @@ def main() -> None:
                 settings = {"algorithm": args.finetune, "options": options, "init": args.encoder.format(seed=seed)}
                 if args.backbone_lr_scale is not None:
                     settings["backbone_lr_scale"] = args.backbone_lr_scale
+                if args.init_head:
+                    settings["init_head"] = True
             else:
                 stage = "3-distill"
                 settings = {"algorithm": "distill", "model": args.distill_into,
