@@ -135,6 +135,7 @@ def test_the_crop_view_replaces_the_strong_pair(name):
     out["unsup"].backward()
     assert any(p.grad is not None and p.grad.any() for p in model.backbone.parameters())
     assert algorithms.get(name).views["unlabeled"] == ["strong", "strong#2"]  # the default is unchanged
+    assert [m.view for m in alg.monitors() if hasattr(m, "view")] == ["crop"]  # alignment under the trained view
 
 
 def test_a_bad_view_is_one_sentence():

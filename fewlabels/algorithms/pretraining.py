@@ -70,7 +70,7 @@ class Pretraining(Algorithm):
         return [{"params": self._probe, "lr": self.probe_lr, "weight_decay": 0.0}]
 
     def monitors(self) -> list[Any]:
-        return representation_monitors()
+        return representation_monitors(self.view)
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         lab, unl = batch["labeled"], batch["unlabeled"]

@@ -72,14 +72,16 @@ class KNNAccuracy:
 
 
 class AlignmentUniformity:
-    def __init__(self, subset: int = 1000, seed: int = 0) -> None:
-        self.subset, self.seed = subset, seed
+    """Alignment is measured under ``view``, the augmentation the representation was trained to be invariant to."""
+
+    def __init__(self, subset: int = 1000, seed: int = 0, view: str = "strong") -> None:
+        self.subset, self.seed, self.view = subset, seed, view
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
         if ctx.test_x is None:
             return {}
         figures = {"uniformity": uniformity(ctx.features(ctx.ema_model, "test")[: self.subset])}
-        view = (ctx.views or {}).get("strong")
+        view = (ctx.views or {}).get(self.view)
         if view is not None:
             x = ctx.test_x[: self.subset]
             gen = torch.Generator().manual_seed(self.seed)
@@ -96,5 +98,5 @@ class Collapse:
         return {"emb_spread": spread(ctx.features(ctx.ema_model, "test"))}
 
 
-def representation_monitors() -> list[Monitor]:
-    return [KNNAccuracy(), AlignmentUniformity(), Collapse()]
+def representation_monitors(view: str = "strong") -> list[Monitor]:
+    return [KNNAccuracy(), AlignmentUniformity(view=view), Collapse()]
