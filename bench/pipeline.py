@@ -82,6 +82,9 @@ def stage_variant(dataset: str, labels_per_class: int, val_per_class: int, seed:
         train(TrainConfig(dataset=dataset, labels_per_class=labels_per_class, val_per_class=val_per_class, seed=seed,
                           **settings, out=str(out)), progress=False, overwrite=True)
     res = json.loads((out / "results.json").read_text())
+    if res["iterations"] != settings["iterations"]:
+        raise SystemExit(f"{out} holds a run of {res['iterations']} iterations, not {settings['iterations']}: "
+                         "choose another --runs folder.")
     return {"dataset": dataset, "labels_per_class": labels_per_class, "seed": seed, "val_per_class": val_per_class,
             "variant": f"{stage}-{label}", "stages": [stage_record(f"{stage}, {label}", res)],
             "total_wall_time_s": res["wall_time_s"]}
@@ -130,6 +133,8 @@ def main() -> None:
     from fewlabels.utils.io import atomic_write_json
 
     RUNS.mkdir(parents=True, exist_ok=True)
+    if args.finetune and not args.encoder or args.distill_into and not args.teacher:
+        p.error("--finetune needs --encoder, --distill-into needs --teacher (folders per seed, with {seed} in them)")
     if args.finetune or args.distill_into:
         import torch
 

@@ -191,8 +191,10 @@ def ssl_table(record: dict) -> str:
                   "|---|---|---|---|---|---|---|---|" + "---|" * (2 * len(lpc) + 5)]
         groups: dict[tuple, list[dict]] = {}
         for r in rows:
-            view = "—" if r["method"] in FLOORS else (r.get("options") or {}).get("view", "strong")
-            groups.setdefault((r["method"], view, r["model"]), []).append(r)
+            options = r.get("options") or {}
+            view = "—" if r["method"] in FLOORS else options.get("view", "strong")
+            others = ", ".join(f"{k}={v}" for k, v in sorted(options.items()) if k != "view")
+            groups.setdefault((r["method"] + (f" ({others})" if others else ""), view, r["model"]), []).append(r)
         for (method, view, model), runs in groups.items():
             def cell(key, runs=runs):
                 values = [r.get(key) for r in runs if r.get(key) is not None]
@@ -269,8 +271,9 @@ def pipeline_table(record: dict) -> str:
         for r, s in distilled:
             teacher = s.get("teacher_acc")
             diff = f"{100 * (s['test_accuracy'] - teacher):+.2f}" if isinstance(teacher, (int, float)) else "—"
+            teacher_cell = f"{100 * teacher:.2f}" if isinstance(teacher, (int, float)) else "—"
             lines.append(f"| {r['dataset']} | {r['seed']} | {s['stage']} | {s['model']} | "
-                         f"{100 * teacher:.2f} | {100 * s['test_accuracy']:.2f} | {diff} | "
+                         f"{teacher_cell} | {100 * s['test_accuracy']:.2f} | {diff} | "
                          f"{s['teacher_images_per_s']:,.0f} | {s['student_images_per_s']:,.0f} | "
                          f"{s['student_images_per_s'] / s['teacher_images_per_s']:.1f}x |")
     lines += _notes("pipeline")

@@ -641,17 +641,16 @@ def test_resized_crop_at_full_scale_without_jitter_is_the_identity_or_its_mirror
 
 
 def test_resized_crop_zooms_in():
-    """A crop of a quarter of the area, resized back, shows a quarter of the image: on a left-black, right-white
-    image a centred-or-shifted crop is never the whole picture, and never darker than black or brighter than white."""
-    x = torch.zeros(64, 1, 16, 16)
-    x[..., 8:] = 1.0
+    """A square crop of a quarter of the area spans half the width: on a ramp image (pixel j holds j / 15) the 16
+    output pixels cover 7.5 input pixels, a value span of 0.5 (up to a quarter pixel at each side where the crop
+    touches the border). A zoom-out, a flip or a crop of the wrong size would not."""
+    x = (torch.arange(16.0) / 15).expand(64, 1, 16, 16).clone()
     out = ResizedCrop(hflip=False, scale=(0.25, 0.25), ratio=(1.0, 1.0), jitter=0.0)(x, gen())
-    assert out.min() >= 0 and out.max() <= 1
-    white = out.mean(dim=(1, 2, 3))
-    assert (white - 0.5).abs().max() > 0.2  # some crops mostly on one side
-    # each crop is half the width: the black-to-white edge, if inside, takes 2 pixels of the 16 at most
-    edges = ((out[..., 1:] - out[..., :-1]).abs() > 0.01).sum(dim=-1)
-    assert edges.max() <= 3
+    span = out[..., -1] - out[..., 0]  # (64, 1, 16): every row of every crop
+    assert span.min() >= 0.5 - 0.5 / 15 - 1e-5 and span.max() <= 0.5 + 1e-5
+    assert (out[..., 1:] >= out[..., :-1] - 1e-6).all()  # increasing: not mirrored
+    starts = out[:, 0, 0, 0]
+    assert starts.min() < 0.1 and starts.max() > 0.4  # the crop's position varies over the image
 
 
 def test_resized_crop_jitter_scales_brightness_within_its_range():

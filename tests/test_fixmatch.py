@@ -82,6 +82,7 @@ def test_supervised_ignores_unlabeled_data():
         ({"temperature": 0.0}, "temperature must be greater than 0"),
         ({"treshold": 0.9}, "did you mean 'threshold'"),
         ({"da_momentum": 1.0}, "da_momentum must be in [0, 1)"),
+        ({"distribution_alignment": "ture"}, "distribution_alignment must be true or false, got 'ture'"),
     ],
 )
 def test_bad_hyper_parameters_are_refused(kwargs, fragment):
@@ -117,3 +118,18 @@ def test_distribution_alignment_revives_a_class_the_model_absorbs():
     assert not hasattr(plain, "alignment")  # off by default: checkpoints of plain FixMatch are unchanged
     out = plain.losses(LogitsAreInputs(), make_batch(u_weak, torch.zeros(2, 2), torch.zeros(1, 2), torch.tensor([0])), 0)
     assert out["pseudo_labels"].tolist() == [0, 0] and out["mask"].tolist() == [False, True]
+    # the running p_model is state: in the checkpoint, so a resumed run aligns as the unbroken one does
+    assert torch.equal(fm.state_dict()["alignment.p_model"], fm.alignment.p_model)
+    fresh = algorithms.get("fixmatch", threshold=0.7, distribution_alignment=True, da_momentum=0.0)
+    fresh.setup(context(num_classes=2))
+    fresh.load_state_dict(fm.state_dict())
+    assert fresh.alignment.p_model.tolist() == pytest.approx([0.8, 0.2])
+
+
+def test_fixmatch_la_aligns_too():
+    la = algorithms.get("fixmatch-la", threshold=0.7, distribution_alignment=True, da_momentum=0.0)
+    la.setup(context(num_classes=2, labeled_y=torch.tensor([0, 1])))
+    p = torch.tensor([[0.6, 0.4], [1.0, 0.0]])
+    out = la.losses(LogitsAreInputs(), make_batch(p.clamp(min=1e-9).log(), torch.zeros(2, 2), torch.zeros(2, 2),
+                                                   torch.tensor([0, 1])), 0)
+    assert out["pseudo_labels"].tolist() == [1, 0]

@@ -32,6 +32,7 @@ from fewlabels.algorithms.base import (
 )
 from fewlabels.algorithms.consistency import pseudo_label_consistency
 from fewlabels.algorithms.thresholds import DistributionAlignment, FixedThreshold
+from fewlabels.errors import FewLabelsError
 
 
 def set_fixmatch_options(algorithm: Algorithm, threshold: float, lambda_u: float, temperature: float) -> None:
@@ -58,7 +59,9 @@ class FixMatch(Algorithm):
         super().__init__()
         set_fixmatch_options(self, threshold, lambda_u, temperature)
         check_momentum(self.name, "da_momentum", da_momentum)
-        self.distribution_alignment = bool(distribution_alignment)
+        if not isinstance(distribution_alignment, bool):
+            raise FewLabelsError(f"{self.name}: distribution_alignment must be true or false, got {distribution_alignment!r}.")
+        self.distribution_alignment = distribution_alignment
         self.da_momentum = da_momentum
 
     def setup(self, ctx: SetupContext) -> None:

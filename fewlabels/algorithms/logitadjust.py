@@ -79,8 +79,9 @@ class SupervisedLA(_LogitAdjusted, Algorithm):
 class FixMatchLA(_LogitAdjusted, FixMatch):
     name = "fixmatch-la"
 
-    def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, temperature: float = 1.0, la_tau: float = 1.0) -> None:
-        super().__init__(threshold, lambda_u, temperature)
+    def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, temperature: float = 1.0,
+                 distribution_alignment: bool = False, da_momentum: float = 0.99, la_tau: float = 1.0) -> None:
+        super().__init__(threshold, lambda_u, temperature, distribution_alignment, da_momentum)
         self._check_tau(la_tau)
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
@@ -88,6 +89,8 @@ class FixMatchLA(_LogitAdjusted, FixMatch):
         x_l, y_l, unl = batch["labeled"]["weak"], batch["labeled"]["y"], batch["unlabeled"]
         (logits_l, logits_weak, logits_strong), _ = joint_forward(model, x_l, unl["weak"], unl["strong"])
         sup = logit_adjusted_cross_entropy(logits_l, y_l, self.prior(logits_l.device), tau=self.la_tau)
-        unsup, pseudo, weight = thresholded_consistency(logits_weak, logits_strong, self.weigh, unl.get("index"), self.temperature)
+        align = self.alignment if self.distribution_alignment else None
+        unsup, pseudo, weight = thresholded_consistency(logits_weak, logits_strong, self.weigh, unl.get("index"),
+                                                        self.temperature, align)
         return step_result(sup + self.lambda_u * unsup, sup=sup, unsup=unsup, mask_rate=weight.float().mean(),
                            pseudo_labels=pseudo, mask=weight >= 0.5)

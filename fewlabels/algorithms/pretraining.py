@@ -1,4 +1,4 @@
-"""What the self-supervised methods share: two strong views, a projection head, an online linear probe.
+"""What the self-supervised methods share: two augmented views, a projection head, an online linear probe.
 
 solo-learn's design: the model's own classifier head trains as a linear probe on *detached*
 features of the labeled batch, so no label reaches the backbone (SupCon's labels aside, which

@@ -4,8 +4,9 @@
 
 Paper defaults: a 2-layer MLP projection head with a 128-d output, tau = 0.5 at small batch
 sizes on CIFAR-10 (0.1 with LARS at batch 4096 on ImageNet), random resized crops + colour
-distortion + blur as the views. Here: the project's strong views, a 512-wide head with batch
-norm, tau = 0.5.
+distortion + blur as the views. Here: the project's strong views by default (``view=crop`` for
+the paper's crops and colour jitter, behind on Fashion-MNIST: BENCHMARKS.md), a 512-wide head
+with batch norm, tau = 0.5.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ P(a) holds the other view of a's own sample and, when a is labeled, every view o
 samples of a's class; unlabeled anchors have their instance positive only, as in SimCLR. So
 the few labels shape the representation and the unlabeled pool keeps it spread. Paper
 defaults: tau = 0.1, a 2-layer 128-d projection head, batch 6144 on ImageNet. Here tau = 0.1
-and the project's strong views; the labeled batch contributes two strong views of its own.
+and the project's strong views (or ``view=crop``); the labeled batch contributes two views of its own.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from fewlabels.losses.ssl import supcon
 @register
 class SupCon(Pretraining):
     name = "supcon"
-    views = {"labeled": ["weak", "strong", "strong#2"], "unlabeled": ["strong", "strong#2"]}
-    labeled_pair = True
+    labeled_pair = True  # the instance's views: weak + the pair for labeled samples, the pair for unlabeled ones
 
     def __init__(self, temperature: float = 0.1, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1,
                  view: str = "strong") -> None:

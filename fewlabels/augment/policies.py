@@ -278,7 +278,8 @@ class ResizedCrop:
     saturation each change by a factor in [1 - jitter, 1 + jitter]; colour images turn grey with
     probability ``gray_p``. Paper values for CIFAR ("A Simple Framework for Contrastive Learning of
     Visual Representations", appendix B.9): no blur, crop area from 0.08 (0.2 here: at 28 pixels a
-    smaller crop keeps a handful of pixels), jitter 0.4 (0.5 in the paper), p = 0.8 and 0.2.
+    smaller crop keeps a handful of pixels), jitter 0.4 (the paper's 0.8 x strength 0.5), p = 0.8 and
+    0.2; the paper's hue jitter (0.1) is left out. Aspect ratios are of the image's sides, not pixels.
     Crops teach what the RandAugment view does not: that a part of an object names the whole.
     """
 

@@ -5,7 +5,7 @@ All read the EMA model's backbone features (the representation the run hands on)
 - kNN: weighted cosine k-nearest-neighbours with the labeled set as memory and the test set as
   queries; each of the k neighbours votes exp(cos / T) for its class (k = 20, T = 0.07, the
   InstDisc / solo-learn setting). With few labels k is capped at the memory's size.
-- alignment E ||f(x) - f(x+)||^2 over two strong views of the same test image, and uniformity
+- alignment E ||f(x) - f(x+)||^2 over two views of the same test image (the method's own view), and uniformity
   log E exp(-2 ||f(x) - f(y)||^2) over pairs of test images ("Understanding Contrastive
   Representation Learning through Alignment and Uniformity on the Hypersphere"); lower is
   better for both. Computed on a fixed subset (the first ``subset`` test images, fixed views).
