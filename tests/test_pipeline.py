@@ -77,8 +77,8 @@ def test_bad_pipeline_settings_are_refused_before_any_work(tmp_path):
         default_stages({"finetuning": {"iterations": 3}})
     with pytest.raises(FewLabelsError, match="pipeline stage 2-finetune: Unknown config key 'lrr'"):
         run_pipeline(COMMON, tmp_path / "p", default_stages({"finetune": {"lrr": 0.1}}), progress=False)
-    with pytest.raises(FewLabelsError, match="fixmatch has no option 'treshold'"):
-        run_pipeline(COMMON, tmp_path / "p", default_stages({"finetune": {"options": {"treshold": 0.9}}}), progress=False)
+    with pytest.raises(FewLabelsError, match="softmatch has no option 'n_sigmaa'"):
+        run_pipeline(COMMON, tmp_path / "p", default_stages({"finetune": {"options": {"n_sigmaa": 3}}}), progress=False)
     assert not (tmp_path / "p").exists()
     with pytest.raises(FewLabelsError, match="Unknown dataset 'digitz'"):  # refused by the first stage: nothing is left
         run_pipeline({**COMMON, "dataset": "digitz"}, tmp_path / "p", default_stages(SMALL), progress=False)

@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
     for stage in ("pretrain", "finetune", "distill"):
         p.add_argument(f"--{stage}-iterations", type=int, metavar="N", help=f"steps of the {stage} stage")
     p.add_argument("--pretrain-algorithm", metavar="NAME", help="the self-supervised method (default simclr)")
-    p.add_argument("--finetune-algorithm", metavar="NAME", help="the semi-supervised method (default fixmatch)")
+    p.add_argument("--finetune-algorithm", metavar="NAME", help="the semi-supervised method (default softmatch)")
     p.add_argument("--stage", action="append", metavar="STAGE.KEY=VALUE", default=[],
                    help="one stage's setting, e.g. --stage finetune.lr=0.01 or --stage finetune.options.threshold=0.9")
     p.add_argument("--out", help="the pipeline's folder (default runs/pipeline-<dataset>-<labels>-s<seed>)")

@@ -8,7 +8,9 @@ where it stopped (finished stages are skipped, the running one resumes exactly).
 
 The defaults (``DEFAULT_STAGES``) follow SimCLRv2's recipe ("Big Self-Supervised Models are
 Strong Semi-Supervised Learners"): pretrain without labels, fine-tune with the labels (here with
-FixMatch's consistency on the unlabeled pool too), distil the fine-tuned teacher into the final
+SoftMatch's consistency on the unlabeled pool too: unlike FixMatch's fixed threshold, its uniform
+alignment and soft weights keep the classes a few labels leave close from collapsing into one),
+distil the fine-tuned teacher into the final
 model on the unlabeled pool. Their budgets are iterations, sized to about 15 minutes in all on a
 2-core CPU; how they were chosen (on a validation split) is in bench/notes/pipeline.md.
 """
@@ -53,7 +55,7 @@ class Stage:
 
 DEFAULT_STAGES = (
     Stage("1-pretrain", {"algorithm": "simclr", "iterations": 700, "uratio": 4}),
-    Stage("2-finetune", {"algorithm": "fixmatch", "iterations": 1200}, init_from="1-pretrain"),
+    Stage("2-finetune", {"algorithm": "softmatch", "iterations": 1200}, init_from="1-pretrain"),
     Stage("3-distill", {"algorithm": "distill", "iterations": 1200}, teacher_from="2-finetune"),
 )
 STAGE_KEYS = {"pretrain": "1-pretrain", "finetune": "2-finetune", "distill": "3-distill"}
