@@ -12,7 +12,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 
 .PHONY: demo test lint bench data clean
 
-# make demo DEMO_FLAGS=--pipeline runs the pretrain / fine-tune / distil pipeline instead of FixMatch alone
+# make demo runs the pretrain / fine-tune / distil pipeline; make demo DEMO_FLAGS=--fixmatch runs FixMatch alone
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

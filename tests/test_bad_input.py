@@ -1111,13 +1111,13 @@ def test_num_labels_alone_from_config_or_set_trains(how, tmp_path, capsys):
 
 def test_demo_with_bad_iterations_ends_in_one_error_line(tmp_path, capsys):
     """demo echoes the command it runs (and maybe a note) on stderr first; the error is one line, last."""
-    code, out, err = run_main(["demo", "--iterations", "0", "--out", tmp_path / "out"], capsys)
+    code, out, err = run_main(["demo", "--fixmatch", "--iterations", "0", "--out", tmp_path / "out"], capsys)
     assert code == 2 and "Traceback" not in err
     lines = err.splitlines()
     assert lines[-1].startswith("fewlabels: error: iterations must be a whole number of at least 1")
     assert [line for line in lines if line.startswith("fewlabels: error:")] == [lines[-1]]
     assert all(line.startswith(("fewlabels train ", "Fashion-MNIST is not on this machine")) for line in lines[:-1])
-    code, out, err = run_main(["demo", "--pipeline", "--iterations", "0", "--out", tmp_path / "out"], capsys)
+    code, out, err = run_main(["demo", "--iterations", "0", "--out", tmp_path / "out"], capsys)
     assert code == 2 and err.splitlines()[-1].startswith(
         "fewlabels: error: pipeline stage 1-pretrain: iterations must be a whole number of at least 1")
     assert not (tmp_path / "out").exists()
