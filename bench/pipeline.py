@@ -109,7 +109,9 @@ def collect() -> None:
                                                              "bench/pipeline.py --seeds 0,1,2 --baseline fixmatch --iterations "
                                                              "3000  (other stage-1 methods: fewlabels pipeline "
                                                              "--pretrain-algorithm NAME --val-per-class 20 --out DIR, then "
-                                                             "python bench/pipeline.py --collect DIR)"})
+                                                             "python bench/pipeline.py --collect DIR; stage variants from "
+                                                             "the seeds' earlier stages: --finetune ALGORITHM --encoder "
+                                                             "TEMPLATE, --distill-into MODEL --teacher TEMPLATE)"})
 
 
 def main() -> None:
