@@ -54,16 +54,25 @@ def stage_record(name: str, res: dict) -> dict:
     return record
 
 
+def run_once(out: Path, config: dict) -> dict:
+    """Train into `out` unless a finished run is there already; its results (a rerun resumes a benchmark)."""
+    from fewlabels.train import TrainConfig, train
+
+    if not (out / "results.json").exists():
+        train(TrainConfig(**config, out=str(out)), progress=False, overwrite=True)
+    res = json.loads((out / "results.json").read_text())
+    if res["iterations"] != config["iterations"]:
+        raise SystemExit(f"{out} holds a run of {res['iterations']} iterations, not {config['iterations']}: "
+                         "choose another --runs folder.")
+    return res
+
+
 def baseline(dataset: str, labels_per_class: int, val_per_class: int, seed: int, algorithm: str, iterations: int,
              runs: Path) -> dict:
     """One semi-supervised run from scratch on the pipeline's split (same seed, labels and validation hold-out)."""
-    from fewlabels.train import TrainConfig, train
-
-    out = runs / f"{dataset}-{labels_per_class}pc-{algorithm}-{iterations}-s{seed}"
-    if not (out / "results.json").exists():
-        train(TrainConfig(dataset=dataset, labels_per_class=labels_per_class, val_per_class=val_per_class, seed=seed,
-                          algorithm=algorithm, iterations=iterations, out=str(out)), progress=False, overwrite=True)
-    res = json.loads((out / "results.json").read_text())
+    res = run_once(runs / f"{dataset}-{labels_per_class}pc-{algorithm}-{iterations}-s{seed}",
+                   dict(dataset=dataset, labels_per_class=labels_per_class, val_per_class=val_per_class, seed=seed,
+                        algorithm=algorithm, iterations=iterations))
     return {"dataset": dataset, "labels_per_class": labels_per_class, "seed": seed, "val_per_class": val_per_class,
             "baseline": True, "stages": [stage_record("from scratch", res)], "total_wall_time_s": res["wall_time_s"]}
 
@@ -74,17 +83,10 @@ def stage_variant(dataset: str, labels_per_class: int, val_per_class: int, seed:
 
     What composes best is measured this way without rerunning the stages before it.
     """
-    from fewlabels.train import TrainConfig, train
-
     label = variant_label(settings)
-    out = runs / f"{dataset}-{labels_per_class}pc-{stage}-{label}-s{seed}"
-    if not (out / "results.json").exists():
-        train(TrainConfig(dataset=dataset, labels_per_class=labels_per_class, val_per_class=val_per_class, seed=seed,
-                          **settings, out=str(out)), progress=False, overwrite=True)
-    res = json.loads((out / "results.json").read_text())
-    if res["iterations"] != settings["iterations"]:
-        raise SystemExit(f"{out} holds a run of {res['iterations']} iterations, not {settings['iterations']}: "
-                         "choose another --runs folder.")
+    res = run_once(runs / f"{dataset}-{labels_per_class}pc-{stage}-{label}-s{seed}",
+                   dict(dataset=dataset, labels_per_class=labels_per_class, val_per_class=val_per_class, seed=seed,
+                        **settings))
     return {"dataset": dataset, "labels_per_class": labels_per_class, "seed": seed, "val_per_class": val_per_class,
             "variant": f"{stage}-{label}", "stages": [stage_record(f"{stage}, {label}", res)],
             "total_wall_time_s": res["wall_time_s"]}
