@@ -5,6 +5,8 @@
     python bench/pipeline.py --seeds 0,1,2 --baseline fixmatch --iterations 3000   # from scratch, same splits
     python bench/pipeline.py --seeds 0,1,2 --finetune fixmatch --option distribution_alignment=true --iterations 1200 \
         --encoder 'runs/bench-pipeline/fashion-mnist-4pc-s{seed}/1-pretrain'   # a stage-2 variant, same encoders
+    python bench/pipeline.py --seeds 0,1,2 --linear-probe \
+        --encoder 'runs/bench-pipeline/fashion-mnist-4pc-s{seed}/1-pretrain'   # pretraining + a linear probe, same splits
     python bench/pipeline.py --seeds 0,1,2 --distill-into cnn-small --iterations 1200 \
         --teacher 'runs/bench-pipeline/fashion-mnist-4pc-s{seed}/2-finetune'   # a stage-3 variant, same teachers
     python bench/report.py
@@ -92,6 +94,43 @@ def stage_variant(dataset: str, labels_per_class: int, val_per_class: int, seed:
             "total_wall_time_s": res["wall_time_s"]}
 
 
+def linear_probe_variant(dataset: str, labels_per_class: int, val_per_class: int, seed: int, encoder: str) -> dict:
+    """Pretraining + a linear probe: logistic regression on the seed's stage-1 features of its own labeled split.
+
+    The split is drawn exactly as the pipeline drew it (same seed, same validation hold-out), so the row
+    differs from the pipeline's only in what follows stage 1.
+    """
+    import time
+
+    import torch
+
+    from fewlabels import data as data_mod
+    from fewlabels.api import load
+    from fewlabels.evaluate.metrics import accuracy, per_class_accuracy
+    from fewlabels.evaluate.probe import embed, fit_predict
+
+    started = time.perf_counter()
+    trained = load(encoder)
+    source = data_mod.load(dataset)
+    train, test = source.train, source.test
+    split = data_mod.split(train.y, labels_per_class, None, val_per_class, seed, train.classes)
+    labeled, val = (torch.as_tensor(i, dtype=torch.int64) for i in (split.labeled, split.validation))
+    pool_f, test_f = embed(trained.model, train.x), embed(trained.model, test.x)
+    k = len(train.classes)
+    predicted = fit_predict("linear", pool_f[labeled], train.y[labeled], torch.cat([test_f, pool_f[val]]), k)
+    test_pred, val_pred = predicted[:len(test_f)], predicted[len(test_f):]
+    per_class = dict(zip(train.classes, per_class_accuracy(test.y, test_pred, k)))
+    worst = min(per_class, key=per_class.get)
+    res = trained.results
+    stage = {"stage": "1-pretrain + linear probe", "algorithm": res["algorithm"], "model": res["model"],
+             "iterations": res["iterations"], "wall_time_s": res["wall_time_s"] + time.perf_counter() - started,
+             "test_accuracy": accuracy(test.y, test_pred),
+             "val_accuracy": accuracy(train.y[val], val_pred) if len(val) else None, "knn_accuracy": None,
+             "worst_class": worst, "worst_class_accuracy": per_class[worst]}
+    return {"dataset": dataset, "labels_per_class": labels_per_class, "seed": seed, "val_per_class": val_per_class,
+            "variant": "1-pretrain-linear-probe", "stages": [stage], "total_wall_time_s": stage["wall_time_s"]}
+
+
 def variant_label(settings: dict) -> str:
     """algorithm[+model][+option=value...]: the teacher's and the encoder's paths are the seed's, not the variant's."""
     options = {k: v for k, v in settings.get("options", {}).items() if k != "teacher"}
@@ -128,6 +167,8 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=3000, help="the baseline's (or the stage-2 variant's) iterations")
     p.add_argument("--finetune", metavar="ALGORITHM", help="a stage-2 variant from each seed's stage-1 --encoder")
     p.add_argument("--encoder", metavar="TEMPLATE", help="the stage-1 folder per seed, with {seed} in it")
+    p.add_argument("--linear-probe", action="store_true",
+                   help="pretraining + a linear probe: logistic regression on each seed's --encoder features")
     p.add_argument("--backbone-lr-scale", type=float, help="the stage-2 variant's backbone learning-rate scale")
     p.add_argument("--init-head", action="store_true", help="the stage-2 variant starts from stage 1's probe head too")
     p.add_argument("--distill-into", metavar="MODEL", help="a stage-3 variant: this student from each seed's --teacher")
@@ -137,8 +178,16 @@ def main() -> None:
     from fewlabels.utils.io import atomic_write_json
 
     RUNS.mkdir(parents=True, exist_ok=True)
-    if args.finetune and not args.encoder or args.distill_into and not args.teacher:
-        p.error("--finetune needs --encoder, --distill-into needs --teacher (folders per seed, with {seed} in them)")
+    if (args.finetune or args.linear_probe) and not args.encoder or args.distill_into and not args.teacher:
+        p.error("--finetune and --linear-probe need --encoder, --distill-into needs --teacher (folders per seed, "
+                "with {seed} in them)")
+    if args.linear_probe:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            rec = linear_probe_variant(args.dataset, args.labels_per_class, args.val_per_class, seed,
+                                       args.encoder.format(seed=seed))
+            atomic_write_json(RUNS / f"{args.dataset}-{args.labels_per_class}pc-{rec['variant']}-s{seed}.json", rec)
+        collect()
+        return
     if args.finetune or args.distill_into:
         import torch
 
