@@ -85,7 +85,11 @@ def stage_variant(dataset: str, labels_per_class: int, val_per_class: int, seed:
 
     What composes best is measured this way without rerunning the stages before it.
     """
+    from fewlabels.train.pipeline import DEFAULT_STAGES
+
     label = variant_label(settings)
+    if settings["iterations"] != next(s.settings["iterations"] for s in DEFAULT_STAGES if s.name == stage):
+        label += f"+{settings['iterations']}it"  # a budget variant is a row of its own
     res = run_once(runs / f"{dataset}-{labels_per_class}pc-{stage}-{label}-s{seed}",
                    dict(dataset=dataset, labels_per_class=labels_per_class, val_per_class=val_per_class, seed=seed,
                         **settings))
