@@ -266,13 +266,13 @@ def pipeline_table(record: dict) -> str:
     distilled = [(r, s) for r in record["rows"] for s in r["stages"] if isinstance(s.get("student_images_per_s"), (int, float))]
     if distilled:
         lines += ["", "Distillation, teacher against student (prediction speed measured in the same run, one thread):", "",
-                  "| dataset | seed | stage | student | teacher test % | student test % | difference (points) | "
-                  "teacher images/s | student images/s | student speed-up |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| dataset | labels/class | seed | stage | student | teacher test % | student test % | difference (points) | "
+                  "teacher images/s | student images/s | student speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r, s in distilled:
             teacher = s.get("teacher_acc")
             diff = f"{100 * (s['test_accuracy'] - teacher):+.2f}" if isinstance(teacher, (int, float)) else "—"
             teacher_cell = f"{100 * teacher:.2f}" if isinstance(teacher, (int, float)) else "—"
-            lines.append(f"| {r['dataset']} | {r['seed']} | {s['stage']} | {s['model']} | "
+            lines.append(f"| {r['dataset']} | {r['labels_per_class']} | {r['seed']} | {s['stage']} | {s['model']} | "
                          f"{teacher_cell} | {100 * s['test_accuracy']:.2f} | {diff} | "
                          f"{s['teacher_images_per_s']:,.0f} | {s['student_images_per_s']:,.0f} | "
                          f"{s['student_images_per_s'] / s['teacher_images_per_s']:.1f}x |")
