@@ -150,13 +150,14 @@ def collect() -> None:
     rows = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*.json"))]
     atomic_write_json(RESULTS / "pipeline.json", {"bench": "pipeline", "title": "The pipeline, stage by stage",
                                                   "machine": machine(), "rows": rows,
-                                                  "command": "python bench/pipeline.py --seeds 0,1,2 --val-per-class 20 && python "
-                                                             "bench/pipeline.py --seeds 0,1,2 --baseline fixmatch --iterations "
-                                                             "3000  (other stage-1 methods: fewlabels pipeline "
-                                                             "--pretrain-algorithm NAME --val-per-class 20 --out DIR, then "
-                                                             "python bench/pipeline.py --collect DIR; stage variants from "
-                                                             "the seeds' earlier stages: --finetune ALGORITHM --encoder "
-                                                             "TEMPLATE, --distill-into MODEL --teacher TEMPLATE)"})
+                                                  "command": COMMAND})
+
+
+COMMAND = ("python bench/pipeline.py --seeds 0,1,2 --val-per-class 20 [--labels-per-class 25] && python bench/pipeline.py "
+           "--seeds 0,1,2 --baseline fixmatch --iterations 3000 [--labels-per-class 25]  (other stage-1 methods: fewlabels "
+           "pipeline --pretrain-algorithm NAME --val-per-class 20 --out DIR, then python bench/pipeline.py --collect DIR; "
+           "from the seeds' earlier stages: --linear-probe --encoder TEMPLATE, --finetune ALGORITHM --encoder TEMPLATE, "
+           "--distill-into MODEL --teacher TEMPLATE; digits: --dataset digits --labels-per-class 5 --val-per-class 10)")
 
 
 def main() -> None:
