@@ -200,10 +200,11 @@ def ssl_table(record: dict) -> str:
                 values = [r.get(key) for r in runs if r.get(key) is not None]
                 if not values:
                     return "—"
+                partial = f" ({len(values)} of {len(runs)} seeds)" if len(values) < len(runs) else ""
                 if len(values) == 1:
                     v = values[0]
-                    return _fmt_pct(v) if isinstance(v, list) else f"{100 * v:.2f}"
-                return _fmt_pct([sum(v) / len(v) if isinstance(v, list) else v for v in values])
+                    return (_fmt_pct(v) if isinstance(v, list) else f"{100 * v:.2f}") + partial
+                return _fmt_pct([sum(v) / len(v) if isinstance(v, list) else v for v in values]) + partial
 
             def plain(key, fmt, runs=runs):
                 values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
