@@ -35,3 +35,9 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     if not values:
         return float("nan"), float("nan")
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def notes_lines(stem: str) -> list[str]:
+    """The hand-written discussion in bench/notes/<stem>.md, as lines to append to a section (none if absent)."""
+    notes = Path(__file__).resolve().parent / "notes" / f"{stem}.md"
+    return ["", notes.read_text().strip()] if notes.exists() else []

@@ -2,6 +2,7 @@
 
     python bench/pipeline.py --seeds 0 --val-per-class 20            # runs the default pipeline per seed
     python bench/pipeline.py --collect runs/bench-pipeline/fm-s0      # records a pipeline folder already run
+    python bench/pipeline.py --seeds 0 --budget-scale 3                # the 45-minute budget: every stage 3x as long
     python bench/pipeline.py --seeds 0,1,2 --baseline fixmatch --iterations 3000   # from scratch, same splits
     python bench/pipeline.py --seeds 0,1,2 --finetune fixmatch --option distribution_alignment=true --iterations 1200 \
         --encoder 'runs/bench-pipeline/fashion-mnist-4pc-s{seed}/1-pretrain'   # a stage-2 variant, same encoders
@@ -24,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine  # noqa: E402
+from common import RESULTS, machine, notes_lines  # noqa: E402
 
 RUNS = RESULTS / "pipeline"
 
@@ -36,7 +37,7 @@ def record_of(folder: Path) -> dict:
     stages = []
     for s in manifest["stages"]:
         res = json.loads((Path(s["config"]["out"]) / "results.json").read_text())
-        stages.append(stage_record(s["name"], res))
+        stages.append(stage_record(s["name"] + budget_label(s["name"], res["iterations"]), res))
     common = manifest["common"]
     return {"dataset": common.get("dataset"), "labels_per_class": common.get("labels_per_class"),
             "seed": common.get("seed", 0), "val_per_class": common.get("val_per_class", 0), "stages": stages,
@@ -85,11 +86,7 @@ def stage_variant(dataset: str, labels_per_class: int, val_per_class: int, seed:
 
     What composes best is measured this way without rerunning the stages before it.
     """
-    from fewlabels.train.pipeline import DEFAULT_STAGES
-
-    label = variant_label(settings)
-    if settings["iterations"] != next(s.settings["iterations"] for s in DEFAULT_STAGES if s.name == stage):
-        label += f"+{settings['iterations']}it"  # a budget variant is a row of its own
+    label = variant_label(settings) + budget_label(stage, settings["iterations"])
     res = run_once(runs / f"{dataset}-{labels_per_class}pc-{stage}-{label}-s{seed}",
                    dict(dataset=dataset, labels_per_class=labels_per_class, val_per_class=val_per_class, seed=seed,
                         **settings))
@@ -135,6 +132,32 @@ def linear_probe_variant(dataset: str, labels_per_class: int, val_per_class: int
             "variant": "1-pretrain-linear-probe", "stages": [stage], "total_wall_time_s": stage["wall_time_s"]}
 
 
+def budget_label(stage: str, iterations: int) -> str:
+    """'+Nit' when a stage ran another budget than the default stage's: a row of its own, not the default's."""
+    from fewlabels.train.pipeline import DEFAULT_STAGES
+
+    default = next(s.settings["iterations"] for s in DEFAULT_STAGES if s.name == stage)
+    return "" if iterations == default else f"+{iterations}it"
+
+
+def scaled_stages(scale: float) -> dict:
+    """Every stage's default iterations times ``scale`` (a 45-minute pipeline is the 15-minute one at 3x)."""
+    from fewlabels.train.pipeline import DEFAULT_STAGES, STAGE_KEYS
+
+    return {key: {"iterations": round(scale * next(s.settings["iterations"] for s in DEFAULT_STAGES if s.name == name))}
+            for key, name in STAGE_KEYS.items()}
+
+
+def run_or_resume(common: dict, out: Path, scale: float) -> None:
+    """Run the pipeline into ``out``, or continue it there: a killed benchmark picks up where it stopped."""
+    from fewlabels.train.pipeline import MANIFEST, default_stages, read_manifest, resume_pipeline, run_pipeline
+
+    if not (out / MANIFEST).exists():
+        run_pipeline(common, out, default_stages(scaled_stages(scale)), progress=False, overwrite=True)
+    elif read_manifest(out).get("final_stage") is None:
+        resume_pipeline(out, progress=False)
+
+
 def variant_label(settings: dict) -> str:
     """algorithm[+model][+option=value...]: the teacher's and the encoder's paths are the seed's, not the variant's."""
     options = {k: v for k, v in settings.get("options", {}).items() if k != "teacher"}
@@ -154,10 +177,73 @@ def collect() -> None:
 
 
 COMMAND = ("python bench/pipeline.py --seeds 0,1,2 --val-per-class 20 [--labels-per-class 25] && python bench/pipeline.py "
-           "--seeds 0,1,2 --baseline fixmatch --iterations 3000 [--labels-per-class 25]  (other stage-1 methods: fewlabels "
+           "--seeds 0,1,2 --baseline fixmatch --iterations 3000 [--labels-per-class 25]  (45-minute budget: --budget-scale 3, "
+           "baselines --iterations 9000; other stage-1 methods: fewlabels "
            "pipeline --pretrain-algorithm NAME --val-per-class 20 --out DIR, then python bench/pipeline.py --collect DIR; "
            "from the seeds' earlier stages: --linear-probe --encoder TEMPLATE, --finetune ALGORITHM --encoder TEMPLATE, "
            "--distill-into MODEL --teacher TEMPLATE; digits: --dataset digits --labels-per-class 5 --val-per-class 10)")
+
+
+def table(record: dict) -> str:
+    """The BENCHMARKS.md section: every stage of every run, means over seeds, and distillation's teacher vs student."""
+    import statistics
+
+    m = record["machine"]
+    lines = [f"## {record['title']}", "",
+             f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}; one process per run, sharing "
+             "the machine with other work (wall times are upper bounds). Accuracies are the final EMA model's; the "
+             "validation split (held out of the labeled pool) is what settings are judged on. *from scratch* rows "
+             "train on the same split (seed, labels, validation hold-out) without the earlier stages.", "",
+             f"Reproduce: `{record['command']}`", "",
+             "| dataset | labels/class | seed | stage | algorithm | iterations | wall time (min) | test acc % | val acc % "
+             "| kNN % | worst class % |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in record["rows"]:
+        for s in r["stages"]:
+            pct = [f"{100 * s[k]:.2f}" if isinstance(s.get(k), (int, float)) else "—"
+                   for k in ("test_accuracy", "val_accuracy", "knn_accuracy")]
+            worst = (f"{100 * s['worst_class_accuracy']:.1f} ({s['worst_class']})"
+                     if isinstance(s.get("worst_class_accuracy"), (int, float)) else "—")
+            lines.append(f"| {r['dataset']} | {r['labels_per_class']} | {r['seed']} | {s['stage']} | {s['algorithm']} | "
+                         f"{s['iterations']} | {s['wall_time_s'] / 60:.1f} | " + " | ".join(pct) + f" | {worst} |")
+    # mean over seeds per (dataset, labels, kind, stage): the pipeline's default (simclr) stages and the baselines
+    groups: dict[tuple, list[dict]] = {}
+    for r in record["rows"]:
+        if not (r.get("baseline") or r.get("variant")) and r["stages"][0]["algorithm"] != "simclr":
+            continue
+        for s in r["stages"]:
+            groups.setdefault((r["dataset"], r["labels_per_class"], s["stage"], s["algorithm"]), []).append(s)
+    if any(len(v) > 1 for v in groups.values()):
+        lines += ["", "Mean ± std over seeds (the default pipeline, the from-scratch runs and the stage-2 variants "
+                  "started from the same stage-1 encoders):", "",
+                  "| dataset | labels/class | stage | algorithm | seeds | val acc % | test acc % | worst class % | wall time (min) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+
+        def ms(values: list[float]) -> str:
+            sd = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else " (one seed)"
+            return f"{statistics.mean(values):.2f}{sd}"
+
+        for (d, lpc, stage, algo), ss in groups.items():
+            worst = [100 * s["worst_class_accuracy"] for s in ss if isinstance(s.get("worst_class_accuracy"), (int, float))]
+            val = [100 * s["val_accuracy"] for s in ss if isinstance(s.get("val_accuracy"), (int, float))]
+            lines.append(f"| {d} | {lpc} | {stage} | {algo} | {len(ss)} | {ms(val) if val else '—'} | "
+                         f"{ms([100 * s['test_accuracy'] for s in ss])} | "
+                         f"{ms(worst) if worst else '—'} | {statistics.mean(s['wall_time_s'] for s in ss) / 60:.1f} |")
+    distilled = [(r, s) for r in record["rows"] for s in r["stages"] if isinstance(s.get("student_images_per_s"), (int, float))]
+    if distilled:
+        lines += ["", "Distillation, teacher against student (prediction speed measured in the same run, one thread):", "",
+                  "| dataset | labels/class | seed | stage | student | teacher test % | student test % | difference (points) | "
+                  "teacher images/s | student images/s | student speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r, s in distilled:
+            teacher = s.get("teacher_acc")
+            diff = f"{100 * (s['test_accuracy'] - teacher):+.2f}" if isinstance(teacher, (int, float)) else "—"
+            teacher_cell = f"{100 * teacher:.2f}" if isinstance(teacher, (int, float)) else "—"
+            lines.append(f"| {r['dataset']} | {r['labels_per_class']} | {r['seed']} | {s['stage']} | {s['model']} | "
+                         f"{teacher_cell} | {100 * s['test_accuracy']:.2f} | {diff} | "
+                         f"{s['teacher_images_per_s']:,.0f} | {s['student_images_per_s']:,.0f} | "
+                         f"{s['student_images_per_s'] / s['teacher_images_per_s']:.1f}x |")
+    lines += notes_lines("pipeline")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -178,6 +264,8 @@ def main() -> None:
     p.add_argument("--init-head", action="store_true", help="the stage-2 variant starts from stage 1's probe head too")
     p.add_argument("--distill-into", metavar="MODEL", help="a stage-3 variant: this student from each seed's --teacher")
     p.add_argument("--teacher", metavar="TEMPLATE", help="the stage-2 folder per seed, with {seed} in it")
+    p.add_argument("--budget-scale", type=float, default=1.0, metavar="X",
+                   help="the pipeline with every stage's default iterations times X (3: the 45-minute budget)")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="the variant's options")
     args = p.parse_args()
     from fewlabels.utils.io import atomic_write_json
@@ -231,19 +319,19 @@ def main() -> None:
     if not args.collect:
         import torch
 
-        from fewlabels.train.pipeline import run_pipeline
-
         torch.set_num_threads(1)
+        scale = "" if args.budget_scale == 1 else f"-x{args.budget_scale:g}"
         for seed in (int(s) for s in args.seeds.split(",")):
-            out = Path(args.runs) / f"{args.dataset}-{args.labels_per_class}pc-s{seed}"
-            if not list(RUNS.glob(f"{args.dataset}-{args.labels_per_class}pc-*-s{seed}.json")):
-                run_pipeline({"dataset": args.dataset, "labels_per_class": args.labels_per_class, "seed": seed,
-                              "val_per_class": args.val_per_class}, out, progress=False, overwrite=True)
+            out = Path(args.runs) / f"{args.dataset}-{args.labels_per_class}pc{scale}-s{seed}"
+            run_or_resume({"dataset": args.dataset, "labels_per_class": args.labels_per_class, "seed": seed,
+                           "val_per_class": args.val_per_class}, out, args.budget_scale)
             folders.append(out)
     for folder in folders:
         rec = record_of(folder)
         pretrain = rec["stages"][0]["algorithm"]
-        atomic_write_json(RUNS / f"{rec['dataset']}-{rec['labels_per_class']}pc-{pretrain}-s{rec['seed']}.json", rec)
+        budget = rec["stages"][0]["stage"].removeprefix("1-pretrain")  # '+2100it' on a pipeline of another budget
+        name = f"{rec['dataset']}-{rec['labels_per_class']}pc-{pretrain}{budget}-s{rec['seed']}.json"
+        atomic_write_json(RUNS / name, rec)
     collect()
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, mean_std  # noqa: E402
+from common import RESULTS, mean_std, notes_lines  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 INTRO = """# Benchmarks
@@ -25,12 +25,6 @@ and includes periodic evaluation.
 def _fmt_pct(values: list[float]) -> str:
     m, s = mean_std(values)
     return f"{100 * m:.2f} ± {100 * s:.2f}"
-
-
-def _notes(stem: str) -> list[str]:
-    """The hand-written discussion in bench/notes/<stem>.md, as lines to append to a section (none if absent)."""
-    notes = Path(__file__).resolve().parent / "notes" / f"{stem}.md"
-    return ["", notes.read_text().strip()] if notes.exists() else []
 
 
 def augment_table(record: dict) -> str:
@@ -63,7 +57,7 @@ def augment_table(record: dict) -> str:
         f"{st['step_time_ms']:.0f} ms per step, of which {st['augmentation_ms']:.1f} ms making views "
         f"(**{100 * st['augmentation_share']:.1f}%** of the step).",
     ]
-    return "\n".join(lines + _notes("augment")) + "\n"
+    return "\n".join(lines + notes_lines("augment")) + "\n"
 
 
 def consistency_table(record: dict) -> str:
@@ -109,7 +103,7 @@ def consistency_table(record: dict) -> str:
     cpu = [r["cpu_time_s"] for r in record["rows"] if r.get("cpu_time_s")]
     if cpu:
         lines += ["", f"CPU time per run (training + final evaluation, one thread): {min(cpu) / 60:.1f}-{max(cpu) / 60:.1f} min."]
-    lines += _notes(Path(record.get("notes_file", "consistency")).stem)
+    lines += notes_lines(Path(record.get("notes_file", "consistency")).stem)
     return "\n".join(lines) + "\n"
 
 
@@ -159,7 +153,7 @@ def methods_table(record: dict) -> str:
             for kind in sorted({k for r in rows.values() for k in r.get("other_inference") or {}}):
                 other = [r["other_inference"][kind] for r in rows.values() if kind in (r.get("other_inference") or {})]
                 lines.append(f"| {meth}, {kind} inference | {_fmt_pct(other)} ({len(other)}) | | | | |")
-    lines += _notes("methods")
+    lines += notes_lines("methods")
     return "\n".join(lines) + "\n"
 
 
@@ -216,68 +210,7 @@ def ssl_table(record: dict) -> str:
                          + " | ".join(cell(f"knn_{n}pc") for n in lpc) + f" | {cell('knn_all')} | "
                          + " | ".join(cell(f"linear_{n}pc") for n in lpc) + f" | {cell('linear_all')} | " + " | ".join(geo) + " |")
         lines.append("")
-    lines += _notes("pretraining")
-    return "\n".join(lines) + "\n"
-
-
-def pipeline_table(record: dict) -> str:
-    import statistics
-
-    m = record["machine"]
-    lines = [f"## {record['title']}", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}; one process per run, sharing "
-             "the machine with other work (wall times are upper bounds). Accuracies are the final EMA model's; the "
-             "validation split (held out of the labeled pool) is what settings are judged on. *from scratch* rows "
-             "train on the same split (seed, labels, validation hold-out) without the earlier stages.", "",
-             f"Reproduce: `{record['command']}`", "",
-             "| dataset | labels/class | seed | stage | algorithm | iterations | wall time (min) | test acc % | val acc % "
-             "| kNN % | worst class % |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in record["rows"]:
-        for s in r["stages"]:
-            pct = [f"{100 * s[k]:.2f}" if isinstance(s.get(k), (int, float)) else "—"
-                   for k in ("test_accuracy", "val_accuracy", "knn_accuracy")]
-            worst = (f"{100 * s['worst_class_accuracy']:.1f} ({s['worst_class']})"
-                     if isinstance(s.get("worst_class_accuracy"), (int, float)) else "—")
-            lines.append(f"| {r['dataset']} | {r['labels_per_class']} | {r['seed']} | {s['stage']} | {s['algorithm']} | "
-                         f"{s['iterations']} | {s['wall_time_s'] / 60:.1f} | " + " | ".join(pct) + f" | {worst} |")
-    # mean over seeds per (dataset, labels, kind, stage): the pipeline's default (simclr) stages and the baselines
-    groups: dict[tuple, list[dict]] = {}
-    for r in record["rows"]:
-        if not (r.get("baseline") or r.get("variant")) and r["stages"][0]["algorithm"] != "simclr":
-            continue
-        for s in r["stages"]:
-            groups.setdefault((r["dataset"], r["labels_per_class"], s["stage"], s["algorithm"]), []).append(s)
-    if any(len(v) > 1 for v in groups.values()):
-        lines += ["", "Mean ± std over seeds (the default pipeline, the from-scratch runs and the stage-2 variants "
-                  "started from the same stage-1 encoders):", "",
-                  "| dataset | labels/class | stage | algorithm | seeds | val acc % | test acc % | worst class % | wall time (min) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-
-        def ms(values: list[float]) -> str:
-            sd = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else " (one seed)"
-            return f"{statistics.mean(values):.2f}{sd}"
-
-        for (d, lpc, stage, algo), ss in groups.items():
-            worst = [100 * s["worst_class_accuracy"] for s in ss if isinstance(s.get("worst_class_accuracy"), (int, float))]
-            val = [100 * s["val_accuracy"] for s in ss if isinstance(s.get("val_accuracy"), (int, float))]
-            lines.append(f"| {d} | {lpc} | {stage} | {algo} | {len(ss)} | {ms(val) if val else '—'} | "
-                         f"{ms([100 * s['test_accuracy'] for s in ss])} | "
-                         f"{ms(worst) if worst else '—'} | {statistics.mean(s['wall_time_s'] for s in ss) / 60:.1f} |")
-    distilled = [(r, s) for r in record["rows"] for s in r["stages"] if isinstance(s.get("student_images_per_s"), (int, float))]
-    if distilled:
-        lines += ["", "Distillation, teacher against student (prediction speed measured in the same run, one thread):", "",
-                  "| dataset | labels/class | seed | stage | student | teacher test % | student test % | difference (points) | "
-                  "teacher images/s | student images/s | student speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r, s in distilled:
-            teacher = s.get("teacher_acc")
-            diff = f"{100 * (s['test_accuracy'] - teacher):+.2f}" if isinstance(teacher, (int, float)) else "—"
-            teacher_cell = f"{100 * teacher:.2f}" if isinstance(teacher, (int, float)) else "—"
-            lines.append(f"| {r['dataset']} | {r['labels_per_class']} | {r['seed']} | {s['stage']} | {s['model']} | "
-                         f"{teacher_cell} | {100 * s['test_accuracy']:.2f} | {diff} | "
-                         f"{s['teacher_images_per_s']:,.0f} | {s['student_images_per_s']:,.0f} | "
-                         f"{s['student_images_per_s'] / s['teacher_images_per_s']:.1f}x |")
-    lines += _notes("pipeline")
+    lines += notes_lines("pretraining")
     return "\n".join(lines) + "\n"
 
 
@@ -287,6 +220,8 @@ def table(record: dict) -> str:
 
         return symmetries_table(record)
     if record.get("bench") == "pipeline":
+        from pipeline import table as pipeline_table
+
         return pipeline_table(record)
     if record.get("bench") == "ssl":
         return ssl_table(record)
@@ -383,7 +318,7 @@ def features_table(record: dict) -> str:
         row.append(f"{100 * (ours - best):+.2f}")
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Datasets: " + "; ".join(f"{k}: {v}" for k, v in sorted(record["datasets"].items())) + "."]
-    return "\n".join(lines + _notes("features")) + "\n"
+    return "\n".join(lines + notes_lines("features")) + "\n"
 
 
 def write_benchmarks() -> None:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, mean_std  # noqa: E402
+from common import RESULTS, machine, mean_std, notes_lines  # noqa: E402
 
 RUNS = RESULTS / "symmetries"
 DATASETS = ("digits", "fashion-mnist", "rotated-digits", "mirror-pairs")
@@ -197,9 +197,7 @@ def table(record: dict) -> str:
                 wall, _ = mean_std([r["wall_time_s"] for r in rows])
                 lines.append(f"| {d} | {p} | {100 * acc_m:.2f} ± {100 * acc_s:.2f} | {len(rows)} | "
                              f"{' / '.join(sorted(u or 'none' for u in used))} | {wall:.0f} |")
-    notes = Path(__file__).resolve().parent / "notes" / "symmetries.md"
-    if notes.exists():
-        lines += ["", notes.read_text().strip()]
+    lines += notes_lines("symmetries")
     return "\n".join(lines) + "\n"
 
 
