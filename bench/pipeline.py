@@ -246,12 +246,17 @@ def table(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_split_arguments(p: argparse.ArgumentParser) -> None:
+    """The split a seed's pipeline draws (its labels and validation hold-out), shared by the scripts that revisit it."""
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--labels-per-class", type=int, default=4)
     p.add_argument("--val-per-class", type=int, default=20)
     p.add_argument("--seeds", default="0")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_split_arguments(p)
     p.add_argument("--runs", default="runs/bench-pipeline")
     p.add_argument("--collect", metavar="DIR", help="record a pipeline folder that has already run")
     p.add_argument("--baseline", metavar="ALGORITHM", help="instead of the pipeline, this algorithm from scratch")

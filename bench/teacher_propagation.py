@@ -46,11 +46,10 @@ def compare(dataset: str, labels_per_class: int, val_per_class: int, seed: int, 
 
 
 def main() -> None:
+    from pipeline import add_split_arguments
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument("--labels-per-class", type=int, default=4)
-    p.add_argument("--val-per-class", type=int, default=20)
-    p.add_argument("--seeds", default="0")
+    add_split_arguments(p)
     p.add_argument("--teacher", required=True, metavar="TEMPLATE", help="the stage-2 folder per seed, with {seed} in it")
     p.add_argument("--neighbors", type=int, default=10)
     args = p.parse_args()
