@@ -136,8 +136,8 @@ def budget_label(stage: str, iterations: int) -> str:
     """'+Nit' when a stage ran another budget than the default stage's: a row of its own, not the default's."""
     from fewlabels.train.pipeline import DEFAULT_STAGES
 
-    default = next(s.settings["iterations"] for s in DEFAULT_STAGES if s.name == stage)
-    return "" if iterations == default else f"+{iterations}it"
+    default = next((s.settings["iterations"] for s in DEFAULT_STAGES if s.name == stage), iterations)
+    return "" if iterations == default else f"+{iterations}it"  # a stage of another name has no default to differ from
 
 
 def scaled_stages(scale: float) -> dict:
