@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, notes_lines  # noqa: E402
 
 RUNS = RESULTS / "pipeline"
+BASELINE_ITERATIONS = 3000  # the default pipeline's steps: a from-scratch run of as many is its equal-time baseline
 
 
 def record_of(folder: Path) -> dict:
@@ -76,8 +77,9 @@ def baseline(dataset: str, labels_per_class: int, val_per_class: int, seed: int,
     res = run_once(runs / f"{dataset}-{labels_per_class}pc-{algorithm}-{iterations}-s{seed}",
                    dict(dataset=dataset, labels_per_class=labels_per_class, val_per_class=val_per_class, seed=seed,
                         algorithm=algorithm, iterations=iterations))
+    budget = "" if iterations == BASELINE_ITERATIONS else f"+{iterations}it"  # another budget is a row of its own
     return {"dataset": dataset, "labels_per_class": labels_per_class, "seed": seed, "val_per_class": val_per_class,
-            "baseline": True, "stages": [stage_record("from scratch", res)], "total_wall_time_s": res["wall_time_s"]}
+            "baseline": True, "stages": [stage_record("from scratch" + budget, res)], "total_wall_time_s": res["wall_time_s"]}
 
 
 def stage_variant(dataset: str, labels_per_class: int, val_per_class: int, seed: int, stage: str, settings: dict,
@@ -260,7 +262,7 @@ def main() -> None:
     p.add_argument("--runs", default="runs/bench-pipeline")
     p.add_argument("--collect", metavar="DIR", help="record a pipeline folder that has already run")
     p.add_argument("--baseline", metavar="ALGORITHM", help="instead of the pipeline, this algorithm from scratch")
-    p.add_argument("--iterations", type=int, default=3000, help="the baseline's (or the stage-2 variant's) iterations")
+    p.add_argument("--iterations", type=int, default=BASELINE_ITERATIONS, help="the baseline's (or the stage-2 variant's) iterations")
     p.add_argument("--finetune", metavar="ALGORITHM", help="a stage-2 variant from each seed's stage-1 --encoder")
     p.add_argument("--encoder", metavar="TEMPLATE", help="the stage-1 folder per seed, with {seed} in it")
     p.add_argument("--linear-probe", action="store_true",
@@ -317,7 +319,9 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             rec = baseline(args.dataset, args.labels_per_class, args.val_per_class, seed, args.baseline,
                            args.iterations, Path(args.runs))
-            atomic_write_json(RUNS / f"{args.dataset}-{args.labels_per_class}pc-scratch-{args.baseline}-s{seed}.json", rec)
+            budget = rec["stages"][0]["stage"].removeprefix("from scratch")
+            atomic_write_json(RUNS / f"{args.dataset}-{args.labels_per_class}pc-scratch-{args.baseline}{budget}-s{seed}.json",
+                              rec)
         collect()
         return
     folders = [Path(args.collect)] if args.collect else []
