@@ -77,7 +77,7 @@ def baseline(dataset: str, labels_per_class: int, val_per_class: int, seed: int,
     res = run_once(runs / f"{dataset}-{labels_per_class}pc-{algorithm}-{iterations}-s{seed}",
                    dict(dataset=dataset, labels_per_class=labels_per_class, val_per_class=val_per_class, seed=seed,
                         algorithm=algorithm, iterations=iterations))
-    budget = "" if iterations == BASELINE_ITERATIONS else f"+{iterations}it"  # another budget is a row of its own
+    budget = budget_suffix(iterations, BASELINE_ITERATIONS)
     return {"dataset": dataset, "labels_per_class": labels_per_class, "seed": seed, "val_per_class": val_per_class,
             "baseline": True, "stages": [stage_record("from scratch" + budget, res)], "total_wall_time_s": res["wall_time_s"]}
 
@@ -134,20 +134,27 @@ def linear_probe_variant(dataset: str, labels_per_class: int, val_per_class: int
             "variant": "1-pretrain-linear-probe", "stages": [stage], "total_wall_time_s": stage["wall_time_s"]}
 
 
-def budget_label(stage: str, iterations: int) -> str:
-    """'+Nit' when a stage ran another budget than the default stage's: a row of its own, not the default's."""
+def budget_suffix(iterations: int, default: int | None) -> str:
+    """'+Nit' when a run had another budget than its default: a row of its own, not mixed into the default's."""
+    return "" if default is None or iterations == default else f"+{iterations}it"
+
+
+def default_iterations(stage: str) -> int | None:
+    """The default pipeline's budget for ``stage`` (None for a stage of another name)."""
     from fewlabels.train.pipeline import DEFAULT_STAGES
 
-    default = next((s.settings["iterations"] for s in DEFAULT_STAGES if s.name == stage), iterations)
-    return "" if iterations == default else f"+{iterations}it"  # a stage of another name has no default to differ from
+    return next((s.settings["iterations"] for s in DEFAULT_STAGES if s.name == stage), None)
+
+
+def budget_label(stage: str, iterations: int) -> str:
+    return budget_suffix(iterations, default_iterations(stage))
 
 
 def scaled_stages(scale: float) -> dict:
     """Every stage's default iterations times ``scale`` (a 45-minute pipeline is the 15-minute one at 3x)."""
-    from fewlabels.train.pipeline import DEFAULT_STAGES, STAGE_KEYS
+    from fewlabels.train.pipeline import STAGE_KEYS
 
-    return {key: {"iterations": round(scale * next(s.settings["iterations"] for s in DEFAULT_STAGES if s.name == name))}
-            for key, name in STAGE_KEYS.items()}
+    return {key: {"iterations": round(scale * default_iterations(name))} for key, name in STAGE_KEYS.items()}
 
 
 def run_or_resume(common: dict, out: Path, scale: float) -> None:
