@@ -970,6 +970,27 @@ def _(c: Ctx) -> Expect:
     return Expect(["pipeline", "--dataset", "digits", "--out", "", "--quiet"], ["--out is empty"])
 
 
+@case("teacher-not-finished")
+def _(c: Ctx) -> Expect:
+    run = c.base_run()
+    (run / "results.json").unlink()  # killed before its end: resumable, not a teacher
+    before = snapshot(run)
+    return Expect(c.train("--algorithm", "distill", "--option", f"teacher={run}"),
+                  [str(run), "not a finished run", "--resume"], after=lambda: _unchanged(run, before))
+
+
+@case("pipeline-stage-sets-its-own-folder")
+def _(c: Ctx) -> Expect:
+    return Expect(["pipeline", "--dataset", "digits", "--out", c.out, "--stage", f"distill.options.teacher={c.tmp}",
+                   "--quiet"], ["3-distill", "'options.teacher' is the pipeline's to set"])
+
+
+@case("pipeline-stage-image-size-differs")  # found before stage 1 trains, not after stage 2
+def _(c: Ctx) -> Expect:
+    return Expect(["pipeline", "--dataset", "digits", "--out", c.out, "--stage", "distill.image_size=16", "--quiet"],
+                  ["3-distill", "learns from stage 2-finetune", "the data's own", "16 px", "--image-size"])
+
+
 def _unchanged(run: Path, before: dict) -> None:
     assert snapshot(run) == before, "a refused command changed the run folder"
 

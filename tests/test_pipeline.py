@@ -14,7 +14,7 @@ from fewlabels.train.pipeline import default_stages, resume_pipeline, run_pipeli
 
 COMMON = {"dataset": "digits", "labels_per_class": 4, "batch_size": 8, "uratio": 2, "seed": 0}
 SMALL = {"pretrain": {"iterations": 6}, "finetune": {"iterations": 8, "checkpoint_every": 4, "keep_checkpoints": 2},
-         "distill": {"iterations": 6}}
+         "distill": {"iterations": 6, "checkpoint_every": 3, "keep_checkpoints": 2}}
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +66,43 @@ def test_an_interrupted_pipeline_continues_where_it_stopped_and_ends_the_same(fi
     assert (copy / "1-pretrain" / "last.pt").stat().st_mtime_ns == stage1_before  # finished stages are skipped
     assert resumed["final_stage"] == "3-distill"
     for stage in ("2-finetune", "3-distill"):
-        a = torch.load(out / stage / "last.pt", weights_only=True)
-        b = torch.load(copy / stage / "last.pt", weights_only=True)
-        for key in a["model"]:
-            assert torch.equal(a["model"][key], b["model"][key]), (stage, key)
+        assert_same_training_state(out / stage, copy / stage)
+
+
+def assert_same_training_state(a_dir, b_dir):
+    """The model, the EMA model and the optimizer of two runs' last checkpoints, tensor by tensor."""
+    a = torch.load(a_dir / "last.pt", weights_only=True)
+    b = torch.load(b_dir / "last.pt", weights_only=True)
+    assert a["step"] == b["step"]
+    for part in ("model", "ema", "optimizer"):
+        flat_a, flat_b = _tensors(a[part]), _tensors(b[part])
+        assert flat_a.keys() == flat_b.keys() and flat_a, part
+        for key in flat_a:
+            assert torch.equal(flat_a[key], flat_b[key]), (a_dir.name, part, key)
+
+
+def _tensors(tree, prefix=""):
+    if isinstance(tree, torch.Tensor):
+        return {prefix: tree}
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, (list, tuple)) else ()
+    return {k: v for key, sub in items for k, v in _tensors(sub, f"{prefix}/{key}").items()}
+
+
+def test_a_moved_pipeline_killed_in_distillation_resumes_from_its_new_place(finished, tmp_path):
+    """The stage's checkpoint names the teacher where it was; the resumed stage must learn from where it is now."""
+    out, _ = finished
+    before = tmp_path / "before"
+    run_pipeline(COMMON, before, default_stages(SMALL), progress=False)
+    distill = before / "3-distill"
+    (distill / "results.json").unlink()  # as if killed after stage 3's step-3 checkpoint
+    (distill / "last.pt").unlink()
+    shutil.copy(distill / "checkpoint-00000003.pt", distill / "last.pt")
+    moved = before.rename(tmp_path / "after")
+    record = resume_pipeline(moved, progress=False)
+    assert record["final_stage"] == "3-distill"
+    results = json.loads((moved / "3-distill" / "results.json").read_text())
+    assert results["algorithm_options"]["teacher"] == str(moved / "2-finetune")
+    assert_same_training_state(out / "3-distill", moved / "3-distill")  # and it ends as the unbroken pipeline did
 
 
 def test_bad_pipeline_settings_are_refused_before_any_work(tmp_path):
@@ -151,6 +184,11 @@ def test_resume_works_from_another_directory_and_refuses_a_foreign_stage(finishe
     (copy / "2-finetune" / "results.json").unlink()
     with pytest.raises(FewLabelsError, match="holds a run with iterations=8, but this pipeline's stage has iterations=99"):
         resume_pipeline(copy, progress=False)
+    config["stages"][1]["config"]["iterations"] = 8
+    config["stages"][1]["config"]["options"]["n_sigma"] = 3.0  # any setting, the algorithm's options too
+    (copy / "pipeline.json").write_text(json.dumps(config))
+    with pytest.raises(FewLabelsError, match="holds a run with options=.*but this pipeline's stage has options="):
+        resume_pipeline(copy, progress=False)
 
 
 def test_overwrite_replaces_every_stage(finished, tmp_path):
@@ -161,3 +199,20 @@ def test_overwrite_replaces_every_stage(finished, tmp_path):
     run_pipeline(COMMON, copy, default_stages({**SMALL, "distill": {"iterations": 2}}), progress=False, overwrite=True)
     assert not (copy / "3-distill" / "marker").exists()
     assert json.loads((copy / "3-distill" / "results.json").read_text())["iterations"] == 2
+
+
+def test_the_report_of_a_pipeline_shows_its_stages_side_by_side(finished, tmp_path):
+    from fewlabels.cli import main
+
+    out, record = finished
+    copy = tmp_path / "p"
+    shutil.copytree(out, copy)
+    assert main(["report", str(copy), "--quiet"]) == 0
+    page = (copy / "report.html").read_text()
+    table = page[page.index("<h2>Pipeline stages</h2>"):page.index("</table>", page.index("<h2>Pipeline stages</h2>"))]
+    assert table.count("<tr>") == 4  # the header and one row per stage
+    for stage in record["stages"]:
+        per_class = json.loads((copy / stage["name"] / "results.json").read_text())["test"]["per_class_accuracy"]
+        worst = min(per_class, key=per_class.get)
+        assert f"<td>{stage['name']}</td><td>{stage['config']['algorithm']}</td>" in table
+        assert f"<td>{stage['test_accuracy']:.4f}</td><td>{worst} {per_class[worst]:.4f}</td>" in table

@@ -22,14 +22,14 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fewlabels.evaluate.runs import check_report_dir, write_report
-    from fewlabels.train.pipeline import stage_notes
+    from fewlabels.train.pipeline import stage_rows
     from fewlabels.train.run_folder import resolve_run
 
     given = check_report_dir(args.run_dir)
     run_dir = resolve_run(given)  # a pipeline folder: its final stage's run, with every stage side by side
     out = output_file(given / "report.html" if args.out is None else args.out, ".html")
     written = write_report(load_run(str(run_dir)), run_dir, out, args.dataset, args.data_dir, args.quiet,
-                           notes=stage_notes(given))
+                           stages=stage_rows(given))
     for warning in written.warnings:
         print(f"fewlabels: warning: {warning}", file=sys.stderr)
     print(f"wrote {written.html} ({written.size / 1024:.0f} KB, self-contained) and {len(written.plots)} plots in {written.png_dir}/")

@@ -161,8 +161,11 @@ PLOTTED = ("step", "train_time_s", "lr", "loss", "sup", "unsup", "mask_rate", "p
 
 def build_report(run_name: str, results: dict, config: dict, rows: list[dict], evaluation: dict | None,
                  test_x: torch.Tensor | None, test_probs: torch.Tensor | None, test_y: torch.Tensor | None,
-                 notes: Sequence[str] = ()) -> tuple[str, dict[str, bytes]]:
-    """The report: HTML with every image embedded, and the PNGs by name. Nothing is written here."""
+                 notes: Sequence[str] = (), stages: Sequence[dict[str, str]] = ()) -> tuple[str, dict[str, bytes]]:
+    """The report: HTML with every image embedded, and the PNGs by name. Nothing is written here.
+
+    ``stages``: for a pipeline, one row per stage (column -> cell), shown side by side above the final model's figures.
+    """
     pngs: dict[str, bytes | None] = {
         "accuracy": _line_plot(rows, [("test_acc", "EMA model (test)", "-o"), ("test_acc_raw", "raw model (test)", "--s"),
                                       ("val_acc", "EMA model (validation)", ":^")], "Accuracy during training", "accuracy", True),
@@ -209,6 +212,10 @@ def build_report(run_name: str, results: dict, config: dict, rows: list[dict], e
            "<h2>Run</h2><table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>"
                                            for k, v in _header(results, config, evaluation)) + "</table>"]
     out += [f'<p class="note">{html.escape(n)}</p>' for n in [*results.get("warnings", []), *notes]]
+    if stages:
+        out.append("<h2>Pipeline stages</h2><table><tr>" + "".join(f"<th>{html.escape(k)}</th>" for k in stages[0]) + "</tr>"
+                   + "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row.values()) + "</tr>" for row in stages)
+                   + "</table><p class=\"note\">The figures below are the final stage's.</p>")
 
     def figures(names_captions: list[tuple[str, str]]) -> str:
         items = [_img(pngs[n], n, c) for n, c in names_captions if pngs.get(n)]

@@ -84,7 +84,8 @@ class WrittenReport:
 
 
 def write_report(run, run_dir: str | os.PathLike, out: str | os.PathLike | None = None, dataset: str | None = None,
-                 data_dir: str | None = None, quiet: bool = True, notes: Sequence[str] = ()) -> WrittenReport:
+                 data_dir: str | None = None, quiet: bool = True, notes: Sequence[str] = (),
+                 stages: Sequence[dict[str, str]] = ()) -> WrittenReport:
     """The HTML report of a run folder (default RUN_DIR/report.html) and its plots as PNGs in RUN_DIR/report/.
 
     Without the test set (and no ``dataset`` given) the report still comes, from results.json, with a note.
@@ -112,7 +113,8 @@ def write_report(run, run_dir: str | os.PathLike, out: str | os.PathLike | None 
     test = evaluation.test if evaluation is not None else None
     probs = torch.softmax(evaluation.logits.double(), dim=1) if evaluation is not None else None
     html_text, pngs = build_report(run_dir.resolve().name, results, config, rows, evaluation.record if evaluation else None,
-                                   test.x if test is not None else None, probs, test.y if test is not None else None, notes)
+                                   test.x if test is not None else None, probs, test.y if test is not None else None, notes,
+                                   stages)
     png_dir.mkdir(parents=True, exist_ok=True)
     for name in PLOTS:  # an earlier report's plot that this one no longer has must not linger
         if name not in pngs:

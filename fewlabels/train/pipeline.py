@@ -85,7 +85,13 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
 
     configs: dict[str, TrainConfig] = {}
     for stage in stages:
-        settings = {**common, **stage.settings, "out": str(out / stage.name)}
+        given = {**common, **stage.settings}
+        handed = ["out"] + (["init"] if stage.init_from else []) + (["options.teacher"] if stage.teacher_from else [])
+        taken = [k for k in handed if k in given or (k == "options.teacher" and "teacher" in given.get("options", {}))]
+        if taken:
+            raise FewLabelsError(f"pipeline stage {stage.name}: '{taken[0]}' is the pipeline's to set (each stage's folder "
+                                 "is <pipeline>/<stage>, handed to the next stage); leave it out.")
+        settings = {**given, "out": str(out / stage.name)}
         if stage.init_from:
             settings["init"] = str(out / stage.init_from)
         if stage.teacher_from:
@@ -101,6 +107,10 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
                     raise FewLabelsError(f"it {what} stage {source}, which does not come before it.")
                 if earlier is not None and (earlier.dataset, earlier.data_dir) != (config.dataset, config.data_dir):
                     raise FewLabelsError(f"it {what} stage {source}, trained on {earlier.dataset}, but uses {config.dataset}.")
+                if earlier is not None and earlier.image_size != config.image_size:
+                    sizes = [f"{n} px" if n else "the data's own" for n in (earlier.image_size, config.image_size)]
+                    raise FewLabelsError(f"it {what} stage {source}, whose image size is {sizes[0]}, but its own is "
+                                         f"{sizes[1]}; give every stage the same (--image-size).")
             if stage.init_from and configs[stage.init_from].model != config.model:
                 earlier_model = configs[stage.init_from].model or "(the data's default model)"
                 raise FewLabelsError(f"it starts from stage {stage.init_from}'s {earlier_model} encoder "
@@ -157,18 +167,24 @@ def resume_pipeline(out: str | os.PathLike, source: DataSource | None = None, pr
         if stage.teacher_from:
             settings["options"] = {**settings.get("options", {}), "teacher": str(out / stage.teacher_from)}
         configs.append(TrainConfig.from_dict(settings))
-    for config in configs:
+    for entry, config in zip(record["stages"], configs):
         folder = RunFolder(config.out)
         if folder.last.is_file():
-            saved = folder.checkpoint()["config"]
-            differs = [k for k in ("algorithm", "model", "dataset", "seed", "iterations", "labels_per_class", "num_labels")
-                       if saved.get(k) != getattr(config, k)]
+            saved, planned = _own_settings(folder.checkpoint()["config"]), _own_settings(entry["config"])
+            differs = [k for k, v in planned.items() if v is not None and saved.get(k) != v]
             if differs:
                 k = differs[0]
                 raise FewLabelsError(f"{folder.path} holds a run with {k}={saved.get(k)!r}, but this pipeline's stage has "
-                                     f"{k}={getattr(config, k)!r}; it is not this pipeline's stage (start it again with "
+                                     f"{k}={planned[k]!r}; it is not this pipeline's stage (start it again with "
                                      "--overwrite).")
     return _run_stages(out, record, configs, source, progress, fresh=False)
+
+
+def _own_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A stage's settings less the folders it is handed (they change when the pipeline moves)."""
+    own = {k: v for k, v in config.items() if k not in ("out", "init")}
+    own["options"] = {k: v for k, v in (config.get("options") or {}).items() if k != "teacher"}
+    return own
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
@@ -198,7 +214,8 @@ def _run_stages(out: Path, record: dict, configs: list[TrainConfig], source: Dat
         t0 = time.time()
         try:
             if folder.last.is_file() and not fresh:
-                results = resume(folder.path, progress=progress)
+                handed = {"init": config.init, "teacher": config.options.get("teacher")}
+                results = resume(folder.path, progress=progress, moved={k: v for k, v in handed.items() if v})
             else:
                 results = train(config, source=source, progress=progress, overwrite=True)
         except TrainingInterrupted as exc:
@@ -226,15 +243,19 @@ def summary_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def stage_notes(folder: str | os.PathLike) -> list[str]:
-    """One sentence per stage of the pipeline in ``folder`` (none for a plain run folder), for the report."""
+def stage_rows(folder: str | os.PathLike) -> list[dict[str, str]]:
+    """The stages of the pipeline in ``folder`` side by side, one report row each (none for a plain run folder)."""
     folder = Path(folder)
     if not (folder / MANIFEST).is_file():
         return []
-    notes = []
+    rows = []
     for s in read_manifest(folder)["stages"]:
         acc, wall = s.get("test_accuracy"), s.get("wall_time_s")
-        notes.append(f"Pipeline stage {s['name']}: {s['config']['algorithm']} on {s['config']['model']}, "
-                     f"{s.get('iterations') or 0} iterations" + (f", {wall / 60:.1f} min" if wall is not None else "")
-                     + (f", final EMA test accuracy {acc:.4f}." if acc is not None else f" ({s['status']})."))
-    return notes
+        per_class = (RunFolder(folder / s["name"]).results().get("test") or {}).get("per_class_accuracy") or {}
+        worst = min(per_class, key=per_class.get) if per_class else None
+        rows.append({"stage": s["name"], "method": s["config"]["algorithm"], "model": str(s["config"].get("model")),
+                     "iterations": str(s.get("iterations") or s["config"].get("iterations")),
+                     "wall time": f"{wall / 60:.1f} min" if wall is not None else "-",
+                     "final EMA test accuracy": f"{acc:.4f}" if acc is not None else s["status"],
+                     "worst class": f"{worst} {per_class[worst]:.4f}" if worst is not None else "-"})
+    return rows

@@ -21,11 +21,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return read_checkpoint(path)
 
 
-def resume(run_dir: str | os.PathLike, progress: bool = True) -> dict:
+def resume(run_dir: str | os.PathLike, progress: bool = True, moved: dict[str, str] | None = None) -> dict:
     """Continue the run in ``run_dir`` from its last checkpoint, with the run's own configuration.
 
     A finished run (its last step checkpointed and results.json written) is left as it is: its results come back
-    with ``already_finished: True`` and nothing is trained or written.
+    with ``already_finished: True`` and nothing is trained or written. ``moved``: where the folders the run names
+    (``init``, ``teacher``) are now, for a run that moved together with them (a pipeline's stages).
     """
     folder = RunFolder(run_dir)
     if folder.path.is_file():
@@ -35,7 +36,13 @@ def resume(run_dir: str | os.PathLike, progress: bool = True) -> dict:
     if results and int(ckpt["step"]) >= int(ckpt["config"].get("iterations", 0)):
         return {**results, "already_finished": True}
     check_resumable(ckpt, folder.source)
-    config = TrainConfig.from_dict({"augment": "hand", **ckpt["config"]})  # runs from before --augment: as they were
+    saved = {"augment": "hand", **ckpt["config"]}  # runs from before --augment: as they were
+    moved = moved or {}
+    if "init" in moved:
+        saved["init"] = moved["init"]
+    if "teacher" in moved:
+        saved["options"] = {**(saved.get("options") or {}), "teacher": moved["teacher"]}
+    config = TrainConfig.from_dict(saved)
     config.out = str(folder.path)
     folder.remove_strays()
     trainer = Trainer(prepare(config, overwrite=True), progress, restoring=True)
