@@ -216,3 +216,36 @@ def test_the_report_of_a_pipeline_shows_its_stages_side_by_side(finished, tmp_pa
         worst = min(per_class, key=per_class.get)
         assert f"<td>{stage['name']}</td><td>{stage['config']['algorithm']}</td>" in table
         assert f"<td>{stage['test_accuracy']:.4f}</td><td>{worst} {per_class[worst]:.4f}</td>" in table
+
+
+LONG_STAGE_2 = {"pretrain": {"iterations": 6, "batch_size": 8},
+                "finetune": {"iterations": 40, "checkpoint_every": 4, "keep_checkpoints": 2, "batch_size": 8, "uratio": 2},
+                "distill": {"iterations": 6, "batch_size": 8, "uratio": 2}}
+
+
+def test_a_pipeline_killed_in_stage_2_resumes_and_ends_as_an_unbroken_one(tmp_path):
+    """A real SIGKILL of the command, mid-way through fine-tuning; then ``--resume``."""
+    import os
+    import signal
+    import time
+
+    reference = tmp_path / "reference"
+    torch.set_num_threads(1)  # bit-identity holds for one thread count; the command runs on one thread too
+    run_pipeline({"dataset": "digits", "labels_per_class": 4}, reference, default_stages(LONG_STAGE_2), progress=False)
+    out = tmp_path / "p"
+    flags = [f"--stage={stage}.{key}={value}" for stage, settings in LONG_STAGE_2.items() for key, value in settings.items()]
+    command = [sys.executable, "-m", "fewlabels", "pipeline", "--dataset", "digits", "--labels-per-class", "4", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([*command, "--out", str(out), *flags], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while proc.poll() is None and time.time() < deadline and not (out / "2-finetune" / "checkpoint-00000012.pt").exists():
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the pipeline ended before it could be killed in stage 2"
+    assert not (out / "2-finetune" / "results.json").exists() and not (out / "3-distill").exists()
+    stage1 = (out / "1-pretrain" / "last.pt").stat().st_mtime_ns
+    done = subprocess.run([*command[:4], "--resume", str(out), "--quiet"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and "final model: 3-distill" in done.stdout, done.stderr
+    assert (out / "1-pretrain" / "last.pt").stat().st_mtime_ns == stage1  # the finished stage was skipped
+    for stage in ("1-pretrain", "2-finetune", "3-distill"):
+        assert_same_training_state(reference / stage, out / stage)
