@@ -168,6 +168,20 @@ def test_stages_that_cannot_hand_over_are_refused_before_any_work(tmp_path):
     assert not (tmp_path / "p").exists()
 
 
+def test_a_setting_of_the_first_stage_holds_for_the_later_ones_that_leave_it_unset(tmp_path):
+    """run_pipeline hands stage 1's model and image size to stages that set none: no refusal for a mismatch."""
+    from fewlabels.train.pipeline import stage_configs
+
+    configs = stage_configs(COMMON, default_stages({"pretrain": {"image_size": 16, "model": "cnn"},
+                                                    "finetune": {"init": None}}), tmp_path / "p")
+    assert [c.image_size for c in configs] == [16, None, None] and configs[1].init == str(tmp_path / "p" / "1-pretrain")
+    with pytest.raises(FewLabelsError, match="3-distill: it learns from stage 2-finetune, whose image size is 16 px, but "
+                                             "its own is 12 px"):
+        stage_configs(COMMON, default_stages({"pretrain": {"image_size": 16}, "distill": {"image_size": 12}}), tmp_path)
+    with pytest.raises(FewLabelsError, match="2-finetune: it starts from stage 1-pretrain's cnn encoder but trains a cnn-wide"):
+        stage_configs(COMMON, default_stages({"pretrain": {"model": "cnn"}, "finetune": {"model": "cnn-wide"}}), tmp_path)
+
+
 def test_resume_works_from_another_directory_and_refuses_a_foreign_stage(finished, tmp_path, monkeypatch):
     out, _ = finished
     copy = tmp_path / "moved"

@@ -118,8 +118,9 @@ class Trainer:
         folder = RunFolder(resolve_run(path))
         config, classes, shape, state = folder.final_model()  # one read of the checkpoint
         if folder.path.is_dir() and not folder.results():  # a half-trained teacher would pass its mistakes on silently
+            how = f"train --resume {path}" if folder.path.samefile(path) else f"pipeline --resume {path}"
             raise FewLabelsError(f"The teacher {path} is not a finished run (it has no results.json); finish it with "
-                                 f"fewlabels train --resume {path}, or name a finished run.")
+                                 f"fewlabels {how}, or name a finished run.")
         model = build_model(folder.source, config.get("model", ""), shape, len(classes), state).eval()
         if list(classes) != list(self.classes) or tuple(shape) != tuple(self.train_x.shape[1:]):
             raise FewLabelsError(f"The teacher {path} was trained on classes {classes} and samples of shape {tuple(shape)}, "

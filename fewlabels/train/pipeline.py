@@ -87,7 +87,8 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
     for stage in stages:
         given = {**common, **stage.settings}
         handed = ["out"] + (["init"] if stage.init_from else []) + (["options.teacher"] if stage.teacher_from else [])
-        taken = [k for k in handed if k in given or (k == "options.teacher" and "teacher" in given.get("options", {}))]
+        set_here = {**given, "options.teacher": (given.get("options") or {}).get("teacher")}
+        taken = [k for k in handed if set_here.get(k) is not None]
         if taken:
             raise FewLabelsError(f"pipeline stage {stage.name}: '{taken[0]}' is the pipeline's to set (each stage's folder "
                                  "is <pipeline>/<stage>, handed to the next stage); leave it out.")
@@ -101,20 +102,24 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
             algorithms.get(config.algorithm, **config.options)  # unknown algorithms and options
             if config.model is not None:
                 models.check_name(config.model)
+            first = configs[stages[0].name] if configs else None
             for source, what in ((stage.init_from, "starts from"), (stage.teacher_from, "learns from")):
                 earlier = configs.get(source) if source else None
                 if source and earlier is None:
                     raise FewLabelsError(f"it {what} stage {source}, which does not come before it.")
                 if earlier is not None and (earlier.dataset, earlier.data_dir) != (config.dataset, config.data_dir):
                     raise FewLabelsError(f"it {what} stage {source}, trained on {earlier.dataset}, but uses {config.dataset}.")
-                if earlier is not None and earlier.image_size != config.image_size:
-                    sizes = [f"{n} px" if n else "the data's own" for n in (earlier.image_size, config.image_size)]
-                    raise FewLabelsError(f"it {what} stage {source}, whose image size is {sizes[0]}, but its own is "
-                                         f"{sizes[1]}; give every stage the same (--image-size).")
-            if stage.init_from and configs[stage.init_from].model != config.model:
-                earlier_model = configs[stage.init_from].model or "(the data's default model)"
-                raise FewLabelsError(f"it starts from stage {stage.init_from}'s {earlier_model} encoder "
-                                     f"but trains a {config.model}; give both the same model.")
+                sizes = [_as_run(c, first, "image_size") for c in (earlier, config) if c is not None]
+                if len(set(sizes)) > 1:
+                    texts = [f"{n} px" if n else "the data's own" for n in sizes]
+                    raise FewLabelsError(f"it {what} stage {source}, whose image size is {texts[0]}, but its own is "
+                                         f"{texts[1]}; give every stage the same (--image-size).")
+            if stage.init_from:
+                encoder, model = (_as_run(c, first, "model") for c in (configs[stage.init_from], config))
+                if encoder != model:
+                    names = [m or "(the data's default model)" for m in (encoder, model)]
+                    raise FewLabelsError(f"it starts from stage {stage.init_from}'s {names[0]} encoder but trains a "
+                                         f"{names[1]}; give both the same model.")
         except FewLabelsError as exc:
             raise FewLabelsError(f"pipeline stage {stage.name}: {exc}") from None
         configs[stage.name] = config
@@ -122,6 +127,12 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
 
 
 DATA_DECIDED = ("model", "image_size", "labels_per_class")  # settings prepare() fills in from the data
+
+
+def _as_run(config: TrainConfig, first: TrainConfig | None, name: str) -> Any:
+    """A stage's setting as it will run: one left unset takes the first stage's (``run_pipeline`` hands it on)."""
+    value = getattr(config, name)
+    return getattr(first, name) if value is None and first is not None else value
 
 
 def run_pipeline(common: dict[str, Any], out: str | os.PathLike, stages: list[Stage] | None = None,
@@ -244,18 +255,26 @@ def summary_table(record: dict[str, Any]) -> str:
 
 
 def stage_rows(folder: str | os.PathLike) -> list[dict[str, str]]:
-    """The stages of the pipeline in ``folder`` side by side, one report row each (none for a plain run folder)."""
+    """The stages of the pipeline in ``folder`` side by side, one report row each (none for a plain run folder).
+
+    A finished stage's figures come from its own results.json (the manifest may not have caught up with a killed run).
+    """
     folder = Path(folder)
     if not (folder / MANIFEST).is_file():
         return []
     rows = []
     for s in read_manifest(folder)["stages"]:
-        acc, wall = s.get("test_accuracy"), s.get("wall_time_s")
-        per_class = (RunFolder(folder / s["name"]).results().get("test") or {}).get("per_class_accuracy") or {}
+        try:
+            results = RunFolder(folder / s["name"]).results()
+        except FewLabelsError:  # damaged: the manifest's figures, without the per-class ones
+            results = {}
+        figures = {k: results.get(k, s.get(k)) for k in ("test_accuracy", "wall_time_s", "iterations")}
+        acc, wall = figures["test_accuracy"], figures["wall_time_s"]
+        per_class = (results.get("test") or {}).get("per_class_accuracy") or {}
         worst = min(per_class, key=per_class.get) if per_class else None
-        rows.append({"stage": s["name"], "method": s["config"]["algorithm"], "model": str(s["config"].get("model")),
-                     "iterations": str(s.get("iterations") or s["config"].get("iterations")),
-                     "wall time": f"{wall / 60:.1f} min" if wall is not None else "-",
-                     "final EMA test accuracy": f"{acc:.4f}" if acc is not None else s["status"],
-                     "worst class": f"{worst} {per_class[worst]:.4f}" if worst is not None else "-"})
-    return rows
+        rows.append({"stage": s["name"], "method": s["config"].get("algorithm"), "model": s["config"].get("model"),
+                     "iterations": figures["iterations"] or s["config"].get("iterations"),
+                     "wall time": f"{wall / 60:.1f} min" if wall is not None else None,
+                     "final EMA test accuracy": f"{acc:.4f}" if acc is not None else s.get("status"),
+                     "worst class": f"{worst} {per_class[worst]:.4f}" if worst is not None else None})
+    return [{k: "-" if v is None else str(v) for k, v in row.items()} for row in rows]
