@@ -92,11 +92,7 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
         if taken:
             raise FewLabelsError(f"pipeline stage {stage.name}: '{taken[0]}' is the pipeline's to set (each stage's folder "
                                  "is <pipeline>/<stage>, handed to the next stage); leave it out.")
-        settings = {**given, "out": str(out / stage.name)}
-        if stage.init_from:
-            settings["init"] = str(out / stage.init_from)
-        if stage.teacher_from:
-            settings["options"] = {**settings.get("options", {}), "teacher": str(out / stage.teacher_from)}
+        settings = _with_folders(given, stage, out)
         try:
             config = TrainConfig.from_dict(settings)
             algorithms.get(config.algorithm, **config.options)  # unknown algorithms and options
@@ -124,6 +120,16 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
             raise FewLabelsError(f"pipeline stage {stage.name}: {exc}") from None
         configs[stage.name] = config
     return list(configs.values())
+
+
+def _with_folders(settings: dict[str, Any], stage: Stage, out: Path) -> dict[str, Any]:
+    """A stage's settings with the folders the pipeline gives it: its own, and the ones it starts from or learns from."""
+    settings = {**settings, "out": str(out / stage.name)}
+    if stage.init_from:
+        settings["init"] = str(out / stage.init_from)
+    if stage.teacher_from:
+        settings["options"] = {**settings.get("options", {}), "teacher": str(out / stage.teacher_from)}
+    return settings
 
 
 DATA_DECIDED = ("model", "image_size", "labels_per_class")  # settings prepare() fills in from the data
@@ -172,12 +178,7 @@ def resume_pipeline(out: str | os.PathLike, source: DataSource | None = None, pr
     stages = [Stage(s["name"], {}, s.get("init_from"), s.get("teacher_from")) for s in record["stages"]]
     configs = []
     for stage, entry in zip(stages, record["stages"]):
-        settings = {**entry["config"], "out": str(out / stage.name)}
-        if stage.init_from:
-            settings["init"] = str(out / stage.init_from)
-        if stage.teacher_from:
-            settings["options"] = {**settings.get("options", {}), "teacher": str(out / stage.teacher_from)}
-        configs.append(TrainConfig.from_dict(settings))
+        configs.append(TrainConfig.from_dict(_with_folders(entry["config"], stage, out)))
     for entry, config in zip(record["stages"], configs):
         folder = RunFolder(config.out)
         if folder.last.is_file():
