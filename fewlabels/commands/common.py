@@ -118,6 +118,32 @@ def positive(value: int, flag: str) -> int:
     return count(value, flag, (1, MAX_SAMPLES))
 
 
+def whole_number(bounds: tuple[int, int] | str) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number within ``bounds`` (a TrainConfig field's name stands for that field's
+    bounds), refused as the command line is read, before any work; ``.bounds`` says what the flag accepts."""
+
+    def convert(text: str) -> int:
+        from fewlabels.train.config import bounds_of, bounds_text
+
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        low, high = bounds_of(bounds) if isinstance(bounds, str) else bounds
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {bounds_text(low, high)}, got {value}")
+        return value
+
+    convert.bounds = bounds  # type: ignore[attr-defined]
+    convert.__name__ = "whole number"
+    return convert
+
+
+def add_seed(p: argparse.ArgumentParser, what: str) -> None:
+    """``--seed`` with train's bounds (TrainConfig.seed): one declaration for every command that takes a seed."""
+    p.add_argument("--seed", type=whole_number("seed"), default=0, metavar="N", help=f"{what} (default 0)")
+
+
 def output_file(path: str | os.PathLike, suffix: str, flag: str = "--out") -> Path:
     """Check an output file can be written before any work, so a typo does not cost an evaluation.
 
