@@ -18,6 +18,8 @@ from fewlabels.errors import FewLabelsError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 UNLABELED = "unlabeled"
+TRAIN, TEST = "train", "test"  # a folder holding both is a train/test pair, not two classes
+RESERVED = (TRAIN, TEST, UNLABELED)  # folder names the reader gives a meaning of its own: never a class name
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
@@ -131,17 +133,22 @@ def _read_tree(root: Path, image_size, channels, classes: list[str] | None, side
     return x, torch.tensor(labels, dtype=torch.int64), classes
 
 
+def training_root(root: Path) -> Path:
+    """Where the training images of an image-folder dataset are: ``root/train`` of a train/test pair, else ``root``."""
+    return root / TRAIN if (root / TRAIN).is_dir() and (root / TEST).is_dir() else root
+
+
 def load(root: str | os.PathLike, image_size: tuple[int, int] | None = None, side: int | None = None,
          shrink_only: bool = True) -> DataSource:
     """An image folder; ``side`` (with ``shrink_only``) sizes the images as they are read, see ``resize.fitted_size``."""
     root = Path(root)
     test = None
-    if (root / "train").is_dir() and (root / "test").is_dir():
-        x, y, classes = _read_tree(root / "train", image_size, None, None, side, shrink_only)
+    if (root / TRAIN).is_dir() and (root / TEST).is_dir():
+        x, y, classes = _read_tree(root / TRAIN, image_size, None, None, side, shrink_only)
         size = (x.shape[3], x.shape[2])
-        xt, yt, _ = _read_tree(root / "test", size, x.shape[1], classes)
+        xt, yt, _ = _read_tree(root / TEST, size, x.shape[1], classes)
         if (yt < 0).any():
-            raise FewLabelsError(f"{root / 'test'} must not have an '{UNLABELED}' folder; test images need labels.")
+            raise FewLabelsError(f"{root / TEST} must not have an '{UNLABELED}' folder; test images need labels.")
         test = Dataset(xt, yt, classes, root.name + "-test")
     else:
         x, y, classes = _read_tree(root, image_size, None, None, side, shrink_only)
