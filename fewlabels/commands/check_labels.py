@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fewlabels.commands.common import add_data_flags, add_run_dir, load_run, output_file, positive
+from fewlabels.commands.common import add_data_flags, add_run_dir, add_seed, load_run, output_file, positive
 
 NAME = "check-labels"
 HELP = "rank a run's labeled samples by how doubtful their given label looks (out-of-sample predictions)"
@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
     add_run_dir(p)
     add_data_flags(p, "the dataset (default: the run's own)")
     p.add_argument("--top", type=int, default=20, help="rows to print (default 20; the CSV has every labeled sample)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the folds and augmented views (default 0)")
+    add_seed(p, "seed of the folds and augmented views")
     p.add_argument("--out", metavar="LABELS.csv", help="the CSV to write (default RUN_DIR/check-labels.csv)")
 
 
@@ -24,14 +24,17 @@ def run(args: argparse.Namespace) -> int:
     import csv
     import io
 
+    from fewlabels.select.rounds import check_outside_images
     from fewlabels.select.suggest import check_run
     from fewlabels.utils.io import atomic_write_text
 
     positive(args.top, "--top")
     default = Path(args.run_dir) / "check-labels.csv" if Path(args.run_dir).is_dir() else \
         Path(f"{args.run_dir}.check-labels.csv")
-    out = output_file(args.out or default, ".csv")
-    result = check_run(load_run(args.run_dir), args.run_dir, args.dataset, args.data_dir, args.seed)
+    out = output_file(default if args.out is None else args.out, ".csv")
+    trained = load_run(args.run_dir)
+    check_outside_images(out, args.dataset or trained.config.dataset, "--out")
+    result = check_run(trained, args.run_dir, args.dataset, args.data_dir, args.seed)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(result.rows[0]), lineterminator="\n")
     writer.writeheader()

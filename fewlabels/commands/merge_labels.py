@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from fewlabels.commands.common import output_file
     from fewlabels.errors import FewLabelsError
     from fewlabels.select import rounds
 
@@ -31,8 +32,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.dataset.endswith(".npz") or not Path(args.dataset).is_file():
         raise FewLabelsError(f"--labels goes with an .npz file, but {args.dataset} is not one.")
-    if not args.out or not args.out.endswith(".npz"):
+    if args.out is None:
         raise FewLabelsError("--out NEW.npz is needed with --labels (it may name --dataset itself).")
-    n = rounds.merge_npz(args.dataset, args.labels, args.out)
-    print(f"{n} rows labeled; written to {args.out}")
+    out = output_file(args.out, ".npz")
+    if out.suffix != ".npz":
+        raise FewLabelsError(f"--out {out} must end in .npz (it may name --dataset itself).")
+    n = rounds.merge_npz(args.dataset, args.labels, out)
+    print(f"{n} rows labeled; written to {out}")
     return 0

@@ -28,6 +28,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fewlabels.evaluate.probe import probe
+    from fewlabels.select.rounds import check_outside_images
     from fewlabels.utils.io import atomic_write_json
 
     count(args.seeds, "--seeds", (1, MAX_SEEDS))
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         Path(f"{args.run_dir}.probe-{args.method}.json")
     out = output_file(default_json if args.json is None else args.json, ".json", "--json")
     trained, source = run_and_data(args.run_dir, args.dataset, args.data_dir, "probe it on")
+    check_outside_images(out, args.dataset or trained.config.dataset, "--json")
     cfg = trained.config
     own_split = args.labels_per_class is None and args.num_labels is None
     lpc = cfg.labels_per_class if own_split else args.labels_per_class

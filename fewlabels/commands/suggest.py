@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fewlabels.commands.common import load_run, output_file
+from fewlabels.commands.common import add_seed, load_run, output_file, whole_number
 
 NAME = "suggest"
 HELP = "list the unlabeled samples most worth labeling next (typicality, coverage or uncertainty), as a CSV"
@@ -19,10 +19,11 @@ def add_parser(sub) -> None:
     p.add_argument("--data-dir", help="folder holding a built-in dataset's files")
     p.add_argument("--from", dest="run_dir", metavar="RUN_DIR", help="a run on this dataset: its features and "
                    "predictions (default: none, a cold start on a PCA of the raw samples)")
-    p.add_argument("--budget", type=int, required=True, help="how many samples to pick")
+    p.add_argument("--budget", type=whole_number("num_labels"), required=True, metavar="N",
+                   help="how many samples to pick")
     p.add_argument("--strategy", default="auto", help=f"one of {', '.join(STRATEGIES)} (default auto: typiclust below "
                    f"{SWITCH_PER_CLASS} labels per class or without a model, margin from there)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the clustering and random draws (default 0)")
+    add_seed(p, "seed of the clustering and random draws")
     p.add_argument("--out", required=True, metavar="PICKS.csv", help="the CSV to write")
     p.add_argument("--copy-to", metavar="DIR", help="image folders: copy the picks into DIR to sort into DIR/<class>/, "
                    "then run fewlabels merge-labels")
@@ -38,18 +39,27 @@ def run(args: argparse.Namespace) -> int:
 
     if args.strategy not in STRATEGIES:
         raise FewLabelsError(f"Unknown strategy '{args.strategy}': choose one of {', '.join(STRATEGIES)}.")
-    if args.budget < 1:
-        raise FewLabelsError(f"--budget must be at least 1, got {args.budget}.")
     if args.link and not args.copy_to:
         raise FewLabelsError("--link goes with --copy-to DIR.")
     out = output_file(args.out, ".csv")
+    rounds.check_outside_images(out, args.dataset, "--out")
     target = None
-    if args.copy_to:
+    if args.copy_to is not None:
         pool = load_pool(args.dataset, args.data_dir)
         target = rounds.check_copy_to(args.copy_to, pool.root, pool.kind)
     run = load_run(args.run_dir) if args.run_dir else None
     result = suggest(args.dataset, args.budget, args.strategy, run, args.seed, args.data_dir, args.run_dir)
-    rounds.write_picks(out, result.rows)
+    created = []
+    if target is not None:  # the copies first, all or none; then the CSV that names them
+        samples = [r["sample"] for r in result.rows]
+        for row, name in zip(result.rows, rounds.copy_names(samples, result.pool.root, result.pool.classes)):
+            row["copy"] = name
+        created = rounds.copy_picks(samples, target, result.pool.classes, args.link, root=result.pool.root)
+    try:
+        rounds.write_picks(out, result.rows)
+    except BaseException:
+        rounds.undo_copies(created)
+        raise
     print(f"{len(result.rows)} picks by {result.strategy} on {result.embedding}")
     print(f"{'rank':>4}  {'sample':<32} {'predicted':<12} reason")
     for row in result.rows[:20]:
@@ -58,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"... {len(result.rows) - 20} more in {out}")
     print(f"written to {out}")
     if target is not None:
-        rounds.copy_picks([r["sample"] for r in result.rows], target, result.pool.classes, args.link)
         print(f"{'linked' if args.link else 'copied'} into {target}: move each into {target}/<class>/, then "
               f"fewlabels merge-labels --dataset {args.dataset} --sorted {target}")
     elif result.pool.kind == "arrays":

@@ -37,6 +37,15 @@ def check_budget(budget: int, pool: Pool) -> None:
         raise FewLabelsError(f"--budget {budget} is larger than the {unlabeled} unlabeled samples; ask for fewer.")
 
 
+def check_seed(seed: int) -> None:
+    """The seed within train's bounds (TrainConfig.seed): scikit-learn and numpy take nothing else."""
+    from fewlabels.train.config import bounds_of, bounds_text
+
+    low, high = bounds_of("seed")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not low <= seed <= high:
+        raise FewLabelsError(f"seed must be a whole number, {bounds_text(low, high)}, got {seed!r}.")
+
+
 @dataclass
 class Suggestion:
     rows: list[dict]  # one per pick, best first, in the picks.csv layout
@@ -52,6 +61,7 @@ def suggest(dataset: str, budget: int, strategy: str = "auto", run=None, seed: i
         raise FewLabelsError(f"Unknown strategy '{strategy}': choose one of {', '.join(STRATEGIES)}.")
     if budget < 1:
         raise FewLabelsError(f"--budget must be at least 1, got {budget}.")
+    check_seed(seed)
     pool = load_pool(dataset, data_dir)
     if run is not None:
         check_run_fits(run, pool, dataset, run_name)
@@ -105,6 +115,7 @@ def augmented_features(run, x: torch.Tensor, views: int, seed: int) -> list[np.n
 def check_run(run, run_name: str = "the run", dataset: str | None = None, data_dir: str | None = None, seed: int = 0,
               views: int = VIEWS) -> LabelCheck:
     """Every labeled sample of a run's data, ranked by how doubtful its given label looks."""
+    check_seed(seed)
     dataset = dataset or run.config.dataset
     pool = load_pool(dataset, data_dir or run.config.data_dir)
     check_run_fits(run, pool, dataset, run_name)
