@@ -204,6 +204,12 @@ def load(path: str | os.PathLike) -> Run:
         if obj["fewlabels_model"] != MODEL_FORMAT:
             raise FewLabelsError(f"{path} was written by fewlabels {obj.get('version', '?')} in model format "
                                  f"{obj['fewlabels_model']}; this fewlabels {__version__} reads format {MODEL_FORMAT}.")
+        missing = [k for k in ("config", "state_dict", "model_name", "classes", "sample_shape") if k not in obj]
+        if missing or not isinstance(obj["config"], dict) or not isinstance(obj["state_dict"], dict) or \
+                not isinstance(obj["classes"], (list, tuple)) or not isinstance(obj["sample_shape"], (list, tuple)) or \
+                not all(isinstance(s, int) for s in obj["sample_shape"]):
+            what = f"has no '{missing[0]}'" if missing else "has a model record with fields of the wrong types"
+            raise FewLabelsError(f"{path} {what}; it is damaged or not a complete model file written by Run.save().")
         config, state, results, name = obj["config"], obj["state_dict"], obj.get("results", {}), obj["model_name"]
     elif "format" in obj and "ema" in obj:  # a checkpoint file outside its folder
         ckpt = read_checkpoint(path)

@@ -205,13 +205,18 @@ def test_resume_works_from_another_directory_and_refuses_a_foreign_stage(finishe
         resume_pipeline(copy, progress=False)
 
 
-def test_overwrite_replaces_every_stage(finished, tmp_path):
+def test_overwrite_replaces_every_stage_but_never_a_users_file(finished, tmp_path, capsys):
     out, _ = finished
     copy = tmp_path / "p"
     shutil.copytree(out, copy)
-    (copy / "3-distill" / "marker").write_text("from the earlier pipeline")
+    (copy / "3-distill" / "marker").write_text("a user's file")  # not fewlabels': refused, not deleted (issue 27)
+    with pytest.raises(FewLabelsError, match="replaces only what fewlabels wrote, but .*3-distill/marker is not"):
+        run_pipeline(COMMON, copy, default_stages({**SMALL, "distill": {"iterations": 2}}), progress=False, overwrite=True)
+    assert (copy / "3-distill" / "marker").read_text() == "a user's file"
+    (copy / "3-distill" / "marker").unlink()
+    capsys.readouterr()
     run_pipeline(COMMON, copy, default_stages({**SMALL, "distill": {"iterations": 2}}), progress=False, overwrite=True)
-    assert not (copy / "3-distill" / "marker").exists()
+    assert "--overwrite: replaced what fewlabels wrote in" in capsys.readouterr().out
     assert json.loads((copy / "3-distill" / "results.json").read_text())["iterations"] == 2
 
 

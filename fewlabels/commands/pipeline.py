@@ -39,7 +39,8 @@ def add_parser(sub) -> None:
                    help="one stage's setting, e.g. --stage finetune.lr=0.01 or --stage finetune.options.threshold=0.9")
     p.add_argument("--out", help="the pipeline's folder (default runs/pipeline-<dataset>-<labels>-s<seed>)")
     p.add_argument("--resume", metavar="DIR", help="continue the pipeline in DIR where it stopped")
-    p.add_argument("--overwrite", action="store_true", help="replace a pipeline already in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace what fewlabels wrote in --out (an earlier pipeline, a run); a folder holding any other file is refused")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 CPU_IMAGE_SIDE = 32  # the longer side photos shrink to on a CPU by default (CIFAR's size; ~2x a Fashion-MNIST step)
 MIN_IMAGE_SIDE = 8  # below this no image model here learns anything useful
+RESIZE_CHUNK = 4096  # images resized at once, as floats (what resizing needs beyond the resized copy)
 
 
 def default_image_side(on_gpu: bool) -> int | None:
@@ -33,8 +34,8 @@ def resize_images(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[2:]) == tuple(size):
         return x
     chunks = []
-    for start in range(0, len(x), 4096):
-        part = x[start : start + 4096].float()
+    for start in range(0, len(x), RESIZE_CHUNK):
+        part = x[start : start + RESIZE_CHUNK].float()
         part = F.interpolate(part, size=size, mode="bilinear", antialias=True, align_corners=False)
         chunks.append(part.round_().clamp_(0, 255).to(torch.uint8))
     return torch.cat(chunks)

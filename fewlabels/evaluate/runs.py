@@ -43,8 +43,10 @@ class Evaluation:
 
 def default_evaluation_path(run_dir: str | os.PathLike) -> Path:
     """RUN_DIR/evaluation.json, or model.evaluation.json beside a model file."""
+    from fewlabels.train.run_folder import EVALUATION_FILE  # one name: a new pipeline's --overwrite knows it as ours
+
     src = Path(run_dir)
-    return src / "evaluation.json" if src.is_dir() else src.with_name(src.stem + ".evaluation.json")
+    return src / EVALUATION_FILE if src.is_dir() else src.with_name(f"{src.stem}.{EVALUATION_FILE}")
 
 
 def evaluate_run(run, run_dir: str | os.PathLike, dataset: str | None = None, data_dir: str | None = None,
@@ -90,10 +92,11 @@ def write_report(run, run_dir: str | os.PathLike, out: str | os.PathLike | None 
 
     Without the test set (and no ``dataset`` given) the report still comes, from results.json, with a note.
     """
+    from fewlabels.train.run_folder import PLOTS_FOLDER, REPORT_FILE, RunFolder
+
     run_dir = check_report_dir(run_dir)
-    out = Path(out) if out is not None else run_dir / "report.html"
-    png_dir = run_dir / "report"
-    from fewlabels.train.run_folder import RunFolder
+    out = Path(out) if out is not None else run_dir / REPORT_FILE
+    png_dir = run_dir / PLOTS_FOLDER
 
     folder = RunFolder(run_dir)  # the one reader of run folders
     results, rows = folder.results(), metric_floats(folder.metrics())

@@ -141,8 +141,8 @@ class TrainConfig:
             fail("hflip", "true, false or empty")
         if not isinstance(self.options, dict):
             fail("options", "a mapping of algorithm hyper-parameters")
-        if not isinstance(self.augment, str) or not self.augment:
-            fail("augment", "auto, hand, all or transformation names such as hflip,rot90")
+        if not isinstance(self.augment, str) or not all(n.strip() for n in self.augment.split(",")):  # ',' or 'a,,b'
+            fail("augment", "auto, hand, all or transformation names such as hflip,rot90 (none of them empty)")
         if self.augment_choice is not None and not isinstance(self.augment_choice, dict):
             fail("augment_choice", "a mapping recorded by --augment auto (or empty)")
         for name in ("lr", "weight_decay", "momentum", "ema_decay"):

@@ -4,8 +4,11 @@ A batch far beyond the machine (``--batch-size 1000000``, ``--uratio 100000``) o
 allocator after minutes of work, or takes the machine down with it. The estimate is a floor, not a
 forecast: the float views of the global batch, the activations a forward pass of one sample keeps
 (measured with hooks, times the images of the step), and the weights with their gradients, momentum and
-EMA copy. Autograd keeps more than that, so a step the estimate refuses cannot fit; one it accepts may
-still be tight.
+EMA copy, beside the data the run holds in memory (at its new size, when images are resized). Autograd
+keeps more than that, so a step the estimate refuses cannot fit; one it accepts may still be tight.
+
+Enlarged images (``--image-size 4096`` on 8 px digits) are checked before they are made
+(``check_resize``): the resized copy and the resize's float working copy alone can be tens of GiB.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from fewlabels.data.resize import RESIZE_CHUNK
 from fewlabels.errors import FewLabelsError
 from fewlabels.utils.memory import available_bytes
 
@@ -70,14 +74,34 @@ def human(n: float) -> str:
     return f"{n:.1f} PiB"
 
 
+def check_resize(count: int, channels: int, size: tuple[int, int]) -> int:
+    """Refuse, before resizing, ``count`` images whose copy at ``size`` (kept for the whole run, as bytes) and the
+    resize's float working copy cannot fit in this machine's memory; returns the resized copy's bytes."""
+    per_image = channels * size[0] * size[1]
+    held = count * per_image
+    need = held + 4 * min(count, RESIZE_CHUNK) * per_image
+    have = available_bytes(None)  # the data lives in the machine's memory, not on a GPU
+    if have is not None and need > have:
+        raise FewLabelsError(f"Resizing the images to {size[0]}x{size[1]} px needs at least {human(need)} ({count} images "
+                             f"of {channels}x{size[0]}x{size[1]} held in memory, and the resize's working copy), but this "
+                             f"machine has {human(have)} of memory available; lower --image-size.")
+    return held
+
+
 def check_memory(model: nn.Module, sample_shape: tuple[int, ...], views: dict[str, list[str]], batch_size: int,
-                 uratio: int, device: torch.device, world: int = 1) -> Footprint:
-    """Refuse, in one sentence with both numbers, a step that cannot fit in the memory ``device`` has available."""
+                 uratio: int, device: torch.device, world: int = 1, data_bytes: int = 0) -> Footprint:
+    """Refuse, in one sentence with both numbers, a step that cannot fit in the memory ``device`` has available.
+
+    ``data_bytes``: the data the run holds in the machine's memory, counted too when the step runs there (a CPU).
+    """
     need = step_footprint(model, sample_shape, views, batch_size, uratio, world)
+    held = data_bytes if device.type != "cuda" else 0
     have = available_bytes(device)
-    if have is not None and need.bytes > have:
+    if have is not None and need.bytes + held > have:
         where = "GPU memory free" if device.type == "cuda" else "memory available"
-        raise FewLabelsError(f"One training step needs at least {human(need.bytes)} ({need.images} images of "
-                             f"{'x'.join(map(str, sample_shape))} with batch size {batch_size} and uratio {uratio}), but "
-                             f"this machine has {human(have)} of {where}; lower --batch-size or --uratio.")
+        beside = f", beside the {human(held)} the data takes in memory" if held else ""
+        advice = "lower --batch-size or --uratio" + (", or --image-size" if len(sample_shape) == 3 else "")
+        raise FewLabelsError(f"One training step needs at least {human(need.bytes + held)} ({need.images} images of "
+                             f"{'x'.join(map(str, sample_shape))} with batch size {batch_size} and uratio {uratio}{beside}), "
+                             f"but this machine has {human(have)} of {where}; {advice}.")
     return need

@@ -18,9 +18,7 @@ model on the unlabeled pool. Their budgets are iterations, sized to about 15 min
 from __future__ import annotations
 
 import copy
-import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,14 +28,12 @@ from fewlabels.data import DataSource
 from fewlabels.errors import FewLabelsError
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.loop import train
+from fewlabels.train.pipeline_folder import MANIFEST, PIPELINE_FORMAT, read_manifest, replace, replaceable
 from fewlabels.train.prepare import prepare
 from fewlabels.train.resume import resume
 from fewlabels.train.run_folder import RunFolder
 from fewlabels.train.signals import TrainingInterrupted
 from fewlabels.utils.io import atomic_write_json, check_writable_dir
-
-MANIFEST = "pipeline.json"
-PIPELINE_FORMAT = 1
 
 
 @dataclass
@@ -143,22 +139,24 @@ def _as_run(config: TrainConfig, first: TrainConfig | None, name: str) -> Any:
 
 def run_pipeline(common: dict[str, Any], out: str | os.PathLike, stages: list[Stage] | None = None,
                  source: DataSource | None = None, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
-    """Run every stage from the start; an earlier pipeline in ``out`` is replaced only with ``overwrite``."""
+    """Run every stage from the start in a folder of its own.
+
+    ``out`` must be new or empty; with ``overwrite`` what fewlabels wrote there (an earlier pipeline, a run) is
+    replaced, and a folder holding anything else is refused (``pipeline_folder.replaceable``), before any work.
+    """
     out = Path(out).absolute()
     stages = list(stages) if stages is not None else default_stages()
     configs = stage_configs(common, stages, out)
     check_writable_dir(out)
-    if (out / MANIFEST).exists() and not overwrite:
-        raise FewLabelsError(f"{out} already holds a pipeline; continue it with --resume {out}, or pass --overwrite.")
-    for config in configs:
-        RunFolder(config.out).check_new(overwrite)
+    replaced = replaceable(out, overwrite)
     prepare(configs[0], source, overwrite=True)  # the first stage's data, device and model, before anything is replaced
     for config in configs[1:]:  # what the data decided for the first stage (model, size, labels) holds for them all
         for name in DATA_DECIDED:
             if getattr(config, name) is None:
                 setattr(config, name, getattr(configs[0], name))
-    for stage in stages:  # replacing: an earlier pipeline's stages must not pass for this one's
-        shutil.rmtree(out / stage.name, ignore_errors=True)
+    said = replace(out, replaced)  # an earlier pipeline's stages must not pass for this one's
+    if said:
+        print(said, flush=True)
     record = {"format": PIPELINE_FORMAT, "common": common, "final_stage": None,
               "stages": [{"name": s.name, "init_from": s.init_from, "teacher_from": s.teacher_from, "config": c.to_dict(),
                           "status": "pending"} for s, c in zip(stages, configs)]}
@@ -178,7 +176,10 @@ def resume_pipeline(out: str | os.PathLike, source: DataSource | None = None, pr
     stages = [Stage(s["name"], {}, s.get("init_from"), s.get("teacher_from")) for s in record["stages"]]
     configs = []
     for stage, entry in zip(stages, record["stages"]):
-        configs.append(TrainConfig.from_dict(_with_folders(entry["config"], stage, out)))
+        try:
+            configs.append(TrainConfig.from_dict(_with_folders(entry["config"], stage, out)))
+        except FewLabelsError as exc:
+            raise FewLabelsError(f"{out / MANIFEST}, stage {stage.name}: {exc}") from None
     for entry, config in zip(record["stages"], configs):
         folder = RunFolder(config.out)
         if folder.last.is_file():
@@ -197,19 +198,6 @@ def _own_settings(config: dict[str, Any]) -> dict[str, Any]:
     own = {k: v for k, v in config.items() if k not in ("out", "init")}
     own["options"] = {k: v for k, v in (config.get("options") or {}).items() if k != "teacher"}
     return own
-
-
-def read_manifest(out: Path) -> dict[str, Any]:
-    file = out / MANIFEST
-    if not file.is_file():
-        raise FewLabelsError(f"{out} holds no pipeline ({MANIFEST} is missing); start one with fewlabels pipeline --out {out}.")
-    try:
-        record = json.loads(file.read_text())
-    except (ValueError, UnicodeDecodeError):
-        raise FewLabelsError(f"{file} is damaged (not valid JSON); restore it or start the pipeline again.") from None
-    if not isinstance(record, dict) or record.get("format") != PIPELINE_FORMAT or not isinstance(record.get("stages"), list):
-        raise FewLabelsError(f"{file} is not a fewlabels pipeline record of format {PIPELINE_FORMAT}.")
-    return record
 
 
 def _run_stages(out: Path, record: dict, configs: list[TrainConfig], source: DataSource | None, progress: bool,
@@ -247,7 +235,7 @@ def summary_table(record: dict[str, Any]) -> str:
     for s in record["stages"]:
         acc = s.get("test_accuracy")
         wall = s.get("wall_time_s")
-        lines.append(f"{s['name']:<12} {s['config']['algorithm']:<12} {s.get('iterations') or '-':>10} "
+        lines.append(f"{s['name']:<12} {s['config'].get('algorithm') or '-':<12} {s.get('iterations') or '-':>10} "
                      f"{(f'{wall / 60:.1f} min' if wall is not None else '-'):>10} "
                      f"{(f'{acc:.4f}' if acc is not None else '-'):>14}")
     if record.get("final_stage"):

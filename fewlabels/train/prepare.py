@@ -21,7 +21,7 @@ from fewlabels.data.variants import apply_variants
 from fewlabels.errors import FewLabelsError
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.distributed import init_from_env, rank_and_world
-from fewlabels.train.footprint import check_memory
+from fewlabels.train.footprint import check_memory, check_resize
 from fewlabels.train.run_folder import RunFolder
 
 
@@ -69,6 +69,9 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
     if train.is_image:
         config.image_size = max(train.sample_shape[1:])
     else:
+        if config.augment not in ("auto", "hand"):  # as `fewlabels symmetries` refuses them: recorded, it would do nothing
+            raise FewLabelsError(f"{config.dataset} holds feature vectors, not images; flips and rotations do not apply "
+                                 f"(--augment {config.augment}); leave --augment out, or give auto or hand.")
         warn_constant_columns(train.x, train.name)
     if config.model is None:
         config.model = models.default_for(train.sample_shape, device.type == "cuda")
@@ -102,8 +105,9 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
 
         summary += "\n" + describe(config.augment_choice)
     # before anything is written: a step far beyond the machine fails here, not in the allocator minutes later
+    held = sum(ds.x.element_size() * ds.x.nelement() for ds in (train, source.test) if ds is not None)
     check_memory(models.get(config.model, train.sample_shape, train.num_classes), tuple(train.sample_shape),
-                 algorithm.views, config.batch_size, config.uratio, device, rank_and_world()[1])
+                 algorithm.views, config.batch_size, config.uratio, device, rank_and_world()[1], data_bytes=held)
     return Prepared(config, source, split, algorithm, device, hflip, variant.labels, variant.record, summary=summary,
                     symmetries=symmetries)
 
@@ -123,6 +127,8 @@ def _sized(source: DataSource, side: int | None, shrink_only: bool) -> DataSourc
     size = fitted_size(h, w, side, shrink_only)
     if size == (h, w) and (source.test is None or source.test.sample_shape == source.train.sample_shape):
         return source
+    # before the resize: 8 px digits at --image-size 4096 ask the allocator for ~90 GiB in it
+    check_resize(len(source.train.x) + (0 if source.test is None else len(source.test.x)), c, size)
 
     def sized(ds: Dataset | None) -> Dataset | None:
         return None if ds is None else Dataset(resize_images(ds.x, size), ds.y, ds.classes, ds.name)

@@ -27,6 +27,10 @@ from fewlabels.utils.io import atomic_torch_save, atomic_write_json, atomic_writ
 
 RUN_FILES = ("config.yaml", "metrics.csv", "results.json", "last.pt")  # plus checkpoint-<step>.pt
 CHECKPOINT_NAME = re.compile(r"checkpoint-\d+\.pt")
+STRAY_NAME = re.compile(r"\..+\.tmp")  # an atomic write cut short by a kill
+EVALUATION_FILE, REPORT_FILE = "evaluation.json", "report.html"  # what evaluate and report write into a run folder
+OUTPUT_FILES = (EVALUATION_FILE, REPORT_FILE)
+PLOTS_FOLDER = "report"  # report's plots, <name>.png
 FIRST_COLUMNS = ("step", "train_time_s", "lr", "loss")
 # settings that make a checkpoint another run's when config.yaml disagrees with it
 IDENTITY_SETTINGS = ("dataset", "model", "algorithm", "labels_per_class", "num_labels", "seed", "label_noise", "noise_type",
@@ -41,15 +45,18 @@ def metric_columns(rows: list[dict]) -> list[str]:
     return list(columns)
 
 
+def is_run_file(name: str) -> bool:
+    """A file a run writes in its folder, which ``--overwrite`` may replace: RUN_FILES and checkpoint-<step>.pt."""
+    return name in RUN_FILES or CHECKPOINT_NAME.fullmatch(name) is not None
+
+
 def resolve_run(path: str | os.PathLike) -> Path:
     """The run folder a path stands for: itself, or a pipeline folder's final stage (named in its pipeline.json)."""
+    from fewlabels.train.pipeline_folder import MANIFEST, read_manifest
+
     path = Path(path)
-    manifest = path / "pipeline.json"
-    if path.is_dir() and manifest.is_file() and not (path / "last.pt").exists():
-        try:
-            final = json.loads(manifest.read_text()).get("final_stage")
-        except (ValueError, UnicodeDecodeError):
-            raise FewLabelsError(f"{manifest} is damaged (not valid JSON); restore it or resume the pipeline.") from None
+    if path.is_dir() and (path / MANIFEST).is_file() and not (path / "last.pt").exists():
+        final = read_manifest(path)["final_stage"]  # checked there, for every reader of the folder
         if not final:
             raise FewLabelsError(f"the pipeline in {path} has not finished: no final model yet; continue it with "
                                  f"fewlabels pipeline --resume {path}.")
@@ -96,11 +103,41 @@ class RunFolder:
 
     # ---- writing
 
+    def run_files(self, strays: bool = False) -> list[Path]:
+        """The files a run wrote here (and, with ``strays``, its cut-short temp files): what ``--overwrite`` replaces.
+
+        The one definition of a run's own files: a new run clears these and nothing else, so a user's file in the
+        folder (a checkpoint-best.pt of their own too) is never deleted.
+        """
+        if not self.path.is_dir():
+            return []
+        return sorted(p for p in self.path.iterdir() if not p.is_symlink() and p.is_file() and
+                      (is_run_file(p.name) or (strays and STRAY_NAME.fullmatch(p.name) is not None)))
+
+    def contents(self) -> tuple[list[Path], list[Path]]:
+        """(what fewlabels wrote here, everything else): run files, strays, evaluate's and report's outputs
+        (with report's plots); the rest (a user's file, a folder, a link) is listed by its path here."""
+        own, other = [], []
+        if not self.path.is_dir():
+            return own, other
+        for entry in sorted(self.path.iterdir()):
+            if entry.is_symlink():
+                other.append(entry)
+            elif entry.is_dir() and entry.name == PLOTS_FOLDER:
+                for plot in sorted(entry.iterdir()):
+                    ours = plot.suffix == ".png" and plot.is_file() and not plot.is_symlink()
+                    (own if ours else other).append(plot)
+            elif entry.is_file() and (is_run_file(entry.name) or STRAY_NAME.fullmatch(entry.name) or entry.name in OUTPUT_FILES):
+                own.append(entry)
+            else:
+                other.append(entry)
+        return own, other
+
     def check_new(self, overwrite: bool) -> None:
         """Refuse, before any work, a folder that cannot be written or already holds a run."""
         check_writable_dir(self.path)
-        held = any((self.path / f).exists() for f in RUN_FILES) or any(self.path.glob("checkpoint-*.pt"))  # resumable too
-        if self.path.is_dir() and held and not overwrite:
+        held = bool(self.run_files())  # a resumable run too
+        if held and not overwrite:
             raise FewLabelsError(f"{self.path} already holds a run; choose another --out folder or pass --overwrite.")
 
     def start(self, config: dict[str, Any], state: dict[str, Any], step: int, keep: int) -> None:
@@ -112,8 +149,7 @@ class RunFolder:
         """
         made = [d for d in (self.path, *self.path.parents) if not d.exists()]  # innermost first
         self.path.mkdir(parents=True, exist_ok=True)
-        stale = [*self.path.glob("checkpoint-*.pt"), *self.path.glob(".*.tmp"), *(self.path / f for f in RUN_FILES)]
-        for file in stale:
+        for file in self.run_files(strays=True):
             file.unlink(missing_ok=True)
         try:
             self.save_checkpoint(state, step, keep)
@@ -149,7 +185,7 @@ class RunFolder:
         name = f"checkpoint-{step:08d}.pt"
         atomic_torch_save(self.path / name, state)
         self.point_last(self.path / name)
-        for old in sorted(self.path.glob("checkpoint-*.pt"))[:-keep]:
+        for old in sorted(p for p in self.path.glob("checkpoint-*.pt") if CHECKPOINT_NAME.fullmatch(p.name))[:-keep]:
             old.unlink(missing_ok=True)
 
     def point_last(self, file: Path) -> None:
