@@ -76,7 +76,7 @@ def _(c: PCtx) -> Expect:
     note.parent.mkdir(parents=True)
     note.write_text("mine")
     before = snapshot(c.out)
-    return Expect(c.pipeline(), [str(c.out), "did not write", str(note)], after=_unchanged(c.out, before),
+    return Expect(c.pipeline(), [str(c.out), str(note), "not a run's or a pipeline's own file"], after=_unchanged(c.out, before),
                   out_may_exist=True)
 
 
@@ -86,7 +86,7 @@ def _(c: PCtx) -> Expect:
     note = c.out / "3-distill" / "notes.txt"
     note.write_text("mine")
     before = snapshot(c.out)
-    return Expect(c.pipeline("--overwrite"), ["--overwrite replaces only what fewlabels wrote", str(note)],
+    return Expect(c.pipeline("--overwrite"), ["--overwrite replaces only what fewlabels wrote", str(note), "none of those"],
                   after=_unchanged(c.out, before), out_may_exist=True)
 
 
@@ -259,3 +259,46 @@ def test_train_overwrite_and_checkpoint_pruning_keep_a_users_checkpoint_named_fi
     code, stdout, err = run_main([*args, "--overwrite"], capsys)
     assert code == 0, err
     assert (out / "checkpoint-best.pt").read_bytes() == b"mine"
+
+
+def test_what_overwrite_may_replace_in_a_pipeline_folder(tmp_path):
+    """A run's files, a pipeline record (damaged too), evaluations and report plots; never a link, an exported model,
+    a checkpoint-like name of the user's, a pipeline.json of another tool, a deeper folder."""
+    from fewlabels.errors import FewLabelsError
+    from fewlabels.train.pipeline_folder import replace, replaceable
+
+    p = tmp_path / "p"
+    stage = p / "1-pretrain"
+    (stage / "report").mkdir(parents=True)
+    ours = [stage / n for n in ("config.yaml", "last.pt", "checkpoint-00000002.pt", "results.json", "metrics.csv",
+                                ".last.pt.12.tmp", "evaluation.json", "report.html")] + [stage / "report" / "loss.png",
+                                                                                          p / "evaluation.json"]
+    for file in ours:
+        file.write_text("x")
+    (p / "pipeline.json").write_text(json.dumps({"format": 1, "stages": []}))  # damaged, but ours
+    ours.append(p / "pipeline.json")
+    assert replaceable(tmp_path / "new", False) == [] and replaceable(tmp_path / "new", True) == []
+    assert sorted(replaceable(p, True)) == sorted(ours)
+    with pytest.raises(FewLabelsError, match="already holds a pipeline; continue it with --resume"):
+        replaceable(p, False)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "mine.txt").write_text("mine")
+    foreign = {stage / "model.ts": "x", stage / "checkpoint-best.pt": "x", p / "notes.txt": "x", stage / "sub" / "a": "x",
+               p / "pipeline.json": "[1, 2]", p / "data": None}
+    for path, text in foreign.items():
+        kept = path.read_text() if path.exists() else None
+        if text is None:
+            path.symlink_to(tmp_path / "elsewhere")
+        else:
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text)
+        shown = path if path.parent.name != "sub" else path.parent
+        with pytest.raises(FewLabelsError, match=f"only what fewlabels wrote.*, and {shown} is none of those"):
+            replaceable(p, True)
+        path.unlink()
+        if kept is not None:
+            path.write_text(kept)
+    said = replace(p, replaceable(p, True))
+    assert said.startswith(f"--overwrite: replaced what fewlabels wrote in {p}: 1-pretrain/, evaluation.json, pipeline.json")
+    assert sorted(x.name for x in p.rglob("*")) == ["1-pretrain", "sub"]  # an empty folder of the user's stays
+    assert (tmp_path / "elsewhere" / "mine.txt").is_file()

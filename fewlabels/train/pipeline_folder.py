@@ -91,7 +91,8 @@ def replaceable(out: Path, overwrite: bool) -> list[Path]:
     folder that holds anything without ``overwrite``, and one holding a file fewlabels did not write with it.
 
     What fewlabels wrote: pipeline.json, and in ``out`` and each folder right under it a run's files and what
-    evaluate and report write beside them (``RunFolder.contents``); anything else, links included, is the user's.
+    evaluate and report write beside them (``RunFolder.contents``); anything else, links included, is the user's,
+    an exported model too (fewlabels wrote it, but for the user to keep).
     """
     if not out.is_dir() or not any(out.iterdir()):
         return []
@@ -103,7 +104,8 @@ def replaceable(out: Path, overwrite: bool) -> list[Path]:
         elif entry.is_dir() and not entry.is_symlink():
             inner_own, inner_other = RunFolder(entry).contents()
             own += inner_own
-            foreign += inner_other
+            # an empty folder holds nothing to lose
+            foreign += [e for e in inner_other if e.is_symlink() or not e.is_dir() or any(e.iterdir())]
         else:
             foreign.append(entry)
     if not overwrite:
@@ -116,15 +118,16 @@ def replaceable(out: Path, overwrite: bool) -> list[Path]:
             raise FewLabelsError(f"{out} holds a {state}training run, and a pipeline needs a folder of its own; choose "
                                  "another --out folder, or pass --overwrite to replace the run.")
         if foreign:
-            raise FewLabelsError(f"{out} holds files fewlabels did not write ({foreign[0]}), and a pipeline needs a new "
-                                 "or empty folder; choose another --out folder.")
+            raise FewLabelsError(f"{out} holds {foreign[0]}, which is not a run's or a pipeline's own file, and a pipeline "
+                                 "needs a new or empty folder; choose another --out folder.")
         if own:
             raise FewLabelsError(f"{out} already holds what fewlabels wrote ({own[0]}); choose another --out folder, or "
                                  "pass --overwrite to replace it.")
         return []
     if foreign:
-        raise FewLabelsError(f"--overwrite replaces only what fewlabels wrote, but {foreign[0]} is not fewlabels' own; "
-                             f"move it out of {out}, or choose another --out folder.")
+        raise FewLabelsError(f"--overwrite replaces only what fewlabels wrote for a run or a pipeline (their records, "
+                             f"evaluations and reports), and {foreign[0]} is none of those; move it out of {out}, or "
+                             "choose another --out folder.")
     return own
 
 

@@ -56,7 +56,7 @@ def resolve_run(path: str | os.PathLike) -> Path:
 
     path = Path(path)
     if path.is_dir() and (path / MANIFEST).is_file() and not (path / "last.pt").exists():
-        final = read_manifest(path)["final_stage"]  # checked there, for every reader of the folder
+        final = read_manifest(path).get("final_stage")  # checked there, for every reader of the folder
         if not final:
             raise FewLabelsError(f"the pipeline in {path} has not finished: no final model yet; continue it with "
                                  f"fewlabels pipeline --resume {path}.")
