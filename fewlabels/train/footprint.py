@@ -4,15 +4,17 @@ A batch far beyond the machine (``--batch-size 1000000``, ``--uratio 100000``) o
 allocator after minutes of work, or takes the machine down with it. The estimate is a floor, not a
 forecast: the float views of the global batch, the activations a forward pass of one sample keeps
 (measured with hooks, times the images of the step), and the weights with their gradients, momentum and
-EMA copy, beside the data the run holds in memory (at its new size, when images are resized). Autograd
-keeps more than that, so a step the estimate refuses cannot fit; one it accepts may still be tight.
+EMA copy. Autograd keeps more than that, so a step the estimate refuses cannot fit; one it accepts may
+still be tight.
 
-Enlarged images (``--image-size 4096`` on 8 px digits) are checked before they are made
-(``check_resize``): the resized copy and the resize's float working copy alone can be tens of GiB.
+Resized images (``--image-size 4096`` on 8 px digits) are checked before they are made (``check_resize``):
+the copy at the new size, which the run holds throughout, and the resize's float working copy alone can be
+tens of GiB. The step is then checked at the new size, against the memory the resized data left.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +34,12 @@ class Footprint:
 
 
 def activation_numel(model: nn.Module, sample_shape: tuple[int, ...]) -> int:
-    """Elements of every leaf module's output for one sample: what a forward pass keeps for backward, at least."""
+    """Elements of every leaf module's output for one sample: what a forward pass keeps for backward, at least.
+
+    Measured on a copy of ``model`` on the meta device (shapes only, no memory): two 4096 px images would
+    otherwise take tens of GiB in the very check that is to refuse them.
+    """
+    model = copy.deepcopy(model).to("meta")
     total = 0
 
     def count(_module, _inputs, output) -> None:
@@ -44,7 +51,7 @@ def activation_numel(model: nn.Module, sample_shape: tuple[int, ...]) -> int:
     handles = [m.register_forward_hook(count) for m in leaves]
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros((2, *sample_shape)))  # two samples: batch statistics need more than one
+            model.eval()(torch.zeros((2, *sample_shape), device="meta"))  # two samples: batch statistics need more than one
     finally:
         for h in handles:
             h.remove()
@@ -89,19 +96,17 @@ def check_resize(count: int, channels: int, size: tuple[int, int]) -> int:
 
 
 def check_memory(model: nn.Module, sample_shape: tuple[int, ...], views: dict[str, list[str]], batch_size: int,
-                 uratio: int, device: torch.device, world: int = 1, data_bytes: int = 0) -> Footprint:
+                 uratio: int, device: torch.device, world: int = 1) -> Footprint:
     """Refuse, in one sentence with both numbers, a step that cannot fit in the memory ``device`` has available.
 
-    ``data_bytes``: the data the run holds in the machine's memory, counted too when the step runs there (a CPU).
+    Called once the data is loaded (and resized), so the memory it takes is no longer available: not counted twice.
     """
     need = step_footprint(model, sample_shape, views, batch_size, uratio, world)
-    held = data_bytes if device.type != "cuda" else 0
     have = available_bytes(device)
-    if have is not None and need.bytes + held > have:
+    if have is not None and need.bytes > have:
         where = "GPU memory free" if device.type == "cuda" else "memory available"
-        beside = f", beside the {human(held)} the data takes in memory" if held else ""
         advice = "lower --batch-size or --uratio" + (", or --image-size" if len(sample_shape) == 3 else "")
-        raise FewLabelsError(f"One training step needs at least {human(need.bytes + held)} ({need.images} images of "
-                             f"{'x'.join(map(str, sample_shape))} with batch size {batch_size} and uratio {uratio}{beside}), "
-                             f"but this machine has {human(have)} of {where}; {advice}.")
+        raise FewLabelsError(f"One training step needs at least {human(need.bytes)} ({need.images} images of "
+                             f"{'x'.join(map(str, sample_shape))} with batch size {batch_size} and uratio {uratio}), but "
+                             f"this machine has {human(have)} of {where}; {advice}.")
     return need

@@ -105,9 +105,8 @@ def prepare(config: TrainConfig, source: DataSource | None = None, overwrite: bo
 
         summary += "\n" + describe(config.augment_choice)
     # before anything is written: a step far beyond the machine fails here, not in the allocator minutes later
-    held = sum(ds.x.element_size() * ds.x.nelement() for ds in (train, source.test) if ds is not None)
     check_memory(models.get(config.model, train.sample_shape, train.num_classes), tuple(train.sample_shape),
-                 algorithm.views, config.batch_size, config.uratio, device, rank_and_world()[1], data_bytes=held)
+                 algorithm.views, config.batch_size, config.uratio, device, rank_and_world()[1])
     return Prepared(config, source, split, algorithm, device, hflip, variant.labels, variant.record, summary=summary,
                     symmetries=symmetries)
 
