@@ -8,6 +8,9 @@ file before it moves or copies any, so each refusal here also checks that the da
 from __future__ import annotations
 
 import csv
+import errno
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,7 @@ from test_bad_input import (  # noqa: F401 (base_run is a fixture)
     snapshot,
 )
 
+from fewlabels.cli import main
 from fewlabels.errors import FewLabelsError
 
 CASES: list = []
@@ -211,6 +215,83 @@ def _(c: Ctx) -> Expect:
                   ["--seed", "at most 4294967295"], after=lambda: _absent(c.tmp / "p.csv"))
 
 
+# ---- found beside them: loops of links as outputs, outputs inside an image folder, a damaged copy manifest
+
+
+@case("suggest-out-symlink-loop")  # the link was replaced by the CSV
+def _(c: Ctx) -> Expect:
+    loop = c.tmp / "loop.csv"
+    loop.symlink_to(loop)
+    return Expect(["suggest", "--dataset", "digits", "--budget", "3", "--out", loop], [str(loop), "loop"],
+                  after=lambda: _still_a_link(loop))
+
+
+@case("merge-labels-out-symlink-loop")
+def _(c: Ctx) -> Expect:
+    data, picks = _npz_round(c, [("12", "0")])
+    loop = c.tmp / "loop.npz"
+    loop.symlink_to(loop)
+    return Expect(["merge-labels", "--dataset", data, "--labels", picks, "--out", loop], [str(loop), "loop"],
+                  after=lambda: _still_a_link(loop))
+
+
+@case("check-labels-out-symlink-loop")
+def _(c: Ctx) -> Expect:
+    run = c.base_run()
+    loop = c.tmp / "loop.csv"
+    loop.symlink_to(loop)
+    return Expect(["check-labels", run, "--out", loop], [str(loop), "loop"], after=lambda: _still_a_link(loop))
+
+
+@case("check-labels-other-dataset-names-its-own-flags")  # "give --from a run ...": check-labels has no --from
+def _(c: Ctx) -> Expect:
+    run = c.base_run()
+    X = np.random.default_rng(0).random((20, 8, 8)).astype(np.float32)
+    data = npz(c.tmp / "other.npz", X=X, y=np.array([0, 1] * 10))
+    return Expect(["check-labels", run, "--dataset", data, "--out", c.tmp / "l.csv"], ["trained on digits", "--dataset"],
+                  forbid=["--from"], after=lambda: _absent(c.tmp / "l.csv"))
+
+
+@case("check-labels-out-inside-image-folder")
+def _(c: Ctx) -> Expect:
+    root, run = _folder_run(c)
+    before = snapshot(root)
+    return Expect(["check-labels", run, "--out", root / "a" / "labels.csv"], [str(root / "a" / "labels.csv"), "inside"],
+                  after=lambda: _unchanged(root, before))
+
+
+@case("probe-json-inside-image-folder")
+def _(c: Ctx) -> Expect:
+    root, run = _folder_run(c)
+    before = snapshot(root)
+    return Expect(["probe", run, "--json", root / "unlabeled" / "probe.json"], ["--json", "inside"],
+                  after=lambda: _unchanged(root, before))
+
+
+@case("merge-sorted-manifest-points-outside-unlabeled")  # would move a labeled image of cats into dogs
+def _(c: Ctx) -> Expect:
+    from fewlabels.select.rounds import MANIFEST
+
+    root, sort = _sorted_copies(c, {"dogs": ["u0.png"]})
+    (sort / MANIFEST).write_text(json.dumps({"copies": {"u0.png": "../cats/0.png"}}))
+    before = snapshot(root)
+    return Expect(["merge-labels", "--dataset", root, "--sorted", sort], [str(sort / MANIFEST), "damaged"],
+                  after=lambda: _unchanged(root, before))
+
+
+def _folder_run(c: Ctx) -> tuple[Path, Path]:
+    """An image folder and a 2-step run trained on it."""
+    root = image_folder(c.tmp / "data")
+    run = c.tmp / "folder-run"
+    assert main(["train", "--dataset", str(root), "--iterations", "2", "--batch-size", "4", "--uratio", "1",
+                 "--eval-every", "2", "--checkpoint-every", "2", "--out", str(run), "--quiet"]) == 0
+    return root, run
+
+
+def _still_a_link(path: Path) -> None:
+    assert path.is_symlink(), f"{path} was replaced"
+
+
 @pytest.mark.parametrize("build", CASES)
 def test_bad_input_is_one_sentence_exit_2_and_leaves_nothing(build, tmp_path, request, capsys):
     ctx = Ctx(tmp_path, request)
@@ -269,3 +350,45 @@ def test_the_same_row_twice_with_one_class_merges(tmp_path, capsys):
     assert code == 0, err
     with np.load(tmp_path / "d2.npz") as f:
         assert f["y"][12] == 0 and f["y"][13] == 1
+
+
+def test_a_move_that_fails_midway_is_undone(tmp_path, capsys, monkeypatch):
+    """A full disk on the second move: the first is moved back, the folder made for it removed, one sentence."""
+    root = image_folder(tmp_path / "data", classes=("cats", "dogs"))
+    sort = tmp_path / "sort"
+    for cls, name in (("birds", "u0.png"), ("cats", "u1.png")):
+        (sort / cls).mkdir(parents=True)
+        (sort / cls / name).write_bytes((root / "unlabeled" / name).read_bytes())
+    before = snapshot(root)
+    real, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append(src)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    code, out, err = run_main(["merge-labels", "--dataset", root, "--sorted", sort], capsys)
+    assert_one_line_error(code, out, err, ["No space left"])
+    assert snapshot(root) == before and not (root / "birds").exists()
+
+
+def test_a_copy_that_fails_midway_leaves_no_copy_folder_and_no_picks(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    root = image_folder(tmp_path / "data")
+    sort, picks = tmp_path / "sort", tmp_path / "picks.csv"
+    real, calls = shutil.copyfileobj, []
+
+    def copyfileobj(f, g, *args):
+        calls.append(f)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(sort))
+        real(f, g, *args)
+
+    monkeypatch.setattr(shutil, "copyfileobj", copyfileobj)
+    code, out, err = run_main(["suggest", "--dataset", root, "--budget", "2", "--out", picks, "--copy-to", sort], capsys)
+    errors = [line for line in err.splitlines() if not line.startswith("fewlabels: warning: ")]  # k-means on 8 images
+    assert_one_line_error(code, out, "\n".join(errors) + "\n", ["No space left"])
+    assert not sort.exists() and not picks.exists() and leftovers(tmp_path) == []

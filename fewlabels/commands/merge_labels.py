@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         raise FewLabelsError("--out NEW.npz is needed with --labels (it may name --dataset itself).")
     out = output_file(args.out, ".npz")
+    rounds.check_outside_images(out, None, "--out")  # a loop of symbolic links
     if out.suffix != ".npz":
         raise FewLabelsError(f"--out {out} must end in .npz (it may name --dataset itself).")
     n = rounds.merge_npz(args.dataset, args.labels, out)

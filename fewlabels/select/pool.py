@@ -55,7 +55,7 @@ def load_pool(dataset: str, data_dir: str | None = None) -> Pool:
 
     path = Path(dataset)
     if path.is_dir():
-        root = path / "train" if (path / "train").is_dir() and (path / "test").is_dir() else path
+        root = folder.training_root(path)
         paths, labels, classes = folder_paths(root)
         if not paths:
             raise FewLabelsError(f"{root} holds no images; put them in {root}/unlabeled/ or in class subfolders.")
@@ -96,17 +96,21 @@ def same_data(run_dataset: str, dataset: str) -> bool:
     return run_dataset == dataset
 
 
-def check_run_fits(run, pool: Pool, dataset: str, run_dir: str) -> None:
-    """Refuse a run trained on other data: another dataset, other classes or another sample shape."""
+def check_run_fits(run, pool: Pool, dataset: str, run_dir: str, fix: str | None = None) -> None:
+    """Refuse a run trained on other data: another dataset, other classes or another sample shape.
+
+    ``fix`` is how to mend it in the caller's flags (default: suggest's ``--from``).
+    """
     if not same_data(run.config.dataset, dataset):
-        raise FewLabelsError(f"{run_dir} was trained on {run.config.dataset}, not {dataset}; give --from a run "
-                             f"trained on {dataset}, or leave --from out for a cold start.")
+        raise FewLabelsError(f"{run_dir} was trained on {run.config.dataset}, not {dataset}; "
+                             f"{fix or f'give --from a run trained on {dataset}, or leave --from out for a cold start'}.")
+    fix = fix or "give --from a run trained on this dataset"
     if pool.classes and list(run.classes) != list(pool.classes):
         raise FewLabelsError(f"{run_dir} knows the classes {run.classes[:5]}..., but {dataset} has {pool.classes[:5]}...; "
-                             "give --from a run trained on this dataset.")
+                             f"{fix}.")
     if tuple(pool.x.shape[1:]) != run.sample_shape:
         raise FewLabelsError(f"{run_dir} takes samples of shape {run.sample_shape}, but {dataset} has "
-                             f"{tuple(pool.x.shape[1:])}; give --from a run trained on this dataset.")
+                             f"{tuple(pool.x.shape[1:])}; {fix}.")
 
 
 def run_outputs(run, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -48,13 +48,15 @@ def resolved(path: str | os.PathLike, flag: str) -> Path:
 
 
 def check_outside_images(path: str | os.PathLike, dataset: str | None, flag: str) -> None:
-    """Refuse an output file inside an image-folder dataset's subfolders, where the next train would read it as data.
+    """Refuse an output file inside an image-folder dataset's subfolders, where the next train would read it as data,
+    and one that is a loop of symbolic links (for any dataset).
 
     Files at the top of the dataset folder are fine: the reader looks at its subfolders only.
     """
+    where = resolved(path, flag)
     if not dataset or not Path(dataset).is_dir():
         return
-    root, where = resolved(dataset, "--dataset"), resolved(path, flag)
+    root = resolved(dataset, "--dataset")
     if root in where.parents and where.parent != root:
         raise FewLabelsError(f"{flag} {path} is inside the image folder {root}, where the next train would read it as "
                              "data; write it elsewhere.")
@@ -125,8 +127,13 @@ def _create_copy(src: Path, dst: Path, link: bool) -> None:
             dst.symlink_to(src.resolve())
             return
         with open(src, "rb") as f, open(dst, "xb") as g:
-            shutil.copyfileobj(f, g)
-        shutil.copystat(src, dst)
+            try:
+                shutil.copyfileobj(f, g)
+                g.flush()
+                shutil.copystat(src, dst)
+            except BaseException:
+                dst.unlink()  # ours, half-written
+                raise
     except FileExistsError:
         raise FewLabelsError(f"{dst} appeared while the picks were copied; nothing was overwritten, give a new "
                              "--copy-to folder.") from None
@@ -155,7 +162,7 @@ def copy_picks(paths: list[str], target: Path, classes: list[str], link: bool = 
             _create_copy(Path(p), target / name, link)
             created.append(target / name)
         if root is not None:
-            manifest = {"dataset": str(root), "copies": {n: Path(p).relative_to(root / UNLABELED).as_posix()
+            manifest = {"dataset": str(root.resolve()), "copies": {n: Path(p).relative_to(root / UNLABELED).as_posix()
                                                          for p, n in zip(paths, names)
                                                          if Path(p).is_relative_to(root / UNLABELED)}}
             atomic_write_text(target / MANIFEST, json.dumps(manifest, indent=2) + "\n")

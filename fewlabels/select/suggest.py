@@ -118,7 +118,7 @@ def check_run(run, run_name: str = "the run", dataset: str | None = None, data_d
     check_seed(seed)
     dataset = dataset or run.config.dataset
     pool = load_pool(dataset, data_dir or run.config.data_dir)
-    check_run_fits(run, pool, dataset, run_name)
+    check_run_fits(run, pool, dataset, run_name, "check a run on the data it was trained on (leave --dataset out)")
     if pool.kind == "builtin":
         pool.labels = run_labels(run.config, pool)
     labeled = pool.labeled
