@@ -42,6 +42,9 @@ class OneLineParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
+        if message.startswith("argument ") and ": must be " in message:  # whole_number's bounds, worded as count's
+            flag, rest = message[len("argument "):].split(": ", 1)
+            message = f"{flag.split('/')[-1]} {rest}"
         raise UsageError(f"{message} (see '{self.prog} --help').")
 
 
