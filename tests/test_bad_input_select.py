@@ -199,20 +199,20 @@ def _(c: Ctx) -> Expect:
     run = c.base_run()
     before = snapshot(run)
     return Expect(["check-labels", run, "--seed", "-1", "--out", c.tmp / "l.csv"],
-                  ["--seed", "0 or more and at most 4294967295", "got -1"],
+                  ["--seed must be 0 or more and at most 4294967295, got -1"],
                   after=lambda: (_unchanged(run, before), _absent(c.tmp / "l.csv")))
 
 
 @case("suggest-seed-negative")  # a traceback from scikit-learn
 def _(c: Ctx) -> Expect:
     return Expect(["suggest", "--dataset", "digits", "--budget", "3", "--seed", "-1", "--out", c.tmp / "p.csv"],
-                  ["--seed", "0 or more and at most 4294967295", "got -1"], after=lambda: _absent(c.tmp / "p.csv"))
+                  ["--seed must be 0 or more and at most 4294967295, got -1"], after=lambda: _absent(c.tmp / "p.csv"))
 
 
 @case("suggest-seed-beyond-64-bits")
 def _(c: Ctx) -> Expect:
     return Expect(["suggest", "--dataset", "digits", "--budget", "3", "--seed", str(2**70), "--out", c.tmp / "p.csv"],
-                  ["--seed", "at most 4294967295"], after=lambda: _absent(c.tmp / "p.csv"))
+                  ["--seed must be 0 or more and at most 4294967295"], after=lambda: _absent(c.tmp / "p.csv"))
 
 
 # ---- found beside them: loops of links as outputs, outputs inside an image folder, a damaged copy manifest

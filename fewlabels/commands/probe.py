@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fewlabels.commands.common import add_data_flags, add_run_dir, count, output_file, run_and_data
+from fewlabels.commands.common import add_data_flags, add_run_dir, output_file, run_and_data, whole_number
 
 NAME = "probe"
 MAX_SEEDS = 1000  # labeled splits to average: past this the probe runs for ever for no better mean
@@ -19,10 +19,13 @@ def add_parser(sub) -> None:
     add_run_dir(p)
     add_data_flags(p, "probe on this dataset instead of the run's own")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--labels-per-class", type=int, help="labeled samples per class (default: the run's own split)")
-    g.add_argument("--num-labels", type=int, help="total labeled samples, spread over the classes")
+    g.add_argument("--labels-per-class", type=whole_number("labels_per_class"), metavar="N",
+                   help="labeled samples per class (default: the run's own split)")
+    g.add_argument("--num-labels", type=whole_number("num_labels"), metavar="N",
+                   help="total labeled samples, spread over the classes")
     p.add_argument("--method", default="knn", choices=METHODS, help="the classifier on the features (default knn)")
-    p.add_argument("--seeds", type=int, default=1, help="labeled splits to average, seeds run seed, +1, ... (default 1)")
+    p.add_argument("--seeds", type=whole_number((1, MAX_SEEDS)), default=1, metavar="N",
+                   help=f"labeled splits to average, seeds run seed, +1, ... (default 1, at most {MAX_SEEDS})")
     p.add_argument("--json", metavar="OUT.json", help="where to write the results (default RUN_DIR/probe-<method>.json)")
 
 
@@ -31,10 +34,6 @@ def run(args: argparse.Namespace) -> int:
     from fewlabels.select.rounds import check_outside_images
     from fewlabels.utils.io import atomic_write_json
 
-    count(args.seeds, "--seeds", (1, MAX_SEEDS))
-    for flag, value in (("--labels-per-class", args.labels_per_class), ("--num-labels", args.num_labels)):
-        if value is not None:
-            count(value, flag, flag[2:].replace("-", "_"))
     default_json = Path(args.run_dir) / f"probe-{args.method}.json" if Path(args.run_dir).is_dir() else \
         Path(f"{args.run_dir}.probe-{args.method}.json")
     out = output_file(default_json if args.json is None else args.json, ".json", "--json")
