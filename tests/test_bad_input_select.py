@@ -392,3 +392,10 @@ def test_a_copy_that_fails_midway_leaves_no_copy_folder_and_no_picks(tmp_path, c
     errors = [line for line in err.splitlines() if not line.startswith("fewlabels: warning: ")]  # k-means on 8 images
     assert_one_line_error(code, out, "\n".join(errors) + "\n", ["No space left"])
     assert not sort.exists() and not picks.exists() and leftovers(tmp_path) == []
+
+
+def test_copy_names_keep_a_unique_name_and_tell_the_others_apart():
+    from fewlabels.select.rounds import copy_names
+
+    picks = ["d/unlabeled/x/p.png", "d/unlabeled/x__p.png", "d/unlabeled/y/p.png", "d/unlabeled/cats", "d/unlabeled/q.png"]
+    assert copy_names(picks, Path("d"), ["cats"]) == ["x__p-2.png", "x__p.png", "y__p.png", "cats-2", "q.png"]

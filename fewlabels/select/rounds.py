@@ -108,10 +108,15 @@ def copy_names(paths: list[str], root: Path, classes: list[str]) -> list[str]:
     counts: dict[str, int] = {}
     for rel in rels:
         counts[rel.name] = counts.get(rel.name, 0) + 1
-    taken = set(classes) | {MANIFEST}
+    reserved = set(classes) | {MANIFEST}
+    own = {rel: counts[rel.name] == 1 and rel.name not in reserved for rel in rels}  # keeps its own name
+    taken = reserved | {rel.name for rel in rels if own[rel]}
     names = []
     for rel in rels:
-        name = rel.name if counts[rel.name] == 1 and rel.name not in taken else "__".join(rel.parts)
+        if own[rel]:
+            names.append(rel.name)
+            continue
+        name = "__".join(rel.parts)
         stem, suffix, n = Path(name).stem, Path(name).suffix, 2
         while name in taken:
             name, n = f"{stem}-{n}{suffix}", n + 1
