@@ -3,6 +3,9 @@
 Digits when Fashion-MNIST is absent. The pipeline is the default since its SoftMatch fine-tuning put it ahead of
 FixMatch from scratch at the same number of steps on each of three splits, its worst class too (bench/notes/pipeline.md);
 FixMatch alone takes half the time.
+
+Each demo has a folder of its own (runs/demo, runs/demo-fixmatch), so ``make demo`` then ``make demo
+DEMO_FLAGS=--fixmatch`` keeps both: running a demo again replaces only its own earlier result.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 from fewlabels.commands import pipeline, train
 
 NAME = "demo"
+OUT, FIXMATCH_OUT = "runs/demo", "runs/demo-fixmatch"  # two folders: one demo never replaces the other
 HELP = ("the few-label pipeline (pretrain, fine-tune, distil) on Fashion-MNIST with 40 labels, ~15 min on 2 cores "
         "(--fixmatch: FixMatch alone, ~7 min)")
 
@@ -23,7 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--fixmatch", action="store_true", help="run FixMatch alone instead of the pipeline")
     p.add_argument("--pipeline", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--out", help=f"where to write it (default {OUT} for the pipeline, {FIXMATCH_OUT} with --fixmatch); "
+                   "an earlier demo there is replaced")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         print("Fashion-MNIST is not on this machine (apt-get install dataset-fashion-mnist); "
               "running the demo on scikit-learn's digits instead.", file=sys.stderr)
         dataset = "digits"
-    argv = ["--dataset", dataset, "--labels-per-class", "4", "--seed", str(args.seed), "--out", args.out, "--overwrite"]
+    out = args.out or (FIXMATCH_OUT if args.fixmatch else OUT)
+    argv = ["--dataset", dataset, "--labels-per-class", "4", "--seed", str(args.seed), "--out", out, "--overwrite"]
     if not args.fixmatch:
         if args.iterations is not None:
             argv += [f"--{stage}-iterations={args.iterations}" for stage in ("pretrain", "finetune", "distill")]

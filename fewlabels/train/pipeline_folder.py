@@ -7,7 +7,9 @@ one sentence everywhere instead of an IndexError in one command and a TypeError 
 A new pipeline needs a folder of its own: without ``overwrite`` an --out folder that holds anything is
 refused; with it, only what fewlabels wrote is replaced (pipeline.json, run folders, their evaluations and
 reports; ``RunFolder.contents`` says which files those are), and a folder holding a user's file is refused,
-naming the file, before anything is touched.
+naming the file, before anything is touched. A new run in a pipeline folder (``train --out P --overwrite``)
+replaces the pipeline by the same decision (``RunFolder.check_new`` and ``start`` call ``replaceable``), so
+what may be replaced is said here once.
 """
 
 from __future__ import annotations
@@ -86,6 +88,12 @@ def _looks_like_manifest(file: Path) -> bool:
     return isinstance(record, dict) and record.get("format") == PIPELINE_FORMAT
 
 
+def holds_pipeline(folder: Path) -> bool:
+    """Whether ``folder`` holds a pipeline fewlabels wrote (its pipeline.json, damaged or not; a link is not one)."""
+    file = Path(folder) / MANIFEST
+    return file.is_file() and not file.is_symlink() and _looks_like_manifest(file)
+
+
 def replaceable(out: Path, overwrite: bool) -> list[Path]:
     """The files a new pipeline in ``out`` replaces (none for a new or empty folder); refuses, in one sentence, a
     folder that holds anything without ``overwrite``, and one holding a file fewlabels did not write with it.
@@ -99,7 +107,7 @@ def replaceable(out: Path, overwrite: bool) -> list[Path]:
     own, other = RunFolder(out).contents()
     foreign = []
     for entry in other:
-        if entry.name == MANIFEST and entry.is_file() and not entry.is_symlink() and _looks_like_manifest(entry):
+        if entry.name == MANIFEST and holds_pipeline(out):
             own.append(entry)
         elif entry.is_dir() and not entry.is_symlink():
             inner_own, inner_other = RunFolder(entry).contents()

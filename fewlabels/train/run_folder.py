@@ -134,21 +134,44 @@ class RunFolder:
         return own, other
 
     def check_new(self, overwrite: bool) -> None:
-        """Refuse, before any work, a folder that cannot be written or already holds a run."""
+        """Refuse, before any work, a folder that cannot be written or already holds a run or a pipeline.
+
+        A run written beside a pipeline's pipeline.json would make the folder both (``resolve_run`` then takes the
+        run, and the pipeline goes stale), so a pipeline is refused; with ``overwrite`` it is replaced whole when
+        every file in the folder is fewlabels' own, which ``pipeline_folder.replaceable`` decides, for pipelines too.
+        """
+        from fewlabels.train.pipeline_folder import MANIFEST, holds_pipeline, replaceable
+
         check_writable_dir(self.path)
+        if holds_pipeline(self.path):
+            if not overwrite:
+                raise FewLabelsError(f"{self.path} holds a pipeline ({MANIFEST}), and a run needs a folder of its own; "
+                                     "choose another --out folder, or pass --overwrite to replace the pipeline.")
+            replaceable(self.path, overwrite)  # a file of the user's in it is refused by name, before any work
+            return
         held = bool(self.run_files())  # a resumable run too
         if held and not overwrite:
             raise FewLabelsError(f"{self.path} already holds a run; choose another --out folder or pass --overwrite.")
 
     def start(self, config: dict[str, Any], state: dict[str, Any], step: int, keep: int) -> None:
-        """A fresh run's first checkpoint: clear what an earlier run left (with --overwrite), then checkpoint, then config.
+        """A fresh run's first checkpoint: clear what an earlier run or pipeline left (with --overwrite, which
+        ``check_new`` required), then checkpoint, then config.
 
         Called at the first checkpoint, not before, and in this order, so that at every moment the folder holds
         no run or a resumable one (``--resume`` writes a missing config.yaml from the checkpoint): a run that dies
         before its first checkpoint leaves nothing, and a folder this call made is removed if the checkpoint fails.
+        A replaced pipeline is said in one line, as ``pipeline --overwrite`` says it.
         """
+        from fewlabels.train.pipeline_folder import holds_pipeline, replace, replaceable
+
+        pipeline = replaceable(self.path, True) if holds_pipeline(self.path) else []  # checked again: nothing gone yet
         made = [d for d in (self.path, *self.path.parents) if not d.exists()]  # innermost first
         self.path.mkdir(parents=True, exist_ok=True)
+        said = replace(self.path, pipeline)
+        if said:
+            from tqdm import tqdm
+
+            tqdm.write(said)  # above a progress bar, on stdout
         for file in self.run_files(strays=True):
             file.unlink(missing_ok=True)
         try:
