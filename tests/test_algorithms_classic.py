@@ -362,6 +362,7 @@ def test_remixmatch_state_round_trip_gives_identical_losses():
     assert torch.equal(again.da.p_model, rmm.da.p_model) and torch.equal(again.label_counts, rmm.label_counts)
 
 
+@pytest.mark.kernels
 def test_remixmatch_rotation_head_learns_and_round_trips():
     from fewlabels import models
 
@@ -479,6 +480,7 @@ def test_options_list_the_documented_defaults():
         ("remixmatch", {"rotation": True}),
     ],
 )
+@pytest.mark.kernels
 def test_learns_on_digits(name, options):
     cfg = TrainConfig(dataset="digits", labels_per_class=5, algorithm=name, options=options, iterations=120, eval_every=60,
                       batch_size=32, uratio=4, device="cpu")

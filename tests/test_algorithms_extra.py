@@ -378,6 +378,7 @@ def test_unusable_models_and_data_are_refused():
 # ---- short real runs
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("name", ["simmatch", "shrinkmatch", "saa", "daso"])
 def test_short_digits_run_learns(name, tmp_path):
     res = train(TrainConfig(dataset="digits", labels_per_class=5, algorithm=name, iterations=300, eval_every=300,

@@ -33,6 +33,7 @@ def run(digits):
     return fewlabels.fit(digits.x, digits.y_semi, iterations=150, batch_size=32, uratio=4, eval_every=150)
 
 
+@pytest.mark.kernels
 def test_fit_on_digit_arrays_learns(run, digits):
     assert isinstance(run, fewlabels.Run)
     assert run.config.model == "cnn" and run.config.algorithm == "fixmatch"  # images -> the CNN

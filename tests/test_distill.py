@@ -47,6 +47,7 @@ def test_the_teacher_is_frozen_in_eval_mode_and_gets_no_gradient(teacher):
     assert all(torch.equal(before[k], v) for k, v in t.state_dict().items())  # running statistics too
 
 
+@pytest.mark.kernels
 def test_a_short_distillation_learns_the_teacher(teacher, tmp_path):
     res = train(TrainConfig(**BASE, algorithm="distill", options={"teacher": str(teacher)}, iterations=120,
                             eval_every=120, out=str(tmp_path / "s")), progress=False)

@@ -383,6 +383,7 @@ def test_checkpoint_restore_continues_identically(name):
 # ---------------------------------------------------------------- they learn through 40% symmetric noise
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("name", ["elr", "coteaching"])
 def test_learns_through_40_percent_symmetric_noise_on_digits(name):
     """All 1,347 digits labeled, 539 of the labels wrong; 1,000 steps of 64 (about 47 epochs).

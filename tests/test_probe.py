@@ -52,6 +52,7 @@ def test_probe_command_averages_splits_and_writes_json(run_dir, tmp_path):
     assert f"{record['accuracy_mean']:.4f}" in proc.stdout
 
 
+@pytest.mark.kernels
 def test_embed_writes_what_train_reads(run_dir, tmp_path):
     out = tmp_path / "emb.npz"
     proc = cli("embed", run_dir, "--out", out)

@@ -234,6 +234,7 @@ def short_run(algorithm, iterations, **kw):
     return res, res["test_accuracy_aggregated"]
 
 
+@pytest.mark.kernels
 def test_short_digits_run_learns():
     res, aggregated_acc = short_run("sla", 150)
     # measured: single pass 0.907, aggregated 0.940 (supervised alone: 0.88 after 200 steps); chance is 0.10
@@ -241,6 +242,7 @@ def test_short_digits_run_learns():
     assert aggregated_acc > 0.85
 
 
+@pytest.mark.kernels
 def test_short_sla_fixmatch_run_learns():
     res, aggregated_acc = short_run("sla-fixmatch", 120)
     # measured: single pass 0.876, aggregated 0.931, pseudo-labels 100% right

@@ -218,6 +218,7 @@ def _random_init_knn():
     return trainer.evaluate({})["knn_acc"]
 
 
+@pytest.mark.kernels
 @pytest.mark.slow
 @pytest.mark.parametrize("name,view", [*((n, "strong") for n in SSL), ("vicreg", "crop")])
 def test_a_short_digits_pretraining_beats_the_random_encoder(name, view, tmp_path):

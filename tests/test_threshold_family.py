@@ -130,6 +130,7 @@ def test_bad_hyper_parameters(name, kwargs, fragment):
     assert fragment in str(err.value)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("name", ["flexmatch", "freematch", "softmatch"])
 def test_short_digits_run_learns(name, tmp_path):
     res = train(TrainConfig(dataset="digits", labels_per_class=5, algorithm=name, iterations=120, eval_every=60,

@@ -22,6 +22,7 @@ def digits_config(tmp_path, **kw):
     return TrainConfig(**base)
 
 
+@pytest.mark.kernels
 def test_fixmatch_on_digits_learns_and_writes_the_run_folder(tmp_path):
     res = train(digits_config(tmp_path), progress=False)
     # chance is 0.10; 50 labels + unlabeled data reach ~0.9 in 120 steps
@@ -42,6 +43,7 @@ def test_fixmatch_on_digits_learns_and_writes_the_run_folder(tmp_path):
     assert ckpt["step"] == 120 and set(ckpt) >= {"model", "ema", "optimizer", "scheduler", "algorithm", "streams"}
 
 
+@pytest.mark.kernels
 def test_supervised_on_digits_learns(tmp_path):
     res = train(digits_config(tmp_path, algorithm="supervised"), progress=False)
     assert res["test_accuracy"] > 0.6

@@ -174,6 +174,7 @@ def test_a_long_run_is_told_its_time_and_how_to_shorten_it():
 # ---------------------------------------------------------------- feature vectors
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("name", ["moons", "circles", "breast-cancer", "digits", "fmnist-pixels"])
 def test_each_feature_benchmark_dataset_loads_and_a_short_run_learns(name):
     from features import SETS, load
@@ -203,6 +204,7 @@ def test_the_embedding_dataset_reads_what_embed_writes(tmp_path):
     assert x.dtype == np.float32 and x.shape == (20, 4) and xt.shape == (6, 4) and "4-d embedding" in what
 
 
+@pytest.mark.kernels
 def test_two_moons_with_one_label_per_class_reaches_95_percent():
     from sklearn.datasets import make_moons
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fewlabels.errors import FewLabelsError
+from fewlabels.losses import at_least_fp32
 
 
 def mean_by_index(index: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,7 +30,7 @@ def similarity_logits(z: torch.Tensor, keys: torch.Tensor, temperature: float) -
 
     Keys are labeled embeddings (SimMatch's memory) or class prototypes (DASO); both are normalised here.
     """
-    return F.normalize(z.float(), dim=-1) @ F.normalize(keys.float(), dim=-1).t() / temperature
+    return F.normalize(at_least_fp32(z), dim=-1) @ F.normalize(at_least_fp32(keys), dim=-1).t() / temperature
 
 
 def feature_dim_of(model: nn.Module, algorithm: str, fix: str = "use a built-in model") -> int:

@@ -53,7 +53,7 @@ from fewlabels.algorithms.result import step_result
 from fewlabels.algorithms.thresholds import DistributionAlignment
 from fewlabels.collectives import all_gather_cat
 from fewlabels.errors import FewLabelsError
-from fewlabels.losses import cross_entropy, masked_mean
+from fewlabels.losses import at_least_fp32, cross_entropy, masked_mean
 from fewlabels.models.heads import projection_mlp
 
 ROUND_ROBIN_SLOTS = 256  # bank size when neither labeled_y nor labeled indices say how many labeled samples there are
@@ -112,10 +112,10 @@ class SimMatch(Algorithm):
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         x_l, y_l, unl = batch["labeled"]["weak"], batch["labeled"]["y"], batch["unlabeled"]
         (logits_l, logits_w, logits_s), feats = joint_forward(model, x_l, unl["weak"], unl["strong"])
-        z_l, z_w, z_s = F.normalize(self.head(torch.cat(feats)).float(), dim=-1).split([len(f) for f in feats])
+        z_l, z_w, z_s = F.normalize(at_least_fp32(self.head(torch.cat(feats))), dim=-1).split([len(f) for f in feats])
         keys, key_labels = self.bank[self.filled].to(z_w.device), self.bank_labels[self.filled].to(z_w.device)
         with torch.no_grad():
-            p = torch.softmax(logits_w.detach().float(), dim=-1)
+            p = torch.softmax(at_least_fp32(logits_w.detach()), dim=-1)
             p = self.da(p) if self.da is not None else p
             p_hat, q_hat = p, None
             if len(keys):
@@ -137,7 +137,7 @@ class SimMatch(Algorithm):
     def store(self, z: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None) -> None:
         """Labeled embeddings into their slots, from every process: k <- normalize(m k + (1 - m) z)."""
         here = self.bank.device
-        z, y = all_gather_cat(z.float()).to(here), all_gather_cat(y).to(here)
+        z, y = all_gather_cat(at_least_fp32(z)).to(here), all_gather_cat(y).to(here)
         if index is None:
             slots = max(len(self.bank), ROUND_ROBIN_SLOTS)
             index = (self.next_slot + torch.arange(len(z), device=here)) % slots

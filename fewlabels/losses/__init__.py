@@ -6,6 +6,14 @@ import torch
 import torch.nn.functional as F
 
 
+def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32, or as it is when wider: losses leave bf16/fp16 autocast output, never drop float64.
+
+    float64 runs are how the tests compare computations exactly (no CPU's SIMD rounding reaches their tolerance).
+    """
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy against hard class indices (B,) or soft distributions (B, K)."""
     if targets.dim() == logits.dim():

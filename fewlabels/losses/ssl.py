@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from fewlabels.losses import at_least_fp32
+
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     """SimCLR's normalized temperature-scaled cross-entropy over 2N views (N positive pairs).
@@ -18,7 +20,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     Each of the 2N embeddings is an anchor; its positive is the other view of the same sample,
     its negatives the other 2N - 2 embeddings; cosine similarities divided by the temperature.
     """
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=-1)
+    z = F.normalize(at_least_fp32(torch.cat([z1, z2])), dim=-1)
     n = len(z1)
     sim = z @ z.t() / temperature
     sim.fill_diagonal_(float("-inf"))  # an embedding is not its own candidate
@@ -33,24 +35,25 @@ def info_nce(queries: torch.Tensor, keys: torch.Tensor, temperature: float = 0.2
     share starts). Scaled by 2 * temperature, as in "An Empirical Study of Training Self-Supervised
     Vision Transformers".
     """
-    q = F.normalize(queries.float(), dim=-1)
-    k = F.normalize(keys.float(), dim=-1)
+    q = F.normalize(at_least_fp32(queries), dim=-1)
+    k = F.normalize(at_least_fp32(keys), dim=-1)
     logits = q @ k.t() / temperature
     return F.cross_entropy(logits, torch.arange(len(q), device=q.device) + offset) * (2 * temperature)
 
 
 def byol_regression(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """BYOL's 2 - 2 cos(p, z') per pair, averaged; the targets get no gradient."""
-    p = F.normalize(predictions.float(), dim=-1)
-    z = F.normalize(targets.detach().float(), dim=-1)
+    p = F.normalize(at_least_fp32(predictions), dim=-1)
+    z = F.normalize(at_least_fp32(targets.detach()), dim=-1)
     return (2 - 2 * (p * z).sum(-1)).mean()
 
 
 def barlow_twins(z1: torch.Tensor, z2: torch.Tensor, lambda_offdiag: float = 5.1e-3) -> torch.Tensor:
     """sum_i (1 - C_ii)^2 + lambda * sum_{i != j} C_ij^2, C the cross-correlation of the batch-standardized views."""
     n = len(z1)
-    a = (z1.float() - z1.float().mean(0)) / z1.float().std(0, unbiased=False).clamp(min=1e-6)
-    b = (z2.float() - z2.float().mean(0)) / z2.float().std(0, unbiased=False).clamp(min=1e-6)
+    z1, z2 = at_least_fp32(z1), at_least_fp32(z2)
+    a = (z1 - z1.mean(0)) / z1.std(0, unbiased=False).clamp(min=1e-6)
+    b = (z2 - z2.mean(0)) / z2.std(0, unbiased=False).clamp(min=1e-6)
     c = a.t() @ b / n
     on_diag = (torch.diagonal(c) - 1).pow(2).sum()
     off_diag = c.pow(2).sum() - torch.diagonal(c).pow(2).sum()
@@ -63,7 +66,7 @@ def vicreg_terms(z1: torch.Tensor, z2: torch.Tensor, gamma: float = 1.0, eps: fl
     variance = mean_j max(0, gamma - sqrt(Var(z_j) + eps)) per view, summed over the two views' means / 2;
     covariance = sum of squared off-diagonal covariances / d per view, summed over the views.
     """
-    z1, z2 = z1.float(), z2.float()
+    z1, z2 = at_least_fp32(z1), at_least_fp32(z2)
     invariance = F.mse_loss(z1, z2)
     variance = covariance = z1.new_zeros(())
     for z in (z1, z2):
@@ -82,7 +85,7 @@ def supcon(z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor, temperature
     view of a labeled sample of its class; its loss is the mean over positives of
     -log softmax over all other views. Unlabeled rows have instance positives only (SimCLR's case).
     """
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=-1)
+    z = F.normalize(at_least_fp32(torch.cat([z1, z2])), dim=-1)
     n = len(z1)
     y = torch.cat([labels, labels]).to(z.device)
     sample = torch.arange(n, device=z.device).repeat(2)
