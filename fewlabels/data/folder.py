@@ -37,18 +37,35 @@ def _list_images(folder: Path) -> list[Path]:
     return files
 
 
-def _open(path: Path):
+def _unreadable(path: Path, exc: Exception) -> FewLabelsError:
     from PIL import Image, UnidentifiedImageError
+
+    if isinstance(exc, Image.DecompressionBombError):
+        return FewLabelsError(f"Image {path} is far too large to load safely; shrink it or remove it.")
+    reason = "not a recognisable image" if isinstance(exc, UnidentifiedImageError) else type(exc).__name__
+    return FewLabelsError(f"Cannot read image {path} ({reason}); the file is corrupt, replace or remove it.")
+
+
+def _header(path: Path) -> tuple[tuple[int, int], str]:
+    """An image's (width, height) and mode from its header alone: what sizing the folder needs, without decoding it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.size, img.mode
+    except (Image.DecompressionBombError, OSError, ValueError) as exc:  # UnidentifiedImageError is an OSError
+        raise _unreadable(path, exc) from None
+
+
+def _open(path: Path):
+    from PIL import Image
 
     try:
         img = Image.open(path)
         img.load()
         return img
-    except Image.DecompressionBombError:
-        raise FewLabelsError(f"Image {path} is far too large to load safely; shrink it or remove it.") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        reason = "not a recognisable image" if isinstance(exc, UnidentifiedImageError) else type(exc).__name__
-        raise FewLabelsError(f"Cannot read image {path} ({reason}); the file is corrupt, replace or remove it.") from None
+    except (Image.DecompressionBombError, OSError, ValueError) as exc:
+        raise _unreadable(path, exc) from None
 
 
 def _to_array(img, size: tuple[int, int], gray: bool) -> np.ndarray:
@@ -74,15 +91,30 @@ def load_files(
     Without ``image_size`` the most common size wins, its longer side brought to ``side``
     (see ``resize.fitted_size``); without ``channels`` the images are grayscale only if all of them are.
     """
-    images = [_open(p) for p in paths]
-    if image_size is None:
-        width, height = Counter(im.size for im in images).most_common(1)[0][0]
-        height, width = fitted_size(height, width, side, shrink_only)
-        image_size = (width, height)
-    if channels is None:
-        channels = 1 if all(im.mode in GRAY_MODES for im in images) else 3
-    arrays = [_to_array(im, image_size, channels == 1) for im in images]
-    return torch.from_numpy(np.stack(arrays))
+    return _read(paths, *_plan(paths, image_size, channels, side, shrink_only))
+
+
+def _plan(paths: list[Path], image_size: tuple[int, int] | None, channels: int | None, side: int | None,
+          shrink_only: bool) -> tuple[tuple[int, int], int]:
+    """The (width, height) and channels ``load_files`` gives the images, from their headers (nothing decoded)."""
+    if image_size is None or channels is None:
+        headers = [_header(p) for p in paths]
+        if image_size is None:
+            width, height = Counter(size for size, _ in headers).most_common(1)[0][0]
+            height, width = fitted_size(height, width, side, shrink_only)
+            image_size = (width, height)
+        if channels is None:
+            channels = 1 if all(mode in GRAY_MODES for _, mode in headers) else 3
+    return image_size, channels
+
+
+def _read(paths: list[Path], image_size: tuple[int, int], channels: int) -> torch.Tensor:
+    """Decode and size the images one at a time into one array: memory holds the sized copy and a single original."""
+    width, height = image_size
+    x = np.empty((len(paths), channels, height, width), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        x[i] = _to_array(_open(path), image_size, channels == 1)
+    return torch.from_numpy(x)
 
 
 def tree_files(root: Path, classes: list[str] | None = None,
@@ -126,13 +158,6 @@ def tree_files(root: Path, classes: list[str] | None = None,
     return paths, labels, classes
 
 
-def _read_tree(root: Path, image_size, channels, classes: list[str] | None, side: int | None = None,
-               shrink_only: bool = True):
-    paths, labels, classes = tree_files(root, classes)
-    x = load_files(paths, image_size, channels, side, shrink_only)
-    return x, torch.tensor(labels, dtype=torch.int64), classes
-
-
 def training_root(root: Path) -> Path:
     """Where the training images of an image-folder dataset are: ``root/train`` of a train/test pair, else ``root``."""
     return root / TRAIN if (root / TRAIN).is_dir() and (root / TEST).is_dir() else root
@@ -140,16 +165,26 @@ def training_root(root: Path) -> Path:
 
 def load(root: str | os.PathLike, image_size: tuple[int, int] | None = None, side: int | None = None,
          shrink_only: bool = True) -> DataSource:
-    """An image folder; ``side`` (with ``shrink_only``) sizes the images as they are read, see ``resize.fitted_size``."""
+    """An image folder; ``side`` (with ``shrink_only``) sizes the images as they are read, see ``resize.fitted_size``.
+
+    Every file is listed, and the size the images get decided from their headers, before any image is decoded: a
+    copy at that size which cannot fit in memory (``--image-size 4096``) is refused first (``footprint.check_resize``).
+    """
+    from fewlabels.train.footprint import check_resize  # the one arithmetic of a resized copy's memory
+
     root = Path(root)
-    test = None
-    if (root / TRAIN).is_dir() and (root / TEST).is_dir():
-        x, y, classes = _read_tree(root / TRAIN, image_size, None, None, side, shrink_only)
-        size = (x.shape[3], x.shape[2])
-        xt, yt, _ = _read_tree(root / TEST, size, x.shape[1], classes)
-        if (yt < 0).any():
+    pair = (root / TRAIN).is_dir() and (root / TEST).is_dir()
+    paths, labels, classes = tree_files(training_root(root))
+    test_paths: list[Path] = []
+    if pair:
+        test_paths, test_labels, _ = tree_files(root / TEST, classes)
+        if min(test_labels) < 0:
             raise FewLabelsError(f"{root / TEST} must not have an '{UNLABELED}' folder; test images need labels.")
-        test = Dataset(xt, yt, classes, root.name + "-test")
-    else:
-        x, y, classes = _read_tree(root, image_size, None, None, side, shrink_only)
+    size, channels = _plan(paths, image_size, None, side, shrink_only)
+    check_resize(len(paths) + len(test_paths), channels, (size[1], size[0]), reading=root)
+    x, y = _read(paths, size, channels), torch.tensor(labels, dtype=torch.int64)
+    test = None
+    if pair:
+        test = Dataset(_read(test_paths, size, channels), torch.tensor(test_labels, dtype=torch.int64), classes,
+                       root.name + "-test")
     return DataSource(train=Dataset(x, y, classes, root.name), test=test, hflip=True, origin=str(root))

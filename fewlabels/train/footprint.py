@@ -9,12 +9,14 @@ still be tight.
 
 Resized images (``--image-size 4096`` on 8 px digits) are checked before they are made (``check_resize``):
 the copy at the new size, which the run holds throughout, and the resize's float working copy alone can be
-tens of GiB. The step is then checked at the new size, against the memory the resized data left.
+tens of GiB; an image folder's, resized as it is read, from its files' count and headers before any is decoded.
+The step is then checked at the new size, against the memory the resized data left.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 
 import torch
@@ -81,17 +83,24 @@ def human(n: float) -> str:
     return f"{n:.1f} PiB"
 
 
-def check_resize(count: int, channels: int, size: tuple[int, int]) -> int:
+def check_resize(count: int, channels: int, size: tuple[int, int], reading: str | os.PathLike | None = None) -> int:
     """Refuse, before resizing, ``count`` images whose copy at ``size`` (kept for the whole run, as bytes) and the
-    resize's float working copy cannot fit in this machine's memory; returns the resized copy's bytes."""
+    resize's float working copy cannot fit in this machine's memory; returns the resized copy's bytes.
+
+    ``reading``: the image folder whose files are resized as they are read (``data.folder.load``), one at a time
+    into the copy, so there is no working copy to count; checked from the files' count and headers, before any
+    image is decoded.
+    """
     per_image = channels * size[0] * size[1]
     held = count * per_image
-    need = held + 4 * min(count, RESIZE_CHUNK) * per_image
+    need = held + (0 if reading is not None else 4 * min(count, RESIZE_CHUNK) * per_image)
     have = available_bytes(None)  # the data lives in the machine's memory, not on a GPU
     if have is not None and need > have:
-        raise FewLabelsError(f"Resizing the images to {size[0]}x{size[1]} px needs at least {human(need)} ({count} images "
-                             f"of {channels}x{size[0]}x{size[1]} held in memory, and the resize's working copy), but this "
-                             f"machine has {human(have)} of memory available; lower --image-size.")
+        doing = f"Reading the images of {reading} at" if reading is not None else "Resizing the images to"
+        working = "" if reading is not None else ", and the resize's working copy"
+        raise FewLabelsError(f"{doing} {size[0]}x{size[1]} px needs at least {human(need)} ({count} images of "
+                             f"{channels}x{size[0]}x{size[1]} held in memory{working}), but this machine has "
+                             f"{human(have)} of memory available; lower --image-size.")
     return held
 
 
