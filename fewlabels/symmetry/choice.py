@@ -1,7 +1,9 @@
 """From verdicts to views: which square symmetries the weak/strong views may apply, and SLA's group.
 
 The views may apply a subgroup of the square's symmetries (D4): the largest one all of whose
-non-identity elements keep the label or are already symmetric. SLA predicts the transformation,
+non-identity elements keep the label or are already symmetric; an "uncertain" verdict is left out (the
+safe way: a label-changing flip in the views teaches wrong labels, a missing one only forgoes some
+augmentation), and ``describe`` says so and names the ``--augment`` that decides. SLA predicts the transformation,
 so its group must be distinguishable and disjoint from what the views apply at random.
 The analysis runs once per data split: its report is cached by a content hash of the split.
 """
@@ -11,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from fewlabels.symmetry.analysis import CHANGES, FORMAT, KEEPS, NOT_JUDGED, SYMMETRIC, UNKNOWN, analyse
+from fewlabels.symmetry.analysis import CHANGES, FORMAT, KEEPS, NOT_JUDGED, SYMMETRIC, UNCERTAIN, UNKNOWN, analyse, labels_subsample
 from fewlabels.symmetry.transforms import DIHEDRAL
 
 IDENTITY = (0, False)
@@ -71,7 +74,8 @@ def choose(report: dict[str, Any], hflip: bool | None = None, unjudged_hflip: bo
         group = next(g for g in SUBGROUPS if "hflip" in g and set(g) <= keep)
     distinct = {n for n, v in verdicts.items() if n in DIHEDRAL and v in (CHANGES, KEEPS)} - set(group)
     sla = next((name for name, members in SLA_GROUPS.items() if set(members) <= distinct), None)
-    return {"symmetries": list(group), "sla_group": sla,
+    uncertain = [n for n, v in verdicts.items() if n in DIHEDRAL and v == UNCERTAIN and n not in group]
+    return {"symmetries": list(group), "sla_group": sla, "uncertain": uncertain,
             "verdicts": {n: v for n, v in verdicts.items()}}
 
 
@@ -105,8 +109,11 @@ def analyse_split(x: torch.Tensor, y: torch.Tensor, labeled: np.ndarray, unlabel
         except (OSError, ValueError):
             pass  # unreadable: compute again and replace it
     pool = x[torch.as_tensor(unlabeled if len(unlabeled) else labeled, dtype=torch.long)]
+    labeled = np.asarray(labeled)
+    if len(labeled):  # only the labels the analysis uses are copied (all 60,000 would cost a copy of the data set)
+        labeled = labeled[labels_subsample(np.asarray(y[torch.as_tensor(labeled, dtype=torch.long)]), seed)]
     lab = torch.as_tensor(labeled, dtype=torch.long)
-    report = analyse(pool, x[lab], y[lab], classes, seed=seed)
+    report = analyse(pool, x[lab], y[lab], classes, seed=seed, progress=say)
     report["split_hash"] = key
     if use_cache:
         try:
@@ -119,8 +126,16 @@ def analyse_split(x: torch.Tensor, y: torch.Tensor, labeled: np.ndarray, unlabel
     return report, False
 
 
+def say(line: str) -> None:
+    """The analysis's time estimate and progress, on stderr (stdout stays the command's own output)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def describe(choice: dict[str, Any]) -> str:
     """One line for the console."""
     sym = ", ".join(choice["symmetries"]) or "no flips or quarter turns"
     sla = f"; label augmentation (sla, sla-fixmatch) would predict {choice['sla_group']}" if choice.get("sla_group") else ""
-    return f"augment auto: views use {sym} (plus pad-and-crop and RandAugment){sla}"
+    unsure = choice.get("uncertain") or []
+    left = (f"; left out as uncertain: {', '.join(unsure)} (too few labels to judge; "
+            f"--augment {','.join([*choice['symmetries'], *unsure])} uses them)") if unsure else ""
+    return f"augment auto: views use {sym} (plus pad-and-crop and RandAugment){sla}{left}"
