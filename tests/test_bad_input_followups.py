@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 from test_bad_input import Expect, assert_one_line_error, base_run, image_folder, leftovers, run_main, snapshot  # noqa: F401
@@ -62,6 +63,18 @@ def _(c: PCtx) -> Expect:
     before = snapshot(c.out)
     return Expect(c.train("--overwrite"), ["only what fewlabels wrote", str(c.out / "notes.txt")],
                   after=_unchanged(c.out, before), out_may_exist=True)
+
+
+@case("pipeline-overwrite-of-a-run-holding-a-users-picture-in-report")  # any report/*.png passed for report's plot
+def _(c: PCtx) -> Expect:
+    shutil.copytree(c._request.getfixturevalue("base_run"), c.out)
+    (c.out / "report").mkdir()
+    (c.out / "report" / "loss.png").write_bytes(b"report's")
+    mine = c.out / "report" / "holiday.png"
+    mine.write_bytes(b"mine")
+    before = snapshot(c.out)
+    return Expect(c.pipeline("--overwrite"), ["only what fewlabels wrote", str(mine)], after=_unchanged(c.out, before),
+                  out_may_exist=True)
 
 
 # ---- 2: an image folder at --image-size 4096, checked before it is read

@@ -30,7 +30,7 @@ CHECKPOINT_NAME = re.compile(r"checkpoint-\d+\.pt")
 STRAY_NAME = re.compile(r"\..+\.tmp")  # an atomic write cut short by a kill
 EVALUATION_FILE, REPORT_FILE = "evaluation.json", "report.html"  # what evaluate and report write into a run folder
 OUTPUT_FILES = (EVALUATION_FILE, REPORT_FILE)
-PLOTS_FOLDER = "report"  # report's plots, <name>.png
+PLOTS_FOLDER = "report"  # report's plots, <name>.png for each name in evaluate.report.PLOTS
 FIRST_COLUMNS = ("step", "train_time_s", "lr", "loss")
 # settings that make a checkpoint another run's when config.yaml disagrees with it
 IDENTITY_SETTINGS = ("dataset", "model", "algorithm", "labels_per_class", "num_labels", "seed", "label_noise", "noise_type",
@@ -116,16 +116,20 @@ class RunFolder:
 
     def contents(self) -> tuple[list[Path], list[Path]]:
         """(what fewlabels wrote here, everything else): run files, strays, evaluate's and report's outputs
-        (with report's plots); the rest (a user's file, a folder, a link) is listed by its path here."""
+        (with report's plots, by the names report gives them); the rest (a user's file, another picture in report/, a
+        folder, a link) is listed by its path here."""
+        from fewlabels.evaluate.report import PLOTS  # the names of report's plots
+
         own, other = [], []
         if not self.path.is_dir():
             return own, other
+        plots = {f"{name}.png" for name in PLOTS}
         for entry in sorted(self.path.iterdir()):
             if entry.is_symlink():
                 other.append(entry)
             elif entry.is_dir() and entry.name == PLOTS_FOLDER:
                 for plot in sorted(entry.iterdir()):
-                    ours = plot.suffix == ".png" and plot.is_file() and not plot.is_symlink()
+                    ours = plot.name in plots and plot.is_file() and not plot.is_symlink()
                     (own if ours else other).append(plot)
             elif entry.is_file() and (is_run_file(entry.name) or STRAY_NAME.fullmatch(entry.name) or entry.name in OUTPUT_FILES):
                 own.append(entry)
