@@ -61,9 +61,6 @@ BEING_FIXED: dict[tuple[str, str, str], str] = {
 # Failures found by this sweep and not yet fixed: strict xfail, so a fix shows up as XPASS and the entry goes.
 OVERWRITES = "overwrites a user's file (or replaces a user's symlink) at the output path; see test_user_files_safe.py"
 FOUND: dict[tuple[str, str, str], str] = {
-    **{("train", flag, "above"): f"{flag} past float32's range (7e306) passes validate() and ends in torch's SGD: "
-                                 "RuntimeError 'value cannot be converted to type float without overflow', a traceback"
-       for flag in ("--lr", "--momentum", "--weight-decay")},
     ("train", "--out", "symlink-loop"): "--out onto a symlink loop: FileExistsError traceback from mkdir",
     ("pipeline", "--out", "symlink-loop"): "--out onto a symlink loop: a traceback",
     ("demo", "--out", "symlink-loop"): "--out onto a symlink loop: FileExistsError traceback (from pipeline's mkdir)",
@@ -77,7 +74,6 @@ FOUND: dict[tuple[str, str, str], str] = {
 
 # Cases that run for minutes instead of failing fast: xfail without running them (no strictness possible).
 HANGS: dict[tuple[str, str, str], str] = {
-    ("pipeline", "--resume", "empty"): "--resume '' is taken as no --resume: a full default Fashion-MNIST pipeline starts",
 }
 
 # Commands that echo what they run on stderr before it runs (by design): their error is the one "fewlabels: error:" line.

@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
 
     given = {k: getattr(args, k) for k in ("dataset", "data_dir", "labels_per_class", "num_labels", "val_per_class",
                                            "model", "image_size", "seed", "device") if getattr(args, k) is not None}
-    if args.resume:
+    if args.resume == "":
+        raise FewLabelsError("--resume needs the folder of the pipeline to continue, got ''.")
+    if args.resume is not None:
         stage_flags = [f"{s}_iterations" for s in ("pretrain", "finetune", "distill")] + ["pretrain_algorithm", "finetune_algorithm"]
         if given or args.stage or args.out is not None or args.overwrite or any(getattr(args, f) is not None for f in stage_flags):
             raise FewLabelsError("--resume continues a pipeline with its own settings; give no other setting with it.")

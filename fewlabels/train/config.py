@@ -27,6 +27,8 @@ def setting(default: Any, help: str, **meta: Any) -> Any:
 MAX_STEPS = 100_000_000
 MAX_SAMPLES = 100_000_000
 MAX_SEED = 2**32 - 1
+MAX_LR = 100.0  # beyond any learning rate that trains; larger values (3.5e38) overflow float32 inside the optimizer
+MAX_WEIGHT_DECAY = 1.0
 
 
 def bounds_text(low: int, high: int) -> str:
@@ -149,10 +151,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
                 fail(name, "a finite number")
-        if self.lr <= 0:
-            fail("lr", "greater than 0")
-        if self.weight_decay < 0 or self.momentum < 0:
-            fail("weight_decay" if self.weight_decay < 0 else "momentum", "0 or more")
+        if not 0 < self.lr <= MAX_LR:
+            fail("lr", f"greater than 0 and at most {MAX_LR:g}")
+        if not 0 <= self.weight_decay <= MAX_WEIGHT_DECAY:
+            fail("weight_decay", f"0 or more and at most {MAX_WEIGHT_DECAY:g}")
+        if not 0 <= self.momentum < 1:
+            fail("momentum", "in [0, 1) (1 or more makes SGD diverge)")
         if not 0.0 <= self.ema_decay < 1.0:
             fail("ema_decay", "in [0, 1)")
         for name in ("label_noise", "imbalance_ratio"):
@@ -170,8 +174,8 @@ class TrainConfig:
         if (self.freeze_backbone or self.init_head) and self.init is None:
             fail("freeze_backbone" if self.freeze_backbone else "init_head", "used with --init (there is no encoder to keep)")
         if not isinstance(self.backbone_lr_scale, numbers.Real) or isinstance(self.backbone_lr_scale, bool) or \
-                not math.isfinite(self.backbone_lr_scale) or self.backbone_lr_scale < 0:
-            fail("backbone_lr_scale", "a finite number of 0 or more")
+                not math.isfinite(self.backbone_lr_scale) or not 0 <= self.backbone_lr_scale <= MAX_LR:
+            fail("backbone_lr_scale", f"a number of 0 or more and at most {MAX_LR:g}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             fail("device", "'auto', 'cpu' or 'cuda[:N]'")
 
