@@ -234,3 +234,105 @@ def test_tiny_data_is_judged_or_said_not_to_be(n):
     assert len(report["candidates"]) == 10
     if n < 20:
         assert any("nothing was judged" in note for note in report["notes"])
+
+
+# ---- issue 32: verdicts with their uncertainty, a bounded analysis, and two refusals of the command
+
+def test_resamples_that_disagree_make_the_verdict_uncertain():
+    from fewlabels.symmetry.analysis import UNCERTAIN, vote
+
+    point = (SYMMETRIC, "told apart 50%")
+    split = [(SYMMETRIC, "a")] * 7 + [(CHANGES, "b")] * 5
+    verdict, reason, votes = vote(point, split)
+    assert verdict == UNCERTAIN and votes == {SYMMETRIC: 7, CHANGES: 5} and "7 of 12" in reason
+    assert vote(point, [(SYMMETRIC, "a")] * 10 + [(CHANGES, "b")] * 2)[0] == SYMMETRIC
+
+
+def test_auto_leaves_uncertain_flips_out_and_names_the_flag_that_decides():
+    from fewlabels.symmetry.analysis import UNCERTAIN
+    from fewlabels.symmetry.choice import describe
+
+    report = {"candidates": [{"name": n, "verdict": KEEPS if n == "hflip" else UNCERTAIN if n == "transpose" else CHANGES}
+                             for n in DIHEDRAL]}
+    made = choose(report)
+    assert made["symmetries"] == ["hflip"] and made["uncertain"] == ["transpose"]
+    assert made["sla_group"] == "rot4"  # uncertain is not "distinguishable and label-changing" either
+    line = describe(made)
+    assert "uncertain: transpose" in line and "--augment hflip,transpose" in line
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_data_in_random_orientation_is_not_called_label_changing_under_its_own_symmetry(seed):
+    from fewlabels.symmetry.controls import random_orientation
+
+    rows = by_name(report_on(random_orientation(data.load("digits"), "transposed", seed), seed, 4, ["transpose"]))
+    assert rows["transpose"]["verdict"] != CHANGES
+    assert rows["transpose"]["distinguishability_sd"] < 0.05  # thousands of images: a tight label-free score
+
+
+def test_two_labels_per_class_of_mirror_image_classes_are_uncertain_not_symmetric():
+    from fewlabels.symmetry.analysis import UNCERTAIN
+
+    rows = by_name(report_on(mirror_pairs(0), 0, 2, ["hflip"]))
+    assert rows["hflip"]["verdict"] == UNCERTAIN
+    assert sum(rows["hflip"]["votes"].values()) == 12
+
+
+def test_every_score_has_a_spread_and_a_vote():
+    report = report_on(data.load("digits"), 0, 4, ["hflip", "rotate"])
+    for row in report["candidates"]:
+        assert {"distinguishability_sd", "agreement_sd", "votes", "collision_share"} <= set(row)
+        assert {"delta_loglik_sd", "accuracy_drop_sd"} <= set(row["invariance"])
+        assert "resamples agree" in row["reason"] or row["verdict"] == "uncertain"
+
+
+def test_a_large_label_count_is_subsampled_per_class_and_the_estimate_comes_first():
+    from fewlabels.symmetry.analysis import MAX_PER_CLASS
+
+    src = data.load("digits")
+    said = []
+    x, y = src.train.x, src.train.y  # every image labeled: ~135 per class
+    report = analyse(x, x, y, src.train.classes, ["hflip"], seed=0, progress=said.append)
+    assert report["labeled"] == len(y) and report["labeled_used"] <= MAX_PER_CLASS * 10
+    assert any("labels used" in n for n in report["notes"])
+    assert said and said[0].startswith("symmetry analysis:") and "about" in said[0]
+
+
+def test_analyse_split_copies_only_the_labels_it_uses(monkeypatch):
+    from fewlabels.symmetry import choice as choice_mod
+    from fewlabels.symmetry.analysis import MAX_PER_CLASS
+
+    seen = {}
+
+    def fake(pool, xl, yl, classes, **kw):
+        seen["labels"] = len(yl)
+        return {"format": 0, "seconds": 0.0, "notes": [], "candidates": []}
+
+    monkeypatch.setattr(choice_mod, "analyse", fake)
+    src = data.load("digits")
+    labeled = torch.arange(len(src.train.y)).numpy()
+    choice_mod.analyse_split(src.train.x, src.train.y, labeled, labeled[:0], src.train.classes, use_cache=False)
+    assert seen["labels"] <= MAX_PER_CLASS * 10
+
+
+def _bad_seed(c):
+    from test_bad_input import Expect
+
+    return Expect(["symmetries", "--dataset", "digits", "--seed", "-1", "--out", c.out], ["--seed", "-1"])
+
+
+def _empty_out(c):
+    from test_bad_input import Expect
+
+    return Expect(["symmetries", "--dataset", "digits", "--out", ""], ["--out is empty"])
+
+
+@pytest.mark.parametrize("make", [_bad_seed, _empty_out], ids=["seed-negative", "out-empty"])
+def test_symmetries_refuses_in_one_sentence(make, tmp_path, capsys, monkeypatch, request):
+    from test_bad_input import Ctx, assert_one_line_error, run_main
+
+    monkeypatch.chdir(tmp_path)
+    expect = make(Ctx(tmp_path, request))
+    code, out, err = run_main(expect.argv, capsys)
+    assert_one_line_error(code, out, err, expect.fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "nothing may be written"

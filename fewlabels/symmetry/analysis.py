@@ -98,16 +98,16 @@ COLLISION_MIN = 4  # images moved between the two, at least
 EXAMPLES = 4  # example images per collision (indices into the images given)
 
 
-def _features(x: torch.Tensor, blur: bool = False) -> np.ndarray:
+def _features(x: torch.Tensor, blur: bool = False, contrast: bool = False) -> np.ndarray:
     """Float images (N, C, H, W) in 0..1 -> (blurred,) average-pooled, flattened pixels (N, D).
 
-    Blurred (the classifiers of the labels), the local contrast (squared difference from the blur, pooled the same
-    way) is appended: what tells textures apart, which no linear function of the pixels does. Blur, contrast and
-    pooling all commute with the flips and quarter turns."""
+    Blurred (the classifiers of the labels); with ``contrast`` (the held-out classifiers) the local contrast
+    (squared difference from the blur, pooled the same way) is appended: what tells textures apart, which no
+    linear function of the pixels does. Blur, contrast and pooling all commute with the flips and quarter turns."""
     parts = [x]
     if blur:
         smooth = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-        parts = [smooth, 4 * (x - smooth) ** 2]
+        parts = [smooth, 4 * (x - smooth) ** 2] if contrast else [smooth]
     side = max(x.shape[2], x.shape[3])
     k = max(1, -(-side // MAX_SIDE))
     if k > 1:
@@ -462,7 +462,10 @@ def analyse(x_pool: torch.Tensor, x_labeled: torch.Tensor | None, y_labeled: tor
             judge = _fit(_logreg(), np.concatenate([xl_b[li], other_b[ui]]), np.concatenate([yl[li], spread]))
             judges.append(judge)
             judged_other.append(judge.predict(other_b))
-        # cross-validation over the labels, the fold's spread labels on a few unlabeled images helping
+        # cross-validation over the labels (pixels and local contrast), the fold's spread labels on a few unlabeled
+        # images helping
+        cv = _standardizer(_features(pool, blur=True, contrast=True))
+        xl_b, other_b = cv(_features(xl, blur=True, contrast=True)), cv(_features(other, blur=True, contrast=True))
         fold, k = folds(yl, seed)
         helpers = other[:INVARIANCE_POOL]
         spread_cv = pseudo_labels(xl_b, yl, other_b[:INVARIANCE_POOL], fold, k)
@@ -485,11 +488,11 @@ def analyse(x_pool: torch.Tensor, x_labeled: torch.Tensor | None, y_labeled: tor
         row: dict[str, Any] = {"name": name, "kind": "square symmetry" if name in DIHEDRAL else SMALL[name],
                                "distinguishability": round(acc, 4), "distinguishability_sd": _sd(dist_r), "chance": 0.5}
         if labeled_ok:
-            views = [blurred(_features(v, blur=True)) for v in _group_images(xl, name, g)]
-            pool_views = [other_b[:INVARIANCE_POOL]] + [blurred(_features(v, blur=True))
+            views = [cv(_features(v, blur=True, contrast=True)) for v in _group_images(xl, name, g)]
+            pool_views = [other_b[:INVARIANCE_POOL]] + [cv(_features(v, blur=True, contrast=True))
                                                          for v in _group_images(helpers, name, g)[1:]]
             inv_p = cross_validated(views, yl, fold, k, len(classes), pool_views, spread_cv)
-            moved_p = held_out(base_models, [blurred(_features(g(xl), blur=True))], fold, len(classes))
+            moved_p = held_out(base_models, [cv(_features(g(xl), blur=True, contrast=True))], fold, len(classes))
             moved_b = blurred(_features(moved, blur=True))
             looks_real = near_real(real_b, moved_b)
             back = COLLISION_BACK_SYMMETRIC if acc < SYMMETRIC_BELOW else COLLISION_BACK
