@@ -11,6 +11,7 @@ from fewlabels.commands import (
     embed,
     evaluate,
     export,
+    label,
     merge_labels,
     pipeline,
     predict,
@@ -22,7 +23,7 @@ from fewlabels.commands import (
 )
 
 MODULES = (train, pipeline, demo, augment_preview, symmetries, evaluate, probe, embed, predict, report, export, datasets,
-           suggest, merge_labels, check_labels)
+           suggest, merge_labels, check_labels, label)
 COMMANDS = {m.NAME: m for m in MODULES}
 
 __all__ = ["COMMANDS", "MODULES"]
