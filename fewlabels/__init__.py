@@ -1,6 +1,6 @@
 """fewlabels: accurate classifiers from a few labels plus lots of unlabeled data."""
 
-__version__ = "0.2.0"
+from fewlabels.version import __version__
 
 __all__ = ["Run", "check_labels", "fit", "load", "pipeline", "suggest", "__version__"]
 

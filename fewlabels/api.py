@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fewlabels import __version__, algorithms
+from fewlabels import algorithms
 from fewlabels.data import Dataset, DataSource
 from fewlabels.data.arrays import _as_numpy, features_to_float, images_to_uint8_nchw, labels_to_int64
 from fewlabels.data.given import given_source, given_test_set
@@ -34,6 +34,7 @@ from fewlabels.train import RunFolder, TrainConfig, Trainer, prepare
 from fewlabels.train.checkpoint import ema_weights, read_checkpoint
 from fewlabels.train.run_folder import build_model, folder_of, resolve_run
 from fewlabels.utils.io import atomic_torch_save
+from fewlabels.version import __version__
 
 MODEL_FORMAT = 1  # the layout of a file written by Run.save
 PREDICT_BATCH = 1024

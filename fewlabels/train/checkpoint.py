@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from fewlabels import __version__
 from fewlabels.errors import FewLabelsError
+from fewlabels.version import __version__
 
 CHECKPOINT_FORMAT = 2
 READABLE_FORMATS = (1, 2)

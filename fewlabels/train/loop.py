@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from fewlabels import __version__, augment, models
+from fewlabels import augment, models
 from fewlabels.algorithms import Algorithm, SetupContext, check_context
 from fewlabels.data import DataSource
 from fewlabels.errors import FewLabelsError
@@ -33,6 +33,7 @@ from fewlabels.train.records import log_scalars, results_record, tensorboard_wri
 from fewlabels.train.run_folder import RunFolder, build_model, resolve_run
 from fewlabels.train.signals import StopSignals, TrainingError, TrainingInterrupted
 from fewlabels.utils.memory import keep_freed_memory
+from fewlabels.version import __version__
 
 PROGRESS_FIGURES = ("test_acc", "knn_acc", "emb_spread")  # the last evaluation's figures the progress bar shows
 

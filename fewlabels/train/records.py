@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from fewlabels import __version__
 from fewlabels.evaluate import accuracy, summarize
 from fewlabels.evaluate.representation import COLLAPSE_BELOW
+from fewlabels.version import __version__
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
