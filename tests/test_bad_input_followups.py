@@ -92,10 +92,10 @@ def _no_image_decoded(c: PCtx) -> None:
 
 @case("image-folder-at-4096-beyond-memory")  # read and resized first (1 GiB here), then refused by the step check
 def _(c: PCtx) -> Expect:
-    import fewlabels.train.footprint
+    import fewlabels.data.resize
 
     root = image_folder(c.tmp / "imgs")  # 8 gray 10x10 images
-    c.monkeypatch.setattr(fewlabels.train.footprint, "available_bytes", lambda device: 64 * 2**20)
+    c.monkeypatch.setattr(fewlabels.data.resize, "available_bytes", lambda device: 64 * 2**20)
     _no_image_decoded(c)
     return Expect(c.train("--dataset", root, "--image-size", "4096"),
                   [f"Reading the images of {root} at 4096x4096 px needs at least 128.0 MiB", "8 images of 1x4096x4096",
@@ -104,12 +104,12 @@ def _(c: PCtx) -> Expect:
 
 @case("image-folder-pair-counts-the-test-images")  # train + test: both held at the new size
 def _(c: PCtx) -> Expect:
-    import fewlabels.train.footprint
+    import fewlabels.data.resize
 
     root = c.tmp / "pair"
     image_folder(root / "train")
     image_folder(root / "test", unlabeled=0)
-    c.monkeypatch.setattr(fewlabels.train.footprint, "available_bytes", lambda device: 200 * 2**20)  # 8 fit, 14 do not
+    c.monkeypatch.setattr(fewlabels.data.resize, "available_bytes", lambda device: 200 * 2**20)  # 8 fit, 14 do not
     _no_image_decoded(c)
     return Expect(c.train("--dataset", root, "--image-size", "4096"), ["at 4096x4096 px", "14 images", "224.0 MiB"])
 

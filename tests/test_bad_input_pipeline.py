@@ -173,9 +173,9 @@ def _(c: PCtx) -> Expect:
 
 @case("image-size-beyond-memory")  # 8 px digits at 4096 px passed the check, then asked the allocator for 90 GB
 def _(c: PCtx) -> Expect:
-    import fewlabels.train.footprint
+    import fewlabels.data.resize
 
-    c.monkeypatch.setattr(fewlabels.train.footprint, "available_bytes", lambda device: 16 * 2**30)
+    c.monkeypatch.setattr(fewlabels.data.resize, "available_bytes", lambda device: 16 * 2**30)
     return Expect(c.train("--image-size", "4096"), ["Resizing the images to 4096x4096 px needs at least", "GiB",
                                                     "1797 images", "this machine has 16.0 GiB", "lower --image-size"])
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from fewlabels.data.dataset import Dataset, DataSource
-from fewlabels.data.resize import fitted_size
+from fewlabels.data.resize import check_resize, fitted_size
 from fewlabels.errors import FewLabelsError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -168,9 +168,8 @@ def load(root: str | os.PathLike, image_size: tuple[int, int] | None = None, sid
     """An image folder; ``side`` (with ``shrink_only``) sizes the images as they are read, see ``resize.fitted_size``.
 
     Every file is listed, and the size the images get decided from their headers, before any image is decoded: a
-    copy at that size which cannot fit in memory (``--image-size 4096``) is refused first (``footprint.check_resize``).
+    copy at that size which cannot fit in memory (``--image-size 4096``) is refused first (``resize.check_resize``).
     """
-    from fewlabels.train.footprint import check_resize  # the one arithmetic of a resized copy's memory
 
     root = Path(root)
     pair = (root / TRAIN).is_dir() and (root / TEST).is_dir()

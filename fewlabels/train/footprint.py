@@ -16,15 +16,13 @@ The step is then checked at the new size, against the memory the resized data le
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from fewlabels.data.resize import RESIZE_CHUNK
 from fewlabels.errors import FewLabelsError
-from fewlabels.utils.memory import available_bytes
+from fewlabels.utils.memory import available_bytes, human
 
 PARAM_COPIES = 4  # weights, gradients, SGD momentum, the EMA model
 
@@ -72,36 +70,6 @@ def step_footprint(model: nn.Module, sample_shape: tuple[int, ...], views: dict[
     params = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
     floats = images * per_sample + images * activation_numel(model, sample_shape) // max(1, world) + PARAM_COPIES * params
     return Footprint(images, 4 * floats)
-
-
-def human(n: float) -> str:
-    """Bytes as a person reads them: 590.6 GiB."""
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PiB"
-
-
-def check_resize(count: int, channels: int, size: tuple[int, int], reading: str | os.PathLike | None = None) -> int:
-    """Refuse, before resizing, ``count`` images whose copy at ``size`` (kept for the whole run, as bytes) and the
-    resize's float working copy cannot fit in this machine's memory; returns the resized copy's bytes.
-
-    ``reading``: the image folder whose files are resized as they are read (``data.folder.load``), one at a time
-    into the copy, so there is no working copy to count; checked from the files' count and headers, before any
-    image is decoded.
-    """
-    per_image = channels * size[0] * size[1]
-    held = count * per_image
-    need = held + (0 if reading is not None else 4 * min(count, RESIZE_CHUNK) * per_image)
-    have = available_bytes(None)  # the data lives in the machine's memory, not on a GPU
-    if have is not None and need > have:
-        doing = f"Reading the images of {reading} at" if reading is not None else "Resizing the images to"
-        working = "" if reading is not None else ", and the resize's working copy"
-        raise FewLabelsError(f"{doing} {size[0]}x{size[1]} px needs at least {human(need)} ({count} images of "
-                             f"{channels}x{size[0]}x{size[1]} held in memory{working}), but this machine has "
-                             f"{human(have)} of memory available; lower --image-size.")
-    return held
 
 
 def check_memory(model: nn.Module, sample_shape: tuple[int, ...], views: dict[str, list[str]], batch_size: int,

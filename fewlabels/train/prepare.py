@@ -15,13 +15,13 @@ from fewlabels import data as data_mod
 from fewlabels.algorithms import Algorithm
 from fewlabels.data import Dataset, DataSource, Split
 from fewlabels.data.arrays import warn_constant_columns
-from fewlabels.data.resize import default_image_side, fitted_size, resize_images
+from fewlabels.data.resize import check_resize, default_image_side, fitted_size, resize_images
 from fewlabels.data.split import default_labels_per_class, describe_split
 from fewlabels.data.variants import apply_variants
 from fewlabels.errors import FewLabelsError
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.distributed import init_from_env, rank_and_world
-from fewlabels.train.footprint import check_memory, check_resize
+from fewlabels.train.footprint import check_memory
 from fewlabels.train.run_folder import RunFolder
 
 

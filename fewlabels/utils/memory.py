@@ -71,3 +71,12 @@ def available_bytes(device=None) -> int | None:
         except (ValueError, OSError, AttributeError):
             return None
     return min(found)
+
+
+def human(n: float) -> str:
+    """Bytes as a person reads them: 590.6 GiB."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
