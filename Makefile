@@ -10,7 +10,7 @@ STAMP := $(VENV)/.fewlabels-installed
 TORCH_VERSION := 2.13.0
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-kernels lint bench data clean
+.PHONY: demo test test-kernels test-browser browser lint bench data clean
 
 # make demo runs the pretrain / fine-tune / distil pipeline; make demo DEMO_FLAGS=--fixmatch runs FixMatch alone
 
@@ -43,6 +43,28 @@ test: $(STAMP)
 test-kernels: $(STAMP)
 	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -q -m kernels
 	ATEN_CPU_CAPABILITY=avx2 $(PY) -m pytest -q -m kernels
+
+# the labeling page in a real browser: Debian's chromium + chromium-driver (installed here when root with apt-get, as
+# `data` does for the dataset), the app extra and Selenium in .venv; the tests skip where no browser can be had
+APP_STAMP := $(VENV)/.fewlabels-app-installed
+
+$(APP_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,app]" "selenium>=4.20"
+	touch $(APP_STAMP)
+
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  true; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's chromium and chromium-driver ..."; \
+	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
+	    echo "Could not install chromium; the browser tests will skip."; \
+	else \
+	  echo "chromium is missing: run 'sudo apt-get install chromium chromium-driver'; the browser tests skip."; \
+	fi
+
+test-browser: $(APP_STAMP) browser
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_label_app_browser.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fewlabels tests bench

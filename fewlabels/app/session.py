@@ -306,9 +306,9 @@ class LabelSession:
                 review["suspects"] = [r for r in rows if r["flagged"]]
                 for c in trained.classes:
                     mine = [r for r in rows if r["given"] == c]
-                    agree = sum(r["suspected"] == c for r in mine)
-                    review["per_class"].append({"class": c, "labels": len(mine), "flagged": sum(r["flagged"] for r in mine),
-                                                "agreement": agree / len(mine) if mine else None})
+                    flagged = sum(r["flagged"] for r in mine)  # another class likelier out of sample
+                    review["per_class"].append({"class": c, "labels": len(mine), "flagged": flagged,
+                                                "agreement": 1 - flagged / len(mine) if mine else None})
             except FewLabelsError as exc:
                 review["note"] = str(exc)
             with self._lock:

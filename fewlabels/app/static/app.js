@@ -207,7 +207,7 @@ function renderTrain() {
   box.innerHTML = "";
   if (r.state === "computing") box.textContent = "checking the labels and choosing the next picks ...";
   if (r.state === "ready") {
-    let html = "<h3>Per class (check-labels, out of sample)</h3><table><tr><th>class</th><th>labels</th><th>agreement</th><th>suspects</th></tr>";
+    let html = "<h3>Per class (check-labels, out of sample)</h3><table><tr><th>class</th><th>labels</th><th>not doubted</th><th>suspects</th></tr>";
     for (const c of r.per_class) {
       html += `<tr><td>${esc(c.class)}</td><td>${c.labels}</td><td>${c.agreement === null ? "" : (100 * c.agreement).toFixed(0) + "%"}</td><td>${c.flagged}</td></tr>`;
     }
