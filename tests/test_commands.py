@@ -270,7 +270,9 @@ def test_report_is_self_contained_html_with_plots(run_dir, capsys):
 
 def test_report_bad_input_writes_nothing(run_dir, tmp_path, capsys):
     out = tmp_path / "r.html"
-    assert main(["report", str(run_dir), "--out", str(out), "--dataset", str(tmp_path / "missing.npz"), "--quiet"]) == 2
+    # --overwrite: an earlier test's report left its plots in run_dir/report/ (issue 27: replaced only when asked)
+    assert main(["report", str(run_dir), "--out", str(out), "--dataset", str(tmp_path / "missing.npz"), "--quiet",
+                 "--overwrite"]) == 2
     _one_line_error(capsys, "does not exist")
     assert _no_files_like(tmp_path, "r.html")
     assert main(["report", str(tmp_path / "nowhere"), "--quiet"]) == 2
@@ -297,7 +299,7 @@ def test_report_without_the_test_data_falls_back_to_results_json(digits_test, tm
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
 def test_report_renders_in_a_headless_browser(run_dir, tmp_path):
-    assert main(["report", str(run_dir), "--out", str(tmp_path / "r.html"), "--quiet"]) == 0
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "r.html"), "--quiet", "--overwrite"]) == 0  # plots again
     shot = tmp_path / "shot.png"
     cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",

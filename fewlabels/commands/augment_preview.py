@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fewlabels.commands.common import count
+from fewlabels.commands.common import add_overwrite, count
 from fewlabels.errors import FewLabelsError
 
 NAME = "augment-preview"
@@ -21,6 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("--strong-views", type=int, default=3, help=f"strong views per image (columns), 0 to {MAX_STRONG_VIEWS}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-hflip", action="store_true")
+    add_overwrite(p, "--out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from fewlabels import data
     from fewlabels.augment.preview import preview_grid
-    from fewlabels.utils.io import atomic_write_bytes, check_writable_dir
+    from fewlabels.utils.io import check_replaceable, check_writable_dir, write_output
 
     count(args.n, "--n", (1, MAX_ROWS))
     count(args.strong_views, "--strong-views", (0, MAX_STRONG_VIEWS))
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".png" or out.is_dir():
         raise FewLabelsError(f"--out must name a .png file, got {out}{' (a folder)' if out.is_dir() else ''}.")
     check_writable_dir(out.parent)
+    check_replaceable(out, args.overwrite)
     source = data.load(args.dataset, args.data_dir)
     if not source.train.is_image:
         raise FewLabelsError(f"{args.dataset} holds feature vectors, not images; there is nothing to preview.")
@@ -49,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
     grid = preview_grid(source.train.x[pick], hflip=hflip, strong_views=args.strong_views, seed=args.seed)
     buf = io.BytesIO()
     Image.fromarray(grid).save(buf, format="PNG")
-    atomic_write_bytes(out, buf.getvalue())
+    write_output(out, buf.getvalue(), "png")
     print(f"wrote {out}: {args.n} images; columns: original, weak, {args.strong_views} strong views")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fewlabels.commands.common import add_data_flags, add_run_dir, add_seed, load_run, output_file, positive
+from fewlabels.commands.common import add_data_flags, add_overwrite, add_run_dir, add_seed, load_run, output_file, positive
 
 NAME = "check-labels"
 HELP = "rank a run's labeled samples by how doubtful their given label looks (out-of-sample predictions)"
@@ -18,6 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--top", type=int, default=20, help="rows to print (default 20; the CSV has every labeled sample)")
     add_seed(p, "seed of the folds and augmented views")
     p.add_argument("--out", metavar="LABELS.csv", help="the CSV to write (default RUN_DIR/check-labels.csv)")
+    add_overwrite(p, "--out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,12 +27,12 @@ def run(args: argparse.Namespace) -> int:
 
     from fewlabels.select.rounds import check_outside_images
     from fewlabels.select.suggest import check_run
-    from fewlabels.utils.io import atomic_write_text
+    from fewlabels.utils.io import write_output
 
     positive(args.top, "--top")
     default = Path(args.run_dir) / "check-labels.csv" if Path(args.run_dir).is_dir() else \
         Path(f"{args.run_dir}.check-labels.csv")
-    out = output_file(default if args.out is None else args.out, ".csv")
+    out = output_file(default if args.out is None else args.out, ".csv", overwrite=args.overwrite)
     trained = load_run(args.run_dir)
     check_outside_images(out, args.dataset or trained.config.dataset, "--out")
     result = check_run(trained, args.run_dir, args.dataset, args.data_dir, args.seed)
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     writer = csv.DictWriter(buf, fieldnames=list(result.rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(result.rows)
-    atomic_write_text(out, buf.getvalue())
+    write_output(out, buf.getvalue(), "csv")
     print(f"{result.flagged} of {result.num_labeled} given labels of {result.dataset} look wrong "
           "(another class is likelier out of sample)")
     print(f"{'rank':>4}  {'sample':<32} {'given':<12} {'suspected':<12} {'score':>7}")

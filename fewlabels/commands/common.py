@@ -147,12 +147,19 @@ def add_seed(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--seed", type=whole_number("seed"), default=0, metavar="N", help=f"{what} (default 0)")
 
 
-def output_file(path: str | os.PathLike, suffix: str, flag: str = "--out") -> Path:
+def add_overwrite(p: argparse.ArgumentParser, what: str = "the output file") -> None:
+    """``--overwrite``, declared once for every command that writes a file: it replaces only what fewlabels wrote."""
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace {what} when it already exists and fewlabels wrote it (a file of yours is never replaced)")
+
+
+def output_file(path: str | os.PathLike, suffix: str, flag: str = "--out", overwrite: bool = False) -> Path:
     """Check an output file can be written before any work, so a typo does not cost an evaluation.
 
     Missing parent folders are fine (the write creates them); an empty name is refused, not taken as the default.
+    An existing file is refused unless fewlabels wrote it and ``overwrite`` is given (``io.check_replaceable``).
     """
-    from fewlabels.utils.io import check_writable_dir
+    from fewlabels.utils.io import check_replaceable, check_writable_dir
 
     if not str(path):
         raise FewLabelsError(f"{flag} is empty; give a file name such as out{suffix}.")
@@ -160,6 +167,7 @@ def output_file(path: str | os.PathLike, suffix: str, flag: str = "--out") -> Pa
     if path.is_dir():
         raise FewLabelsError(f"{flag} must name a file, but {path} is a folder; e.g. {path / ('out' + suffix)}.")
     check_writable_dir(path.parent)
+    check_replaceable(path, overwrite, flag)
     return path
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fewlabels.commands.common import add_data_flags, add_run_dir, output_file, run_and_data
+from fewlabels.commands.common import add_data_flags, add_overwrite, add_run_dir, output_file, run_and_data
 
 NAME = "embed"
 HELP = "write a run's features of a dataset as an .npz (X, y, X_test, y_test, classes) that train --dataset reads"
@@ -15,6 +15,7 @@ def add_parser(sub) -> None:
     add_run_dir(p)
     add_data_flags(p, "the data to embed (default: the run's own)")
     p.add_argument("--out", required=True, metavar="EMB.npz", help="the .npz file to write")
+    add_overwrite(p, "--out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,17 +25,17 @@ def run(args: argparse.Namespace) -> int:
 
     from fewlabels.errors import FewLabelsError
     from fewlabels.evaluate.probe import embeddings_npz
-    from fewlabels.utils.io import atomic_write_bytes
+    from fewlabels.utils.io import write_output
 
     if not args.out.endswith(".npz"):
         raise FewLabelsError(f"--out must name an .npz file, got {args.out}.")
-    out = output_file(args.out, ".npz")
+    out = output_file(args.out, ".npz", overwrite=args.overwrite)
     trained, source = run_and_data(args.run_dir, args.dataset, args.data_dir, "embed")
     cfg = trained.config
     arrays = embeddings_npz(trained.model, source, channels_last=trained.is_image and cfg.channels_last)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    atomic_write_bytes(out, buf.getvalue())
+    write_output(out, buf.getvalue(), "npz")
     print(f"{len(arrays['X'])} training and {len(arrays.get('X_test', []))} test samples of {source.train.name} as "
           f"{arrays['X'].shape[1]}-d features written to {out}")
     return 0

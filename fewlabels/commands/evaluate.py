@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fewlabels.commands.common import add_quiet, add_run_dir, count, load_run, output_file
+from fewlabels.commands.common import add_overwrite, add_quiet, add_run_dir, count, load_run, output_file
 
 NAME = "evaluate"
 HELP = "score a trained model: accuracy, per-class, macro-F1, calibration (ECE), confusion"
@@ -17,6 +17,7 @@ def add_parser(sub) -> None:
                    "of class subfolders, or an .npz (X_test/y_test, or fully labeled X/y)")
     p.add_argument("--data-dir", help="folder holding the dataset's files")
     p.add_argument("--json", metavar="OUT.json", help="where to write the results (default RUN_DIR/evaluation.json)")
+    add_overwrite(p, "--json")
     p.add_argument("--batch-size", type=int, default=512)
     add_quiet(p)
 
@@ -24,13 +25,13 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from fewlabels.evaluate.report import format_evaluation
     from fewlabels.evaluate.runs import default_evaluation_path, evaluate_run
-    from fewlabels.utils.io import atomic_write_json
+    from fewlabels.utils.io import write_output_json
 
     count(args.batch_size, "--batch-size", "eval_batch_size")
-    out = output_file(default_evaluation_path(args.run_dir) if args.json is None else args.json, ".json", "--json")
+    out = output_file(default_evaluation_path(args.run_dir) if args.json is None else args.json, ".json", "--json", args.overwrite)
     trained = load_run(args.run_dir)
     record = evaluate_run(trained, args.run_dir, args.dataset, args.data_dir, args.batch_size, args.quiet).record
-    atomic_write_json(out, record)  # before printing: a closed pipe (| head) must not cost the file
+    write_output_json(out, record)  # before printing: a closed pipe (| head) must not cost the file
     print(f"{args.run_dir} ({trained.config.algorithm}, {trained.config.model}) evaluated on {record['dataset']}, "
           f"from {record['data_origin']}")
     print(format_evaluation(record))

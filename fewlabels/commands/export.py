@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fewlabels.commands.common import add_run_dir, load_run, output_file
+from fewlabels.commands.common import add_overwrite, add_run_dir, load_run, output_file
 
 NAME = "export"
 HELP = "save the model as TorchScript (or ONNX) for serving without fewlabels"
@@ -15,12 +15,14 @@ def add_parser(sub) -> None:
     add_run_dir(p)
     p.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript")
     p.add_argument("--out", help="the file to write (default RUN_DIR/model.ts or model.onnx)")
+    add_overwrite(p, "--out")
 
 
 def run(args: argparse.Namespace) -> int:
     from fewlabels import export
 
-    out = output_file(export.default_path(args.run_dir, args.format) if args.out is None else args.out, export.FORMATS[args.format])
+    out = output_file(export.default_path(args.run_dir, args.format) if args.out is None else args.out, export.FORMATS[args.format],
+                      overwrite=args.overwrite)
     if args.format == "onnx":
         export.require_onnx()  # before loading the model
     trained = load_run(args.run_dir)

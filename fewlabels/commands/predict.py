@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fewlabels.commands.common import add_quiet, add_run_dir, count, load_run, output_file
+from fewlabels.commands.common import add_overwrite, add_quiet, add_run_dir, count, load_run, output_file
 
 NAME = "predict"
 HELP = "classify images or an .npy array and write a CSV of classes and probabilities"
@@ -15,6 +15,7 @@ def add_parser(sub) -> None:
     add_run_dir(p)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="an image folder (searched recursively), image files, or one .npy array")
     p.add_argument("--out", required=True, metavar="PREDS.csv", help="the CSV to write")
+    add_overwrite(p, "--out")
     p.add_argument("--batch-size", type=int, default=256)
     add_quiet(p)
 
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from fewlabels.evaluate.predictions import check_inputs, predict_inputs, write_predictions_csv
 
     batch_size = count(args.batch_size, "--batch-size", "eval_batch_size")
-    out = output_file(args.out, ".csv")
+    out = output_file(args.out, ".csv", overwrite=args.overwrite)
     check_inputs(args.inputs)
     predictions = predict_inputs(load_run(args.run_dir), args.inputs, batch_size, args.quiet)
     write_predictions_csv(out, predictions)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fewlabels.commands.common import add_data_flags, add_run_dir, output_file, run_and_data, whole_number
+from fewlabels.commands.common import add_data_flags, add_overwrite, add_run_dir, output_file, run_and_data, whole_number
 
 NAME = "probe"
 MAX_SEEDS = 1000  # labeled splits to average: past this the probe runs for ever for no better mean
@@ -27,16 +27,17 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", type=whole_number((1, MAX_SEEDS)), default=1, metavar="N",
                    help=f"labeled splits to average, seeds run seed, +1, ... (default 1, at most {MAX_SEEDS})")
     p.add_argument("--json", metavar="OUT.json", help="where to write the results (default RUN_DIR/probe-<method>.json)")
+    add_overwrite(p, "--json")
 
 
 def run(args: argparse.Namespace) -> int:
     from fewlabels.evaluate.probe import probe
     from fewlabels.select.rounds import check_outside_images
-    from fewlabels.utils.io import atomic_write_json
+    from fewlabels.utils.io import write_output_json
 
     default_json = Path(args.run_dir) / f"probe-{args.method}.json" if Path(args.run_dir).is_dir() else \
         Path(f"{args.run_dir}.probe-{args.method}.json")
-    out = output_file(default_json if args.json is None else args.json, ".json", "--json")
+    out = output_file(default_json if args.json is None else args.json, ".json", "--json", args.overwrite)
     trained, source = run_and_data(args.run_dir, args.dataset, args.data_dir, "probe it on")
     check_outside_images(out, args.dataset or trained.config.dataset, "--json")
     cfg = trained.config
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     record = probe(trained.model, source, args.method, lpc, num, [cfg.seed + i for i in range(args.seeds)],
                    channels_last=trained.is_image and cfg.channels_last)
     record["run"] = str(args.run_dir)
-    atomic_write_json(out, record)
+    write_output_json(out, record)
     print(f"{args.method} probe of {args.run_dir} ({cfg.algorithm}, {cfg.model}, {record['feature_dim']}-d features) "
           f"on {record['dataset']}")
     print(f"{'seed':>6} {'labels':>7} {'accuracy':>9}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fewlabels.commands.common import add_quiet, add_run_dir, load_run, output_file
+from fewlabels.commands.common import add_overwrite, add_quiet, add_run_dir, load_run, output_file
 
 NAME = "report"
 HELP = "write an HTML report with learning curves, confusion matrix, calibration and mistakes"
@@ -17,17 +17,23 @@ def add_parser(sub) -> None:
     p.add_argument("--out", metavar="REPORT.html", help="the HTML file (default RUN_DIR/report.html); plots go to RUN_DIR/report/")
     p.add_argument("--dataset", help="test data to use when the run's own cannot be found (as for evaluate)")
     p.add_argument("--data-dir", help="folder holding the dataset's files")
+    add_overwrite(p, "--out and the plots in RUN_DIR/report/")
     add_quiet(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    from fewlabels.evaluate.report import PLOTS
     from fewlabels.evaluate.runs import check_report_dir, write_report
     from fewlabels.train.pipeline import stage_rows
-    from fewlabels.train.run_folder import resolve_run
+    from fewlabels.train.run_folder import PLOTS_FOLDER, resolve_run
+    from fewlabels.utils.io import check_replaceable
 
     given = check_report_dir(args.run_dir)
     run_dir = resolve_run(given)  # a pipeline folder: its final stage's run, with every stage side by side
-    out = output_file(given / "report.html" if args.out is None else args.out, ".html")
+    out = output_file(given / "report.html" if args.out is None else args.out, ".html", overwrite=args.overwrite)
+    for name in PLOTS:  # an earlier report's plots are replaced (or dropped) only when fewlabels wrote them
+        check_replaceable(run_dir / PLOTS_FOLDER / f"{name}.png", args.overwrite,
+                          instead=f"move it out of {run_dir / PLOTS_FOLDER}, where report writes its plots,")
     written = write_report(load_run(str(run_dir)), run_dir, out, args.dataset, args.data_dir, args.quiet,
                            stages=stage_rows(given))
     for warning in written.warnings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fewlabels.commands.common import add_seed, load_run, output_file, whole_number
+from fewlabels.commands.common import add_overwrite, add_seed, load_run, output_file, whole_number
 
 NAME = "suggest"
 HELP = "list the unlabeled samples most worth labeling next (typicality, coverage or uncertainty), as a CSV"
@@ -25,6 +25,7 @@ def add_parser(sub) -> None:
                    f"{SWITCH_PER_CLASS} labels per class or without a model, margin from there)")
     add_seed(p, "seed of the clustering and random draws")
     p.add_argument("--out", required=True, metavar="PICKS.csv", help="the CSV to write")
+    add_overwrite(p, "--out (picks.csv of an earlier suggest)")
     p.add_argument("--copy-to", metavar="DIR", help="image folders: copy the picks into DIR to sort into DIR/<class>/, "
                    "then run fewlabels merge-labels")
     p.add_argument("--link", action="store_true", help="with --copy-to: symbolic links instead of copies")
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise FewLabelsError(f"Unknown strategy '{args.strategy}': choose one of {', '.join(STRATEGIES)}.")
     if args.link and not args.copy_to:
         raise FewLabelsError("--link goes with --copy-to DIR.")
-    out = output_file(args.out, ".csv")
+    out = output_file(args.out, ".csv", overwrite=args.overwrite)
     rounds.check_outside_images(out, args.dataset, "--out")
     target = None
     if args.copy_to is not None:

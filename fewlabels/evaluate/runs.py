@@ -17,7 +17,7 @@ import torch
 from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate.inputs import LabeledSet, labeled_set
 from fewlabels.evaluate.report import PLOTS, build_report, evaluation_record, metric_floats
-from fewlabels.utils.io import atomic_write_bytes, atomic_write_text, check_writable_dir
+from fewlabels.utils.io import check_writable_dir, write_output
 
 
 def stream_logits(run, batches: Iterable[torch.Tensor], total: int, quiet: bool = True, desc: str = "") -> torch.Tensor:
@@ -123,8 +123,8 @@ def write_report(run, run_dir: str | os.PathLike, out: str | os.PathLike | None 
         if name not in pngs:
             (png_dir / f"{name}.png").unlink(missing_ok=True)
     for name, data in pngs.items():
-        atomic_write_bytes(png_dir / f"{name}.png", data)
-    atomic_write_text(out, html_text)
+        write_output(png_dir / f"{name}.png", data, "png")
+    write_output(out, html_text, "html")
     return WrittenReport(out, len(html_text), png_dir, list(pngs), warnings)
 
 

@@ -33,7 +33,8 @@ import numpy as np
 from fewlabels.data.arrays import labels_to_int64, read_npz
 from fewlabels.data.folder import RESERVED, TRAIN, UNLABELED, training_root
 from fewlabels.errors import FewLabelsError
-from fewlabels.utils.io import atomic_write_bytes, atomic_write_text, check_writable_dir
+from fewlabels.utils import provenance
+from fewlabels.utils.io import atomic_write_text, check_writable_dir, write_output
 
 CSV_COLUMNS = ("rank", "sample", "strategy", "reason", "score", "predicted", "confidence", "copy", "label")
 MANIFEST = ".fewlabels-copies.json"  # in a --copy-to folder: copy name -> the original's path under unlabeled/
@@ -73,7 +74,7 @@ def picks_csv(rows: list[dict]) -> str:
 
 def write_picks(path: str | os.PathLike, rows: list[dict]) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, picks_csv(rows))
+    write_output(path, picks_csv(rows), "csv")
 
 
 def check_copy_to(target: str | os.PathLike, root: Path | None, kind: str) -> Path:
@@ -348,7 +349,8 @@ def merge_npz(dataset: str | os.PathLike, labels_csv: str | os.PathLike, out: st
     for i, c in given.items():
         y[i] = c
     arrays["y"] = y
+    arrays.pop(provenance.MARK, None)  # an input fewlabels wrote (embed's): the output gets a mark of its own
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    atomic_write_bytes(out, buf.getvalue())
+    write_output(out, buf.getvalue(), "npz")
     return len(given)

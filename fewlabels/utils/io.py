@@ -81,3 +81,36 @@ def check_writable_dir(path: str | os.PathLike) -> None:
             writable = False
     if not writable:
         raise FewLabelsError(f"Output folder {path} is not writable (cannot write in {probe}); choose another --out folder.")
+
+
+def check_replaceable(path: str | os.PathLike, overwrite: bool, flag: str = "--out", instead: str | None = None) -> None:
+    """Refuse, before any work, an existing ``path`` unless fewlabels wrote it and ``overwrite`` allows replacing it.
+
+    Whether fewlabels wrote it is read from the file itself (``provenance.recognise``): a file without the mark
+    (the user's, a link, or one written before fewlabels marked its outputs) is never replaced, whatever the flags.
+    ``instead`` says how to proceed other than by removing it (default: choose another ``flag``).
+    """
+    from fewlabels.utils import provenance
+
+    path = Path(path)
+    instead = instead or f"choose another {flag}"
+    if not path.exists() and not path.is_symlink():
+        return
+    if not provenance.recognise(path):
+        what = "a symbolic link" if path.is_symlink() else "a file fewlabels did not write (or wrote before it marked its outputs)"
+        raise FewLabelsError(f"{path} already exists and is {what}, so it is kept; {instead} or remove it yourself.")
+    if not overwrite:
+        raise FewLabelsError(f"{path} already exists (written by fewlabels earlier); {instead} or pass --overwrite "
+                             "to replace it.")
+
+
+def write_output(path: str | os.PathLike, data: bytes | str, fmt: str) -> None:
+    """A command's output file in ``fmt`` (see ``provenance.FORMATS``), stamped as fewlabels' own, written atomically."""
+    from fewlabels.utils import provenance
+
+    atomic_write_bytes(path, provenance.stamp(fmt, data.encode("utf-8") if isinstance(data, str) else data))
+
+
+def write_output_json(path: str | os.PathLike, obj: Any) -> None:
+    """A command's JSON output (as ``atomic_write_json`` writes it), stamped as fewlabels' own."""
+    write_output(path, json.dumps(obj, indent=2) + "\n", "json")
