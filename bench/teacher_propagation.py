@@ -5,7 +5,7 @@
 
 For each seed, the split is drawn as the pipeline drew it; the labeled, unlabeled and validation images are
 embedded by the teacher (EMA weights, L2-normalized features), a k-NN graph is built over them and the labels are
-spread by the harmonic solution (the product's ``fewlabels.algorithms.graph``, as ``labelprop`` uses it). Printed:
+spread by the harmonic solution (the product's ``fewlabels.algorithms.components.graph``, as ``labelprop`` uses it). Printed:
 the validation accuracy of the teacher, of the propagation, and of their average. The test set is not touched.
 """
 
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 def compare(dataset: str, labels_per_class: int, val_per_class: int, seed: int, teacher_dir: str, k: int) -> dict:
     from fewlabels import data as data_mod
-    from fewlabels.algorithms.graph import harmonic_labels, knn_graph, standardized
+    from fewlabels.algorithms.components.graph import harmonic_labels, knn_graph, standardized
     from fewlabels.api import load
     from fewlabels.evaluate.probe import embed
 

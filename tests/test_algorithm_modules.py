@@ -17,7 +17,7 @@ from torch import nn
 
 from fewlabels import algorithms, models
 from fewlabels.algorithms import SetupContext
-from fewlabels.algorithms.result import RESERVED, step_result
+from fewlabels.algorithms.components.result import RESERVED, step_result
 from fewlabels.collectives import all_gather_with_grad
 from fewlabels.models.ema import EMA
 from fewlabels.models.heads import projection_mlp

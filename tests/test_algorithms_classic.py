@@ -15,8 +15,8 @@ from torch import nn
 
 from fewlabels import algorithms
 from fewlabels.algorithms import mixmatch, remixmatch
-from fewlabels.algorithms.consistency import bn_stats_frozen
-from fewlabels.algorithms.mixing import mixup, sharpen
+from fewlabels.algorithms.components.consistency import bn_stats_frozen
+from fewlabels.algorithms.components.mixing import mixup, sharpen
 from fewlabels.errors import FewLabelsError
 from fewlabels.train import train
 from fewlabels.train.config import TrainConfig

@@ -19,8 +19,8 @@ from torch import nn
 
 from fewlabels import algorithms
 from fewlabels.algorithms import Algorithm
-from fewlabels.algorithms.base import _REGISTRY
-from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.components.base import _REGISTRY
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.evaluate import accuracy
 from fewlabels.train import TrainConfig, prepare, resume, train
 from fewlabels.train.loop import Trainer

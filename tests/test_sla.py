@@ -128,8 +128,8 @@ def test_each_term_trains_what_it_should():
 
 
 def test_sla_fixmatch_adds_the_threshold_familys_term():
-    from fewlabels.algorithms.consistency import joint_forward, thresholded_consistency
-    from fewlabels.algorithms.thresholds import FixedThreshold
+    from fewlabels.algorithms.components.consistency import joint_forward, thresholded_consistency
+    from fewlabels.algorithms.components.thresholds import FixedThreshold
 
     alg, model = ready("sla-fixmatch", threshold=0.3, lambda_u=2.0)
     batch = labeled_batch(unlabeled=8)

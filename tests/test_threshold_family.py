@@ -7,7 +7,7 @@ import torch
 from stand_ins import LogitsAreInputs, context
 
 from fewlabels import algorithms
-from fewlabels.algorithms.thresholds import (
+from fewlabels.algorithms.components.thresholds import (
     CurriculumThreshold,
     DistributionAlignment,
     SelfAdaptiveThreshold,

@@ -276,7 +276,7 @@ def test_bad_data_is_one_sentence_and_nothing_is_written(tmp_path, capsys, make,
 
 def test_labelprop_gives_no_pseudo_label_to_samples_no_label_reaches():
     from fewlabels.algorithms import SetupContext
-    from fewlabels.algorithms.graph import harmonic_labels, knn_graph
+    from fewlabels.algorithms.components.graph import harmonic_labels, knn_graph
 
     # two far clusters, labels only in the first: the second cluster gets nothing, not class 0 by default
     rng = torch.Generator().manual_seed(0)

@@ -30,7 +30,7 @@ from fewlabels.algorithms import (  # noqa: F401  (importing a module registers 
     vat,
     vicreg,
 )
-from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_context, get, get_class, names, options, register
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_context, get, get_class, names, options, register
 
 
 def default_for(sample_shape: tuple[int, ...]) -> str:

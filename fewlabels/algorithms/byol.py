@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from fewlabels.algorithms.base import Batch, register
-from fewlabels.algorithms.pretraining import MomentumTarget
+from fewlabels.algorithms.components.base import Batch, register
+from fewlabels.algorithms.components.pretraining import MomentumTarget
 from fewlabels.losses.ssl import byol_regression
 
 

@@ -32,9 +32,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_fraction, register
-from fewlabels.algorithms.ramps import linear_rampup, ramp_steps
-from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_fraction, register
+from fewlabels.algorithms.components.ramps import linear_rampup, ramp_steps
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy
 

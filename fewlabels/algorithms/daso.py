@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import (
+from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
@@ -45,10 +45,10 @@ from fewlabels.algorithms.base import (
     check_positive,
     register,
 )
-from fewlabels.algorithms.consistency import joint_forward
-from fewlabels.algorithms.parts import fit_buffers_to, similarity_logits
-from fewlabels.algorithms.ramps import ramp_steps
-from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.components.consistency import joint_forward
+from fewlabels.algorithms.components.parts import fit_buffers_to, similarity_logits
+from fewlabels.algorithms.components.ramps import ramp_steps
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.collectives import all_gather_cat
 from fewlabels.losses import cross_entropy, masked_mean
 from fewlabels.models.ema import EMA

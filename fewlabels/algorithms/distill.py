@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_non_negative, check_positive, register
-from fewlabels.algorithms.mixing import mixup
-from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_non_negative, check_positive, register
+from fewlabels.algorithms.components.mixing import mixup
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate.metrics import accuracy
 from fewlabels.losses import cross_entropy

@@ -25,9 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_momentum, check_non_negative, register
-from fewlabels.algorithms.parts import fit_buffers_to, mean_by_index
-from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_momentum, check_non_negative, register
+from fewlabels.algorithms.components.parts import fit_buffers_to, mean_by_index
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.collectives import all_gather_cat
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy, elr_regularizer

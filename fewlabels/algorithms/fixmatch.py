@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import (
+from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
@@ -30,8 +30,8 @@ from fewlabels.algorithms.base import (
     check_positive,
     register,
 )
-from fewlabels.algorithms.consistency import pseudo_label_consistency
-from fewlabels.algorithms.thresholds import DistributionAlignment, FixedThreshold
+from fewlabels.algorithms.components.consistency import pseudo_label_consistency
+from fewlabels.algorithms.components.thresholds import DistributionAlignment, FixedThreshold
 from fewlabels.errors import FewLabelsError
 
 

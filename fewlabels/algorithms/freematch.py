@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_momentum, check_non_negative, register
-from fewlabels.algorithms.consistency import pseudo_label_consistency
-from fewlabels.algorithms.thresholds import SelfAdaptiveThreshold
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_momentum, check_non_negative, register
+from fewlabels.algorithms.components.consistency import pseudo_label_consistency
+from fewlabels.algorithms.components.thresholds import SelfAdaptiveThreshold
 
 
 def sum_norm(v: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@
 spread the few labels over a nearest-neighbour graph of all samples, then train the network on
 the labeled samples plus the propagated ("pseudo") labels of the unlabeled ones, each weighted
 by the inverse frequency of its pseudo-class so no class drowns the others. The graph and its
-solution (``fewlabels.algorithms.graph``) are built once, at setup, on the standardized inputs,
+solution (``fewlabels.algorithms.components.graph``) are built once, at setup, on the standardized inputs,
 where feature vectors (an embedding, a table) already carry the neighbourhood structure (images
 join the graph as their pixels); the network then turns the transductive labels into a classifier
 for new samples.
@@ -24,10 +24,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_count, check_non_negative, register
-from fewlabels.algorithms.consistency import joint_forward
-from fewlabels.algorithms.graph import harmonic_labels, knn_graph, standardized
-from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_count, check_non_negative, register
+from fewlabels.algorithms.components.consistency import joint_forward
+from fewlabels.algorithms.components.graph import harmonic_labels, knn_graph, standardized
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.losses import cross_entropy
 
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_non_negative, register
-from fewlabels.algorithms.consistency import joint_forward, thresholded_consistency
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_non_negative, register
+from fewlabels.algorithms.components.consistency import joint_forward, thresholded_consistency
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.algorithms.fixmatch import FixMatch
-from fewlabels.algorithms.result import step_result
 from fewlabels.losses import logit_adjusted_cross_entropy
 
 PRIOR_FLOOR = 1e-6

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fewlabels.algorithms.base import (
+from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
@@ -36,10 +36,10 @@ from fewlabels.algorithms.base import (
     check_positive,
     register,
 )
-from fewlabels.algorithms.consistency import bn_stats_frozen
-from fewlabels.algorithms.mixing import mixup, sharpen
-from fewlabels.algorithms.ramps import linear_rampup, ramp_steps
-from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.components.consistency import bn_stats_frozen
+from fewlabels.algorithms.components.mixing import mixup, sharpen
+from fewlabels.algorithms.components.ramps import linear_rampup, ramp_steps
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.losses import cross_entropy, softmax_mse
 
 

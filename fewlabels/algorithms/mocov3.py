@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from fewlabels.algorithms.base import Batch, check_positive, register
-from fewlabels.algorithms.pretraining import MomentumTarget
+from fewlabels.algorithms.components.base import Batch, check_positive, register
+from fewlabels.algorithms.components.pretraining import MomentumTarget
 from fewlabels.collectives import all_gather_cat, rank_and_world
 from fewlabels.losses.ssl import info_nce
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_fraction, check_non_negative, register
-from fewlabels.algorithms.consistency import joint_forward
-from fewlabels.algorithms.ramps import ramp_steps, sigmoid_rampup
-from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_fraction, check_non_negative, register
+from fewlabels.algorithms.components.consistency import joint_forward
+from fewlabels.algorithms.components.ramps import ramp_steps, sigmoid_rampup
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.losses import cross_entropy, softmax_mse
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import (
+from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
@@ -25,9 +25,9 @@ from fewlabels.algorithms.base import (
     check_non_negative,
     register,
 )
-from fewlabels.algorithms.consistency import joint_forward
-from fewlabels.algorithms.ramps import linear_rampup, ramp_steps
-from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.components.consistency import joint_forward
+from fewlabels.algorithms.components.ramps import linear_rampup, ramp_steps
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
 
 

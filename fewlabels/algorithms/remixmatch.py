@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fewlabels.algorithms.base import (
+from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
@@ -45,13 +45,13 @@ from fewlabels.algorithms.base import (
     check_positive,
     register,
 )
-from fewlabels.algorithms.consistency import bn_stats_frozen
-from fewlabels.algorithms.mixing import sharpen
+from fewlabels.algorithms.components.consistency import bn_stats_frozen
+from fewlabels.algorithms.components.mixing import sharpen
+from fewlabels.algorithms.components.parts import feature_dim_of
+from fewlabels.algorithms.components.ramps import linear_rampup, ramp_steps
+from fewlabels.algorithms.components.result import step_result
+from fewlabels.algorithms.components.thresholds import DistributionAlignment
 from fewlabels.algorithms.mixmatch import mix_labeled_and_unlabeled
-from fewlabels.algorithms.parts import feature_dim_of
-from fewlabels.algorithms.ramps import linear_rampup, ramp_steps
-from fewlabels.algorithms.result import step_result
-from fewlabels.algorithms.thresholds import DistributionAlignment
 from fewlabels.augment import get_group
 from fewlabels.collectives import all_reduce_mean
 from fewlabels.errors import FewLabelsError

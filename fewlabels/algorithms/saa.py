@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import (
+from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
@@ -35,9 +35,9 @@ from fewlabels.algorithms.base import (
     check_non_negative,
     register,
 )
-from fewlabels.algorithms.consistency import pseudo_label_consistency
-from fewlabels.algorithms.parts import mean_by_index
-from fewlabels.algorithms.thresholds import CurriculumThreshold, FixedThreshold
+from fewlabels.algorithms.components.consistency import pseudo_label_consistency
+from fewlabels.algorithms.components.parts import mean_by_index
+from fewlabels.algorithms.components.thresholds import CurriculumThreshold, FixedThreshold
 from fewlabels.augment import RandAugment
 from fewlabels.collectives import all_gather_cat
 from fewlabels.errors import FewLabelsError

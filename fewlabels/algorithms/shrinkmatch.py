@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fewlabels.algorithms.base import (
+from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
@@ -41,10 +41,10 @@ from fewlabels.algorithms.base import (
     check_non_negative,
     register,
 )
-from fewlabels.algorithms.consistency import joint_forward, thresholded_consistency
-from fewlabels.algorithms.parts import feature_dim_of
-from fewlabels.algorithms.result import step_result
-from fewlabels.algorithms.thresholds import FixedThreshold
+from fewlabels.algorithms.components.consistency import joint_forward, thresholded_consistency
+from fewlabels.algorithms.components.parts import feature_dim_of
+from fewlabels.algorithms.components.result import step_result
+from fewlabels.algorithms.components.thresholds import FixedThreshold
 from fewlabels.collectives import all_reduce_mean
 from fewlabels.losses import cross_entropy, masked_mean
 from fewlabels.models.heads import projection_mlp

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from fewlabels.algorithms.base import Batch, check_positive, register
-from fewlabels.algorithms.pretraining import Pretraining, gather
+from fewlabels.algorithms.components.base import Batch, check_positive, register
+from fewlabels.algorithms.components.pretraining import Pretraining, gather
 from fewlabels.losses.ssl import nt_xent
 
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fewlabels.algorithms.base import (
+from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
@@ -47,10 +47,10 @@ from fewlabels.algorithms.base import (
     check_positive,
     register,
 )
-from fewlabels.algorithms.consistency import joint_forward
-from fewlabels.algorithms.parts import feature_dim_of, fit_buffers_to, mean_by_index, similarity_logits
-from fewlabels.algorithms.result import step_result
-from fewlabels.algorithms.thresholds import DistributionAlignment
+from fewlabels.algorithms.components.consistency import joint_forward
+from fewlabels.algorithms.components.parts import feature_dim_of, fit_buffers_to, mean_by_index, similarity_logits
+from fewlabels.algorithms.components.result import step_result
+from fewlabels.algorithms.components.thresholds import DistributionAlignment
 from fewlabels.collectives import all_gather_cat
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import at_least_fp32, cross_entropy, masked_mean

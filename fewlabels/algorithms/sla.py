@@ -47,17 +47,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fewlabels.algorithms.base import (
+from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
     check_non_negative,
     register,
 )
-from fewlabels.algorithms.consistency import joint_forward, thresholded_consistency
+from fewlabels.algorithms.components.consistency import joint_forward, thresholded_consistency
+from fewlabels.algorithms.components.parts import feature_dim_of
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.algorithms.fixmatch import set_fixmatch_options
-from fewlabels.algorithms.parts import feature_dim_of
-from fewlabels.algorithms.result import step_result
 from fewlabels.augment import GROUPS, TransformGroup, get_group
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy

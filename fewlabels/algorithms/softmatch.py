@@ -15,9 +15,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_momentum, check_non_negative, check_positive, register
-from fewlabels.algorithms.consistency import pseudo_label_consistency
-from fewlabels.algorithms.thresholds import DistributionAlignment, TruncatedGaussianWeight
+from fewlabels.algorithms.components.base import (
+    Algorithm,
+    Batch,
+    SetupContext,
+    check_momentum,
+    check_non_negative,
+    check_positive,
+    register,
+)
+from fewlabels.algorithms.components.consistency import pseudo_label_consistency
+from fewlabels.algorithms.components.thresholds import DistributionAlignment, TruncatedGaussianWeight
 
 
 @register

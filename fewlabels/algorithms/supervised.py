@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, register
-from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.components.base import Algorithm, Batch, register
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.losses import cross_entropy
 
 

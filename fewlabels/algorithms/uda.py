@@ -19,10 +19,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, check_in_unit_interval, check_non_negative, check_positive, register
-from fewlabels.algorithms.consistency import joint_forward
-from fewlabels.algorithms.mixing import sharpen
-from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.components.base import Algorithm, Batch, check_in_unit_interval, check_non_negative, check_positive, register
+from fewlabels.algorithms.components.consistency import joint_forward
+from fewlabels.algorithms.components.mixing import sharpen
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
 

@@ -31,9 +31,9 @@ import math
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, check_non_negative, check_positive, register
-from fewlabels.algorithms.consistency import bn_stats_frozen, vat_perturbation
-from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.components.base import Algorithm, Batch, check_non_negative, check_positive, register
+from fewlabels.algorithms.components.consistency import bn_stats_frozen, vat_perturbation
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy, entropy, kl_divergence
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Batch, check_non_negative, register
-from fewlabels.algorithms.pretraining import Pretraining, gather
+from fewlabels.algorithms.components.base import Batch, check_non_negative, register
+from fewlabels.algorithms.components.pretraining import Pretraining, gather
 from fewlabels.losses.ssl import vicreg_terms
 from fewlabels.models.heads import projection_mlp
 

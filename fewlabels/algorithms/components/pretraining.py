@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from fewlabels.algorithms.base import Algorithm, Batch, SetupContext, check_non_negative, check_positive
-from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_non_negative, check_positive
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.collectives import all_gather_with_grad
 from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate.representation import representation_monitors

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from fewlabels.algorithms.result import step_result
+from fewlabels.algorithms.components.result import step_result
 from fewlabels.losses import cross_entropy, kl_divergence, masked_mean
 
 Weigh = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]  # probs (B, K), index -> per-sample weight
