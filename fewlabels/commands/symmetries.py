@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from fewlabels.commands.common import add_overwrite
 from fewlabels.errors import FewLabelsError
 
 NAME = "symmetries"
@@ -24,6 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="symmetries", metavar="DIR",
                    help="folder for symmetries.json and symmetries.png (default ./symmetries)")
     p.add_argument("--no-cache", action="store_true", help="recompute even when this split was analysed before")
+    add_overwrite(p, "symmetries.json and symmetries.png in --out")
 
 
 def table(report: dict) -> str:
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from fewlabels.symmetry.choice import analyse_split, choose
     from fewlabels.symmetry.grid import symmetries_png
     from fewlabels.symmetry.transforms import check_names
-    from fewlabels.utils.io import atomic_write_bytes, atomic_write_json, check_writable_dir
+    from fewlabels.utils.io import check_replaceable, check_writable_dir, write_output, write_output_json
 
     names = None
     if args.transformations is not None:
@@ -62,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if out.is_file():
         raise FewLabelsError(f"--out must name a folder, but {out} is a file.")
     check_writable_dir(out)
+    for name in ("symmetries.json", "symmetries.png"):
+        check_replaceable(out / name, args.overwrite, instead="choose another --out folder")
     source = data.load(args.dataset, args.data_dir)
     train = source.train
     if not train.is_image:
@@ -78,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
     report["dataset"], report["split"] = train.name, split.summary()
     report["auto_choice"] = choose(report, unjudged_hflip=source.hflip)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "symmetries.json", report)
-    atomic_write_bytes(out / "symmetries.png", symmetries_png(pool, report, args.seed))
+    write_output_json(out / "symmetries.json", report)
+    write_output(out / "symmetries.png", symmetries_png(pool, report, args.seed), "png")
     print(f"{train.name}: {split.summary()}; {report['seconds']:.1f} s{' (cached)' if cached else ''}")
     for note in report["notes"]:
         print(f"note: {note}")
