@@ -331,3 +331,15 @@ def test_bad_input_is_one_sentence_exit_2_and_leaves_nothing(build, tmp_path, re
     for p in tmp_path.rglob("*"):
         if p.is_dir():
             p.chmod(0o755)
+
+
+def test_check_says_what_would_be_served_and_host_warns(tmp_path, capsys):
+    pytest.importorskip("starlette")
+    pytest.importorskip("uvicorn")
+    root = folder(tmp_path)
+    before = snapshot(root / "unlabeled")
+    code, out, err = run_main(["label", root, "--port", 0, "--check"], capsys)
+    assert code == 0 and "can be labeled" in out and err == ""
+    code, out, err = run_main(["label", root, "--port", 0, "--check", "--host", "0.0.0.0"], capsys)
+    assert code == 0 and err.startswith("fewlabels: warning: --host 0.0.0.0 serves the page beyond this machine")
+    assert snapshot(root / "unlabeled") == before

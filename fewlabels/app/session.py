@@ -72,7 +72,7 @@ class LabelSession:
 
     # ---- opening
 
-    def open(self) -> LabelSession:
+    def open(self, picks: bool = True) -> LabelSession:
         """Check the folder, take its lock, finish an open move, and start the picks (read back or suggested)."""
         check_dataset(self.dataset)
         self.journal.open()
@@ -83,7 +83,7 @@ class LabelSession:
                 self.run_dir = str(self.round.out)
         if (self.state_dir / PICKS).is_file():
             self._read_picks()
-        else:
+        elif picks:
             self.refresh_picks()
         return self
 

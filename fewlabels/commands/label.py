@@ -26,6 +26,8 @@ def add_parser(sub) -> None:
     p.add_argument("--budget", type=whole_number("num_labels"), default=20, metavar="N",
                    help="picks per round (default 20)")
     add_seed(p, "seed of suggest's clustering and check-labels' folds")
+    p.add_argument("--check", action="store_true", help="check the folder, --from, the port and the lock, say what "
+                   "would be served, and exit without serving (for scripts and tests)")
 
 
 def _bind(host: str, port: int):
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         load_run(args.run_dir)  # a wrong --from is refused now, not in the page
     sock = _bind(args.host, args.port)
     try:
-        session = LabelSession(args.dataset, args.run_dir, args.budget, args.seed).open()
+        session = LabelSession(args.dataset, args.run_dir, args.budget, args.seed).open(picks=not args.check)
     except BaseException:
         sock.close()
         raise
@@ -87,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"fewlabels: warning: --host {args.host} serves the page beyond this machine: anyone who can reach "
                   f"{args.host}:{port} and has the URL's token can label and move the files of {args.dataset}.",
                   file=sys.stderr)
+        if args.check:
+            print(f"{args.dataset} can be labeled; fewlabels label would serve it on {shown}:{port}")
+            return 0
         print(f"labeling {args.dataset}: open http://{shown}:{port}/?token={token}", flush=True)
         print("Ctrl-C stops the server; labels are on disk as they are given.", flush=True)
         config = uvicorn.Config(create_app(session, token), log_level="warning", access_log=False)
