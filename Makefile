@@ -64,7 +64,7 @@ browser:
 	fi
 
 test-browser: $(APP_STAMP) browser
-	$(PY) -m pytest -q -p no:cacheprovider tests/test_label_app_browser.py
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/test_label_app_browser.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fewlabels tests bench
