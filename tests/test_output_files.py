@@ -269,3 +269,15 @@ def test_the_marks_match_what_the_writers_write():
     assert provenance.CSV_HEADERS[0][0] == CSV_COLUMNS
     with zipfile.ZipFile(io.BytesIO(provenance.stamp("npz", _npz()))) as z:
         assert provenance.NPZ_MEMBER in z.namelist()
+
+
+def test_the_writer_itself_keeps_a_users_file_that_appeared_after_the_check(tmp_path):
+    from fewlabels.errors import FewLabelsError
+
+    (tmp_path / "e.json").write_bytes(USER_BYTES)
+    with pytest.raises(FewLabelsError, match="did not write"):
+        write_output_json(tmp_path / "e.json", {"accuracy": 0.5})
+    assert (tmp_path / "e.json").read_bytes() == USER_BYTES
+    write_output_json(tmp_path / "f.json", {"accuracy": 0.5})
+    write_output_json(tmp_path / "f.json", {"accuracy": 0.6})  # its own: the command's --overwrite decided already
+    assert json.loads((tmp_path / "f.json").read_text())["accuracy"] == 0.6

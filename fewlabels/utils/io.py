@@ -105,9 +105,16 @@ def check_replaceable(path: str | os.PathLike, overwrite: bool, flag: str = "--o
 
 
 def write_output(path: str | os.PathLike, data: bytes | str, fmt: str) -> None:
-    """A command's output file in ``fmt`` (see ``provenance.FORMATS``), stamped as fewlabels' own, written atomically."""
+    """A command's output file in ``fmt`` (see ``provenance.FORMATS``), stamped as fewlabels' own, written atomically.
+
+    The caller checked the path before its work (``check_replaceable``); a file of the user's that appeared since is
+    still not replaced.
+    """
     from fewlabels.utils import provenance
 
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and not provenance.recognise(path):
+        check_replaceable(path, True)
     atomic_write_bytes(path, provenance.stamp(fmt, data.encode("utf-8") if isinstance(data, str) else data))
 
 
