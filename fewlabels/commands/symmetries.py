@@ -28,16 +28,24 @@ def add_parser(sub) -> None:
     add_overwrite(p, "symmetries.json and symmetries.png in --out")
 
 
+def _pm(value, sd, fmt: str = ".2f") -> str:
+    """A score and its spread over the resamples, or '-'."""
+    if value is None:
+        return "-"
+    return f"{value:{fmt}}" + ("" if sd is None else f"±{sd:.2f}")
+
+
 def table(report: dict) -> str:
-    lines = [f"{'transformation':<15}{'tell apart':>11}{'agree':>7}{'d loglik':>10}{'worst class':>13}  verdict / why"]
+    """One row per candidate: each score ± its spread over the bootstrap resamples, the verdict and why."""
+    lines = [f"{'transformation':<15}{'tell apart':>12}{'agree':>11}{'d loglik':>12}{'worst class':>13}  "
+             "verdict / why (votes of the resamples)"]
     for c in report["candidates"]:
         inv = c.get("invariance") or {}
-        agree = "-" if c.get("agreement") is None else f"{c['agreement']:.2f}"
-        dll = "-" if not inv else f"{inv['delta_loglik']:+.2f}"
+        agree = _pm(c.get("agreement"), c.get("agreement_sd"))
+        dll = "-" if not inv else _pm(inv["delta_loglik"], inv.get("delta_loglik_sd"), "+.2f")
         worst = "-" if not inv else f"{inv['worst_class_name'][:6]} {-inv['worst_class_drop']:+.2f}"
-        dist = "-" if c["distinguishability"] is None else f"{c['distinguishability']:.2f}"
-        lines.append(f"{c['name']:<15}{dist:>11}{agree:>7}{dll:>10}{worst:>13}  "
-                     f"{c['verdict']}: {c['reason']}")
+        dist = _pm(c["distinguishability"], c.get("distinguishability_sd"))
+        lines.append(f"{c['name']:<15}{dist:>12}{agree:>11}{dll:>12}{worst:>13}  {c['verdict']}: {c['reason']}")
     return "\n".join(lines)
 
 
@@ -46,9 +54,10 @@ def run(args: argparse.Namespace) -> int:
 
     from fewlabels import data
     from fewlabels.symmetry.analysis import analyse
-    from fewlabels.symmetry.choice import analyse_split, choose
+    from fewlabels.symmetry.choice import analyse_split, choose, describe, say
     from fewlabels.symmetry.grid import symmetries_png
     from fewlabels.symmetry.transforms import check_names
+    from fewlabels.train.config import MAX_SEED
     from fewlabels.utils.io import check_replaceable, check_writable_dir, write_output, write_output_json
 
     names = None
@@ -60,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--labels-per-class", args.labels_per_class), ("--num-labels", args.num_labels)):
         if value is not None and value < 1:
             raise FewLabelsError(f"{flag} must be at least 1, got {value}.")
+    if not 0 <= args.seed <= MAX_SEED:  # the bounds train's --seed declares
+        raise FewLabelsError(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}.")
+    if not args.out.strip():
+        raise FewLabelsError("--out is empty; name a folder for symmetries.json and symmetries.png.")
     out = Path(args.out)
     if out.is_file():
         raise FewLabelsError(f"--out must name a folder, but {out} is a file.")
@@ -77,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         report, cached = analyse_split(train.x, train.y, split.labeled, split.unlabeled, train.classes, args.seed,
                                        use_cache=not args.no_cache)
     else:
-        report = analyse(pool, train.x[split.labeled], train.y[split.labeled], train.classes, names, args.seed)
+        report = analyse(pool, train.x[split.labeled], train.y[split.labeled], train.classes, names, args.seed,
+                         progress=say)
         cached = False
     report["dataset"], report["split"] = train.name, split.summary()
     report["auto_choice"] = choose(report, unjudged_hflip=source.hflip)
@@ -88,8 +102,6 @@ def run(args: argparse.Namespace) -> int:
     for note in report["notes"]:
         print(f"note: {note}")
     print(table(report))
-    ch = report["auto_choice"]
-    print(f"--augment auto would use: {', '.join(ch['symmetries']) or 'no flips or quarter turns'}; "
-          f"SLA group: {ch['sla_group'] or 'none'}")
+    print(describe(report["auto_choice"]).replace("augment auto: views use", "--augment auto would use", 1))
     print(f"wrote {out / 'symmetries.json'} and {out / 'symmetries.png'}")
     return 0
