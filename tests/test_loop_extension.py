@@ -20,6 +20,7 @@ from torch import nn
 from fewlabels import algorithms
 from fewlabels.algorithms import Algorithm
 from fewlabels.algorithms.components.base import _REGISTRY
+from fewlabels.algorithms.components.options import MOMENTUM, NON_NEGATIVE, Option
 from fewlabels.algorithms.components.result import step_result
 from fewlabels.evaluate import accuracy
 from fewlabels.train import TrainConfig, prepare, resume, train
@@ -29,6 +30,8 @@ from fewlabels.train.loop import Trainer
 class HeadAndTarget(Algorithm):
     name = "test-head-target"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    options = {"probe_lr": Option(NON_NEGATIVE, "learning rate of the probe"),
+               "momentum": Option(MOMENTUM, "momentum of the target projector")}
 
     def __init__(self, probe_lr: float = 0.5, momentum: float = 0.9) -> None:
         super().__init__()

@@ -30,6 +30,7 @@ from fewlabels.algorithms import (  # noqa: F401  (importing a module registers 
     vat,
     vicreg,
 )
+from fewlabels.algorithms.components import options as _declared
 from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_context, get, get_class, names, options, register
 
 
@@ -43,4 +44,10 @@ def default_for(sample_shape: tuple[int, ...]) -> str:
     return "fixmatch" if len(sample_shape) == 3 else "labelprop"
 
 
-__all__ = ["default_for", "Algorithm", "Batch", "SetupContext", "check_context", "get", "get_class", "names", "options", "register"]
+def options_help() -> str:
+    """Every algorithm's option names in one line, from their declarations (``--option``'s help)."""
+    return _declared.options_help({name: get_class(name) for name in names()})
+
+
+__all__ = ["default_for", "options_help", "Algorithm", "Batch", "SetupContext", "check_context", "get", "get_class", "names",
+           "options", "register"]

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.components.base import Batch, check_non_negative, check_positive, register
+from fewlabels.algorithms.components.base import Batch, register
+from fewlabels.algorithms.components.options import NON_NEGATIVE, POSITIVE, Option
 from fewlabels.algorithms.components.pretraining import Pretraining, gather
 from fewlabels.losses.ssl import barlow_twins
 from fewlabels.models.heads import projection_mlp
@@ -25,13 +26,16 @@ from fewlabels.models.heads import projection_mlp
 @register
 class BarlowTwins(Pretraining):
     name = "barlowtwins"
+    options = {
+        **Pretraining.options,
+        "lambda_offdiag": Option(NON_NEGATIVE, "weight of the off-diagonal cross-correlation"),
+        "scale_loss": Option(POSITIVE, "factor on the whole loss"),
+    }
 
     def __init__(self, lambda_offdiag: float = 5.1e-3, scale_loss: float = 0.1, proj_hidden: int = 512, proj_dim: int = 512,
                  probe_lr: float = 0.1,
                  view: str = "strong") -> None:
         super().__init__(proj_hidden, proj_dim, probe_lr, view)
-        check_non_negative(self.name, "lambda_offdiag", lambda_offdiag)
-        check_positive(self.name, "scale_loss", scale_loss)
         self.lambda_offdiag, self.scale_loss = lambda_offdiag, scale_loss
 
     def make_projector(self, feature_dim: int) -> nn.Module:

@@ -32,10 +32,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_fraction, register
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, register
+from fewlabels.algorithms.components.options import FRACTION, MOMENTUM, Option, or_empty
 from fewlabels.algorithms.components.ramps import linear_rampup, ramp_steps
 from fewlabels.algorithms.components.result import step_result
-from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy
 
 DEFAULT_FORGET_RATE = 0.2  # when the noise rate is not known
@@ -61,13 +61,13 @@ def shuffled_copy(model: nn.Module, generator: torch.Generator | None = None) ->
 class CoTeaching(Algorithm):
     name = "coteaching"
     views = {"labeled": ["weak"], "unlabeled": []}
+    options = {
+        "forget_rate": Option(or_empty(MOMENTUM, "the noise rate"), "largest share of each batch dropped as likely noisy"),
+        "rampup": Option(FRACTION, "part of the run over which the forget rate ramps up"),
+    }
 
     def __init__(self, forget_rate: float | None = None, rampup: float = 0.05) -> None:
         super().__init__()
-        if forget_rate is not None and not (isinstance(forget_rate, (int, float)) and not isinstance(forget_rate, bool)
-                                            and 0.0 <= forget_rate < 1.0):
-            raise FewLabelsError(f"coteaching: forget_rate must be in [0, 1) (or empty for the noise rate), got {forget_rate!r}.")
-        check_fraction(self.name, "rampup", rampup)
         self.forget_rate = forget_rate
         self.rampup = rampup
         self.max_forget: float | None = None if forget_rate is None else float(forget_rate)  # None: resolved in setup

@@ -37,15 +37,10 @@ from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
-    check_count,
-    check_fraction,
-    check_in_unit_interval,
-    check_momentum,
-    check_non_negative,
-    check_positive,
     register,
 )
 from fewlabels.algorithms.components.consistency import joint_forward
+from fewlabels.algorithms.components.options import COUNT, FRACTION, LAMBDA_U, MOMENTUM, NON_NEGATIVE, POSITIVE, THRESHOLD, Option
 from fewlabels.algorithms.components.parts import fit_buffers_to, similarity_logits
 from fewlabels.algorithms.components.ramps import ramp_steps
 from fewlabels.algorithms.components.result import step_result
@@ -58,20 +53,22 @@ from fewlabels.models.ema import EMA
 class DASO(Algorithm):
     name = "daso"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    options = {
+        "threshold": THRESHOLD,
+        "lambda_u": LAMBDA_U,
+        "lambda_align": Option(NON_NEGATIVE, "weight of the semantic alignment loss"),
+        "t_proto": Option(POSITIVE, "temperature of the similarities to the class prototypes"),
+        "t_dist": Option(POSITIVE, "temperature of the blend by pseudo-label distribution"),
+        "queue_size": Option(COUNT, "labeled features kept per class for its prototype"),
+        "dist_period": Option(COUNT, "steps over which the pseudo-labels are counted"),
+        "warmup": Option(FRACTION, "part of the run trained as plain FixMatch first"),
+        "ema_decay": Option(MOMENTUM, "EMA decay of the teacher that feeds the queue"),
+    }
 
     def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, lambda_align: float = 1.0, t_proto: float = 0.05,
                  t_dist: float = 1.5, queue_size: int = 256, dist_period: int = 100, warmup: float = 0.02,
                  ema_decay: float = 0.999) -> None:
         super().__init__()
-        check_in_unit_interval(self.name, "threshold", threshold)
-        check_non_negative(self.name, "lambda_u", lambda_u)
-        check_non_negative(self.name, "lambda_align", lambda_align)
-        check_positive(self.name, "t_proto", t_proto)
-        check_positive(self.name, "t_dist", t_dist)
-        check_count(self.name, "queue_size", queue_size)
-        check_count(self.name, "dist_period", dist_period)
-        check_fraction(self.name, "warmup", warmup)
-        check_momentum(self.name, "ema_decay", ema_decay)
         self.threshold, self.lambda_u, self.lambda_align = threshold, lambda_u, lambda_align
         self.t_proto, self.t_dist, self.queue_size, self.dist_period = t_proto, t_dist, queue_size, dist_period
         self.warmup, self.ema_decay = warmup, ema_decay

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_non_negative, check_positive, register
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, register
 from fewlabels.algorithms.components.mixing import mixup
+from fewlabels.algorithms.components.options import NON_NEGATIVE, POSITIVE, RUN_FOLDER, Option
 from fewlabels.algorithms.components.result import step_result
-from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate.metrics import accuracy
 from fewlabels.losses import cross_entropy
 
@@ -42,14 +42,15 @@ class Distill(Algorithm):
     name = "distill"
     views = {"labeled": ["weak"], "unlabeled": ["strong"]}
     requires = ("teacher",)
+    options = {
+        "teacher": Option(RUN_FOLDER, "the finished run whose predictions the student matches"),
+        "temperature": Option(POSITIVE, "softmax temperature of teacher and student"),
+        "lambda_ce": Option(NON_NEGATIVE, "weight of the cross-entropy on the labels"),
+        "mixup": Option(NON_NEGATIVE, "Beta(mixup, mixup) parameter of mixup between images (0: off)"),
+    }
 
     def __init__(self, teacher: str = "", temperature: float = 1.0, lambda_ce: float = 1.0, mixup: float = 0.0) -> None:
         super().__init__()
-        if not isinstance(teacher, str):
-            raise FewLabelsError(f"distill: teacher must be a run folder path, got {teacher!r}.")
-        check_positive(self.name, "temperature", temperature)
-        check_non_negative(self.name, "lambda_ce", lambda_ce)
-        check_non_negative(self.name, "mixup", mixup)
         self.teacher, self.temperature, self.lambda_ce, self.mixup = teacher, temperature, lambda_ce, mixup
 
     def setup(self, ctx: SetupContext) -> None:

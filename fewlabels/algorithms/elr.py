@@ -25,7 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_momentum, check_non_negative, register
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, register
+from fewlabels.algorithms.components.options import MOMENTUM, NON_NEGATIVE, Option
 from fewlabels.algorithms.components.parts import fit_buffers_to, mean_by_index
 from fewlabels.algorithms.components.result import step_result
 from fewlabels.collectives import all_gather_cat
@@ -37,11 +38,13 @@ from fewlabels.losses import cross_entropy, elr_regularizer
 class ELR(Algorithm):
     name = "elr"
     views = {"labeled": ["weak"], "unlabeled": []}
+    options = {
+        "beta": Option(MOMENTUM, "momentum of the per-sample target predictions"),
+        "lambda_elr": Option(NON_NEGATIVE, "weight of the early-learning regularizer"),
+    }
 
     def __init__(self, beta: float = 0.7, lambda_elr: float = 3.0) -> None:
         super().__init__()
-        check_momentum(self.name, "beta", beta)
-        check_non_negative(self.name, "lambda_elr", lambda_elr)
         self.beta = beta
         self.lambda_elr = lambda_elr
         self.num_classes = 0

@@ -24,25 +24,25 @@ from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
-    check_in_unit_interval,
-    check_momentum,
-    check_non_negative,
-    check_positive,
     register,
 )
 from fewlabels.algorithms.components.consistency import pseudo_label_consistency
+from fewlabels.algorithms.components.options import DA_MOMENTUM, FLAG, LAMBDA_U, POSITIVE, THRESHOLD, Option
 from fewlabels.algorithms.components.thresholds import DistributionAlignment, FixedThreshold
-from fewlabels.errors import FewLabelsError
+
+FIXMATCH_OPTIONS = {
+    "threshold": THRESHOLD,
+    "lambda_u": LAMBDA_U,
+    "temperature": Option(POSITIVE, "softmax temperature of the weak-view predictions"),
+}
 
 
 def set_fixmatch_options(algorithm: Algorithm, threshold: float, lambda_u: float, temperature: float) -> None:
-    """Check and keep FixMatch's three options (shared by the algorithms that add FixMatch's unlabeled term).
+    """Keep FixMatch's three options (shared by the algorithms that add FixMatch's unlabeled term; declared in
+    ``FIXMATCH_OPTIONS``, checked before ``__init__`` runs).
 
     Call it after ``Algorithm.__init__``: the threshold strategy is a submodule.
     """
-    check_in_unit_interval(algorithm.name, "threshold", threshold)
-    check_non_negative(algorithm.name, "lambda_u", lambda_u)
-    check_positive(algorithm.name, "temperature", temperature)
     algorithm.threshold = threshold
     algorithm.lambda_u = lambda_u
     algorithm.temperature = temperature
@@ -53,14 +53,16 @@ def set_fixmatch_options(algorithm: Algorithm, threshold: float, lambda_u: float
 class FixMatch(Algorithm):
     name = "fixmatch"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    options = {
+        **FIXMATCH_OPTIONS,
+        "distribution_alignment": Option(FLAG, "align the pseudo-labels' class marginal to the labeled one (ReMixMatch's DA)"),
+        "da_momentum": DA_MOMENTUM,
+    }
 
     def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, temperature: float = 1.0,
                  distribution_alignment: bool = False, da_momentum: float = 0.99) -> None:
         super().__init__()
         set_fixmatch_options(self, threshold, lambda_u, temperature)
-        check_momentum(self.name, "da_momentum", da_momentum)
-        if not isinstance(distribution_alignment, bool):
-            raise FewLabelsError(f"{self.name}: distribution_alignment must be true or false, got {distribution_alignment!r}.")
         self.distribution_alignment = distribution_alignment
         self.da_momentum = da_momentum
 

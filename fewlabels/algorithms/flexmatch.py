@@ -17,8 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_in_unit_interval, check_non_negative, register
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, register
 from fewlabels.algorithms.components.consistency import pseudo_label_consistency
+from fewlabels.algorithms.components.options import FLAG, LAMBDA_U, UNIT, Option
 from fewlabels.algorithms.components.thresholds import CurriculumThreshold
 
 
@@ -26,11 +27,14 @@ from fewlabels.algorithms.components.thresholds import CurriculumThreshold
 class FlexMatch(Algorithm):
     name = "flexmatch"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    options = {
+        "threshold": Option(UNIT, "the highest per-class threshold, scaled down for classes still being learned"),
+        "lambda_u": LAMBDA_U,
+        "warmup": Option(FLAG, "count the still-unused samples as a class of their own while thresholds warm up"),
+    }
 
     def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, warmup: bool = True) -> None:
         super().__init__()
-        check_in_unit_interval(self.name, "threshold", threshold)
-        check_non_negative(self.name, "lambda_u", lambda_u)
         self.threshold = threshold
         self.lambda_u = lambda_u
         self.warmup = bool(warmup)

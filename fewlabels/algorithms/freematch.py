@@ -21,8 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_momentum, check_non_negative, register
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, register
 from fewlabels.algorithms.components.consistency import pseudo_label_consistency
+from fewlabels.algorithms.components.options import LAMBDA_U, MOMENTUM, NON_NEGATIVE, Option
 from fewlabels.algorithms.components.thresholds import SelfAdaptiveThreshold
 
 
@@ -34,12 +35,14 @@ def sum_norm(v: torch.Tensor) -> torch.Tensor:
 class FreeMatch(Algorithm):
     name = "freematch"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    options = {
+        "momentum": Option(MOMENTUM, "momentum of the self-adaptive global and per-class confidence"),
+        "lambda_u": LAMBDA_U,
+        "lambda_f": Option(NON_NEGATIVE, "weight of the self-adaptive fairness term"),
+    }
 
     def __init__(self, momentum: float = 0.999, lambda_u: float = 1.0, lambda_f: float = 0.01) -> None:
         super().__init__()
-        check_momentum(self.name, "momentum", momentum)
-        check_non_negative(self.name, "lambda_u", lambda_u)
-        check_non_negative(self.name, "lambda_f", lambda_f)
         self.momentum = momentum
         self.lambda_u = lambda_u
         self.lambda_f = lambda_f

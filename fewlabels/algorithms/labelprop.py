@@ -24,9 +24,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_count, check_non_negative, register
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, register
 from fewlabels.algorithms.components.consistency import joint_forward
 from fewlabels.algorithms.components.graph import harmonic_labels, knn_graph, standardized
+from fewlabels.algorithms.components.options import COUNT, LAMBDA_U, Option
 from fewlabels.algorithms.components.result import step_result
 from fewlabels.losses import cross_entropy
 
@@ -36,12 +37,14 @@ class LabelProp(Algorithm):
     name = "labelprop"
     views = {"labeled": ["weak"], "unlabeled": ["weak"]}
     requires = ("pool",)
+    options = {
+        "lambda_u": LAMBDA_U,
+        "neighbors": Option(COUNT, "neighbours of each sample in the kNN graph"),
+        "max_nodes": Option(COUNT, "most samples in the graph (the rest of the pool is left out)"),
+    }
 
     def __init__(self, lambda_u: float = 1.0, neighbors: int = 10, max_nodes: int = 20000) -> None:
         super().__init__()
-        check_non_negative(self.name, "lambda_u", lambda_u)
-        check_count(self.name, "neighbors", neighbors)
-        check_count(self.name, "max_nodes", max_nodes)
         self.lambda_u = lambda_u
         self.neighbors = neighbors
         self.max_nodes = max_nodes

@@ -24,8 +24,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_non_negative, register
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, register
 from fewlabels.algorithms.components.consistency import joint_forward, thresholded_consistency
+from fewlabels.algorithms.components.options import NON_NEGATIVE, Option
 from fewlabels.algorithms.components.result import step_result
 from fewlabels.algorithms.fixmatch import FixMatch
 from fewlabels.losses import logit_adjusted_cross_entropy
@@ -40,16 +41,15 @@ def log_class_prior(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return (counts / counts.sum().clamp(min=1.0)).clamp(min=PRIOR_FLOOR).log().float()
 
 
+LA_TAU = Option(NON_NEGATIVE, "scale of the log class prior added to the labeled logits")
+
+
 class _LogitAdjusted:
     """The shared part: the option, the prior from ``setup``, and the adjusted labeled loss."""
 
     name: str
     la_tau: float
     log_prior: torch.Tensor
-
-    def _check_tau(self, la_tau: float) -> None:
-        check_non_negative(self.name, "la_tau", la_tau)
-        self.la_tau = la_tau
 
     def setup(self, ctx: SetupContext) -> None:
         super().setup(ctx)  # type: ignore[misc]
@@ -64,10 +64,11 @@ class _LogitAdjusted:
 class SupervisedLA(_LogitAdjusted, Algorithm):
     name = "supervised-la"
     views = {"labeled": ["weak"], "unlabeled": []}
+    options = {"la_tau": LA_TAU}
 
     def __init__(self, la_tau: float = 1.0) -> None:
         super().__init__()
-        self._check_tau(la_tau)
+        self.la_tau = la_tau
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         logits, _ = model(batch["labeled"]["weak"])
@@ -78,11 +79,12 @@ class SupervisedLA(_LogitAdjusted, Algorithm):
 @register
 class FixMatchLA(_LogitAdjusted, FixMatch):
     name = "fixmatch-la"
+    options = {**FixMatch.options, "la_tau": LA_TAU}
 
     def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, temperature: float = 1.0,
                  distribution_alignment: bool = False, da_momentum: float = 0.99, la_tau: float = 1.0) -> None:
         super().__init__(threshold, lambda_u, temperature, distribution_alignment, da_momentum)
-        self._check_tau(la_tau)
+        self.la_tau = la_tau
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         """FixMatch's step with only the labeled cross-entropy adjusted: pseudo-labels come from the raw logits."""

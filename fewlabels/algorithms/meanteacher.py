@@ -24,12 +24,10 @@ from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
-    check_fraction,
-    check_in_unit_interval,
-    check_non_negative,
     register,
 )
 from fewlabels.algorithms.components.consistency import joint_forward
+from fewlabels.algorithms.components.options import LAMBDA_U, RAMPUP, UNIT, Option
 from fewlabels.algorithms.components.ramps import ramp_steps, sigmoid_rampup
 from fewlabels.algorithms.components.result import step_result
 from fewlabels.losses import cross_entropy, softmax_mse
@@ -40,12 +38,14 @@ from fewlabels.models.ema import EMA
 class MeanTeacher(Algorithm):
     name = "meanteacher"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "weak#2"]}  # student and teacher see independent draws
+    options = {
+        "lambda_u": LAMBDA_U,
+        "decay": Option(UNIT, "EMA decay of the teacher's weights"),
+        "rampup": RAMPUP,
+    }
 
     def __init__(self, lambda_u: float = 50.0, decay: float = 0.999, rampup: float = 0.4) -> None:
         super().__init__()
-        check_non_negative(self.name, "lambda_u", lambda_u)
-        check_in_unit_interval(self.name, "decay", decay)
-        check_fraction(self.name, "rampup", rampup)
         self.lambda_u = lambda_u
         self.decay = decay
         self.rampup = rampup

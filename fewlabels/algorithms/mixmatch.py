@@ -30,14 +30,11 @@ from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
-    check_count,
-    check_fraction,
-    check_non_negative,
-    check_positive,
     register,
 )
 from fewlabels.algorithms.components.consistency import bn_stats_frozen
 from fewlabels.algorithms.components.mixing import mixup, sharpen
+from fewlabels.algorithms.components.options import COUNT, LAMBDA_U, POSITIVE, RAMPUP, Option
 from fewlabels.algorithms.components.ramps import linear_rampup, ramp_steps
 from fewlabels.algorithms.components.result import step_result
 from fewlabels.losses import cross_entropy, softmax_mse
@@ -59,15 +56,17 @@ def mix_labeled_and_unlabeled(x_l: torch.Tensor, t_l: torch.Tensor, u_views: lis
 class MixMatch(Algorithm):
     name = "mixmatch"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "weak#2"]}  # set per instance from num_augmentations
+    options = {
+        "lambda_u": LAMBDA_U,
+        "temperature": Option(POSITIVE, "sharpening temperature of the label guesses"),
+        "alpha": Option(POSITIVE, "Beta(alpha, alpha) parameter of mixup"),
+        "num_augmentations": Option(COUNT, "weak views averaged into each label guess"),
+        "rampup": RAMPUP,
+    }
 
     def __init__(self, lambda_u: float = 100.0, temperature: float = 0.5, alpha: float = 0.75, num_augmentations: int = 2,
                  rampup: float = 0.4) -> None:
         super().__init__()
-        check_non_negative(self.name, "lambda_u", lambda_u)
-        check_positive(self.name, "temperature", temperature)
-        check_positive(self.name, "alpha", alpha)
-        check_count(self.name, "num_augmentations", num_augmentations)
-        check_fraction(self.name, "rampup", rampup)
         self.lambda_u = lambda_u
         self.temperature = temperature
         self.alpha = alpha

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from fewlabels.algorithms.components.base import Batch, check_positive, register
+from fewlabels.algorithms.components.base import Batch, register
+from fewlabels.algorithms.components.options import POSITIVE, Option
 from fewlabels.algorithms.components.pretraining import MomentumTarget
 from fewlabels.collectives import all_gather_cat, rank_and_world
 from fewlabels.losses.ssl import info_nce
@@ -23,11 +24,14 @@ from fewlabels.losses.ssl import info_nce
 @register
 class MoCoV3(MomentumTarget):
     name = "mocov3"
+    options = {
+        **MomentumTarget.options,
+        "temperature": Option(POSITIVE, "temperature of InfoNCE"),
+    }
 
     def __init__(self, temperature: float = 0.2, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1,
                  pred_hidden: int = 512, momentum: float = 0.99, view: str = "strong") -> None:
         super().__init__(proj_hidden, proj_dim, probe_lr, pred_hidden, momentum, view)
-        check_positive(self.name, "temperature", temperature)
         self.temperature = temperature
 
     def pretext(self, f1: torch.Tensor, f2: torch.Tensor, batch: Batch, step: int) -> dict[str, torch.Tensor]:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_fraction, check_non_negative, register
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, register
 from fewlabels.algorithms.components.consistency import joint_forward
+from fewlabels.algorithms.components.options import LAMBDA_U, RAMPUP
 from fewlabels.algorithms.components.ramps import ramp_steps, sigmoid_rampup
 from fewlabels.algorithms.components.result import step_result
 from fewlabels.losses import cross_entropy, softmax_mse
@@ -29,11 +30,13 @@ from fewlabels.losses import cross_entropy, softmax_mse
 class PiModel(Algorithm):
     name = "pimodel"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "weak#2"]}  # two independent weak draws
+    options = {
+        "lambda_u": LAMBDA_U,
+        "rampup": RAMPUP,
+    }
 
     def __init__(self, lambda_u: float = 10.0, rampup: float = 0.4) -> None:
         super().__init__()
-        check_non_negative(self.name, "lambda_u", lambda_u)
-        check_fraction(self.name, "rampup", rampup)
         self.lambda_u = lambda_u
         self.rampup = rampup
         self.rampup_steps = 0  # set by setup(); 0 means full weight at once

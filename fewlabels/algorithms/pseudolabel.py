@@ -20,12 +20,10 @@ from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
-    check_fraction,
-    check_in_unit_interval,
-    check_non_negative,
     register,
 )
 from fewlabels.algorithms.components.consistency import joint_forward
+from fewlabels.algorithms.components.options import LAMBDA_U, RAMPUP, THRESHOLD
 from fewlabels.algorithms.components.ramps import linear_rampup, ramp_steps
 from fewlabels.algorithms.components.result import step_result
 from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
@@ -35,12 +33,14 @@ from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
 class PseudoLabel(Algorithm):
     name = "pseudolabel"
     views = {"labeled": ["weak"], "unlabeled": ["weak"]}
+    options = {
+        "threshold": THRESHOLD,
+        "lambda_u": LAMBDA_U,
+        "rampup": RAMPUP,
+    }
 
     def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, rampup: float = 0.4) -> None:
         super().__init__()
-        check_in_unit_interval(self.name, "threshold", threshold)
-        check_non_negative(self.name, "lambda_u", lambda_u)
-        check_fraction(self.name, "rampup", rampup)
         self.threshold = threshold
         self.lambda_u = lambda_u
         self.rampup = rampup

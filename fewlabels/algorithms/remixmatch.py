@@ -38,15 +38,11 @@ from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
-    check_count,
-    check_fraction,
-    check_momentum,
-    check_non_negative,
-    check_positive,
     register,
 )
 from fewlabels.algorithms.components.consistency import bn_stats_frozen
 from fewlabels.algorithms.components.mixing import sharpen
+from fewlabels.algorithms.components.options import COUNT, DA_MOMENTUM, FLAG, LAMBDA_U, NON_NEGATIVE, POSITIVE, RAMPUP, Option
 from fewlabels.algorithms.components.parts import feature_dim_of
 from fewlabels.algorithms.components.ramps import linear_rampup, ramp_steps
 from fewlabels.algorithms.components.result import step_result
@@ -69,21 +65,22 @@ def rotate_quarters(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor
 class ReMixMatch(Algorithm):
     name = "remixmatch"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong", "strong#2"]}  # set per instance from num_strong
+    options = {
+        "lambda_u": LAMBDA_U,
+        "lambda_u1": Option(NON_NEGATIVE, "weight of the pre-mixup loss on the first strong view"),
+        "temperature": Option(POSITIVE, "sharpening temperature of the label guesses"),
+        "alpha": Option(POSITIVE, "Beta(alpha, alpha) parameter of mixup"),
+        "num_strong": Option(COUNT, "strong views anchored to each weak view"),
+        "da_momentum": DA_MOMENTUM,
+        "rotation": Option(FLAG, "add the rotation-prediction loss (square images)"),
+        "lambda_rot": Option(NON_NEGATIVE, "weight of the rotation loss"),
+        "rampup": RAMPUP,
+    }
 
     def __init__(self, lambda_u: float = 1.5, lambda_u1: float = 0.5, temperature: float = 0.5, alpha: float = 0.75,
                  num_strong: int = 2, da_momentum: float = 0.99, rotation: bool = False, lambda_rot: float = 0.5,
                  rampup: float = 0.4) -> None:
         super().__init__()
-        check_non_negative(self.name, "lambda_u", lambda_u)
-        check_non_negative(self.name, "lambda_u1", lambda_u1)
-        check_positive(self.name, "temperature", temperature)
-        check_positive(self.name, "alpha", alpha)
-        check_count(self.name, "num_strong", num_strong)
-        check_momentum(self.name, "da_momentum", da_momentum)
-        if not isinstance(rotation, bool):
-            raise FewLabelsError(f"remixmatch: rotation must be true or false, got {rotation!r}.")
-        check_non_negative(self.name, "lambda_rot", lambda_rot)
-        check_fraction(self.name, "rampup", rampup)
         self.lambda_u, self.lambda_u1, self.lambda_rot = lambda_u, lambda_u1, lambda_rot
         self.temperature = temperature
         self.alpha = alpha

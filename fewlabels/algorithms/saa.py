@@ -30,12 +30,10 @@ from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
-    check_in_unit_interval,
-    check_momentum,
-    check_non_negative,
     register,
 )
 from fewlabels.algorithms.components.consistency import pseudo_label_consistency
+from fewlabels.algorithms.components.options import LAMBDA_U, MOMENTUM, THRESHOLD, Option, choice
 from fewlabels.algorithms.components.parts import mean_by_index
 from fewlabels.algorithms.components.thresholds import CurriculumThreshold, FixedThreshold
 from fewlabels.augment import RandAugment
@@ -72,14 +70,15 @@ def splice_halves(x: torch.Tensor, other: torch.Tensor, gen: torch.Generator) ->
 class SAA(Algorithm):
     name = "saa"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    options = {
+        "base": Option(choice(("fixmatch", "flexmatch")), "the algorithm whose loss SAA augments"),
+        "threshold": THRESHOLD,
+        "lambda_u": LAMBDA_U,
+        "momentum": Option(MOMENTUM, "momentum of each sample's loss history"),
+    }
 
     def __init__(self, base: str = "fixmatch", threshold: float = 0.95, lambda_u: float = 1.0, momentum: float = 0.001) -> None:
         super().__init__()
-        if base not in ("fixmatch", "flexmatch"):
-            raise FewLabelsError(f"saa: base must be 'fixmatch' or 'flexmatch', got {base!r}.")
-        check_in_unit_interval(self.name, "threshold", threshold)
-        check_non_negative(self.name, "lambda_u", lambda_u)
-        check_momentum(self.name, "momentum", momentum)
         self.base, self.threshold, self.lambda_u, self.momentum = base, threshold, lambda_u, momentum
         self.weigh: FixedThreshold | CurriculumThreshold = FixedThreshold(threshold)
         self.augment = RandAugment()

@@ -36,12 +36,10 @@ from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
-    check_in_unit_interval,
-    check_momentum,
-    check_non_negative,
     register,
 )
 from fewlabels.algorithms.components.consistency import joint_forward, thresholded_consistency
+from fewlabels.algorithms.components.options import LAMBDA_U, MOMENTUM, NON_NEGATIVE, THRESHOLD, Option
 from fewlabels.algorithms.components.parts import feature_dim_of
 from fewlabels.algorithms.components.result import step_result
 from fewlabels.algorithms.components.thresholds import FixedThreshold
@@ -70,14 +68,16 @@ def shrunk_space(probs: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.T
 class ShrinkMatch(Algorithm):
     name = "shrinkmatch"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    options = {
+        "threshold": THRESHOLD,
+        "lambda_u": LAMBDA_U,
+        "lambda_shrink": Option(NON_NEGATIVE, "weight of the loss in the shrunk class space"),
+        "momentum": Option(MOMENTUM, "momentum of the running share of certain samples"),
+    }
 
     def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, lambda_shrink: float = 1.0,
                  momentum: float = 0.999) -> None:
         super().__init__()
-        check_in_unit_interval(self.name, "threshold", threshold)
-        check_non_negative(self.name, "lambda_u", lambda_u)
-        check_non_negative(self.name, "lambda_shrink", lambda_shrink)
-        check_momentum(self.name, "momentum", momentum)
         self.threshold, self.lambda_u, self.lambda_shrink, self.momentum = threshold, lambda_u, lambda_shrink, momentum
         self.weigh = FixedThreshold(threshold)
         self.head: nn.Sequential | None = None  # the auxiliary head, created in setup

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from fewlabels.algorithms.components.base import Batch, check_positive, register
+from fewlabels.algorithms.components.base import Batch, register
+from fewlabels.algorithms.components.options import POSITIVE, Option
 from fewlabels.algorithms.components.pretraining import Pretraining, gather
 from fewlabels.losses.ssl import nt_xent
 
@@ -21,11 +22,14 @@ from fewlabels.losses.ssl import nt_xent
 @register
 class SimCLR(Pretraining):
     name = "simclr"
+    options = {
+        **Pretraining.options,
+        "temperature": Option(POSITIVE, "temperature of NT-Xent"),
+    }
 
     def __init__(self, temperature: float = 0.5, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1,
                  view: str = "strong") -> None:
         super().__init__(proj_hidden, proj_dim, probe_lr, view)
-        check_positive(self.name, "temperature", temperature)
         self.temperature = temperature
 
     def pretext(self, f1: torch.Tensor, f2: torch.Tensor, batch: Batch, step: int) -> dict[str, torch.Tensor]:

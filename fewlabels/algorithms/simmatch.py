@@ -40,19 +40,14 @@ from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
-    check_count,
-    check_in_unit_interval,
-    check_momentum,
-    check_non_negative,
-    check_positive,
     register,
 )
 from fewlabels.algorithms.components.consistency import joint_forward
+from fewlabels.algorithms.components.options import COUNT, FLAG, LAMBDA_U, MOMENTUM, NON_NEGATIVE, POSITIVE, THRESHOLD, UNIT, Option
 from fewlabels.algorithms.components.parts import feature_dim_of, fit_buffers_to, mean_by_index, similarity_logits
 from fewlabels.algorithms.components.result import step_result
 from fewlabels.algorithms.components.thresholds import DistributionAlignment
 from fewlabels.collectives import all_gather_cat
-from fewlabels.errors import FewLabelsError
 from fewlabels.losses import at_least_fp32, cross_entropy, masked_mean
 from fewlabels.models.heads import projection_mlp
 
@@ -63,19 +58,20 @@ ROUND_ROBIN_SLOTS = 256  # bank size when neither labeled_y nor labeled indices 
 class SimMatch(Algorithm):
     name = "simmatch"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    options = {
+        "threshold": THRESHOLD,
+        "lambda_u": LAMBDA_U,
+        "lambda_in": Option(NON_NEGATIVE, "weight of the instance-similarity loss"),
+        "temperature": Option(POSITIVE, "temperature of the similarities to the labeled bank"),
+        "alpha": Option(UNIT, "share of the class pseudo-label in the calibrated one"),
+        "proj_dim": Option(COUNT, "size of the projected embeddings"),
+        "bank_momentum": Option(MOMENTUM, "momentum of the labeled bank's embeddings"),
+        "dist_align": Option(FLAG, "align the pseudo-labels' class marginal to the uniform one"),
+    }
 
     def __init__(self, threshold: float = 0.95, lambda_u: float = 1.0, lambda_in: float = 1.0, temperature: float = 0.1,
                  alpha: float = 0.9, proj_dim: int = 128, bank_momentum: float = 0.7, dist_align: bool = True) -> None:
         super().__init__()
-        check_in_unit_interval(self.name, "threshold", threshold)
-        check_non_negative(self.name, "lambda_u", lambda_u)
-        check_non_negative(self.name, "lambda_in", lambda_in)
-        check_positive(self.name, "temperature", temperature)
-        check_in_unit_interval(self.name, "alpha", alpha)
-        check_count(self.name, "proj_dim", proj_dim)
-        check_momentum(self.name, "bank_momentum", bank_momentum)
-        if not isinstance(dist_align, bool):
-            raise FewLabelsError(f"simmatch: dist_align must be true or false, got {dist_align!r}.")
         self.threshold, self.lambda_u, self.lambda_in, self.temperature = threshold, lambda_u, lambda_in, temperature
         self.alpha, self.proj_dim, self.bank_momentum, self.dist_align = alpha, proj_dim, bank_momentum, dist_align
         self.head: nn.Sequential | None = None  # g, created in setup

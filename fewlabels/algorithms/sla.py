@@ -51,13 +51,13 @@ from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
-    check_non_negative,
     register,
 )
 from fewlabels.algorithms.components.consistency import joint_forward, thresholded_consistency
+from fewlabels.algorithms.components.options import NON_NEGATIVE, Option, Rule
 from fewlabels.algorithms.components.parts import feature_dim_of
 from fewlabels.algorithms.components.result import step_result
-from fewlabels.algorithms.fixmatch import set_fixmatch_options
+from fewlabels.algorithms.fixmatch import FIXMATCH_OPTIONS, set_fixmatch_options
 from fewlabels.augment import GROUPS, TransformGroup, get_group
 from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy
@@ -107,22 +107,25 @@ def aggregated_predict(model: nn.Module, joint_head: nn.Module, x: torch.Tensor,
     return torch.softmax(aggregated_logits(model, joint_head, x, group, batch_size), dim=-1)
 
 
-def check_group_name(algorithm: str, group: Any) -> None:
-    if not isinstance(group, str) or group not in GROUPS:
-        close = difflib.get_close_matches(group, list(GROUPS), n=1) if isinstance(group, str) else []
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise FewLabelsError(f"{algorithm}: unknown transformation group {group!r}: {hint}choose one of {', '.join(GROUPS)}.")
+def refuse_group(algorithm: str, name: str, group: Any) -> None:
+    """An unknown group, with the closest known one."""
+    close = difflib.get_close_matches(group, list(GROUPS), n=1) if isinstance(group, str) else []
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise FewLabelsError(f"{algorithm}: unknown transformation group {group!r}: {hint}choose one of {', '.join(GROUPS)}.")
+
+
+GROUP = Option(Rule(f"one of {', '.join(GROUPS)}", lambda v: isinstance(v, str) and v in GROUPS, refuse_group),
+               "the transformations whose labels join the class labels")
 
 
 @register
 class SLA(Algorithm):
     name = "sla"
     views = {"labeled": ["weak"], "unlabeled": []}
+    options = {"group": GROUP, "beta": Option(NON_NEGATIVE, "weight of the self-distillation into the single-pass head")}
 
     def __init__(self, group: str = "rot4", beta: float = 1.0) -> None:
         super().__init__()
-        check_group_name(self.name, group)
-        check_non_negative(self.name, "beta", beta)
         self.group = group
         self.beta = beta
         self.transforms = get_group(group)
@@ -188,6 +191,7 @@ class SLAFixMatch(SLA):
 
     name = "sla-fixmatch"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    options = {**SLA.options, **FIXMATCH_OPTIONS}
 
     def __init__(self, group: str = "rot4", beta: float = 1.0, threshold: float = 0.95, lambda_u: float = 1.0,
                  temperature: float = 1.0) -> None:

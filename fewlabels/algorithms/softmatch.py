@@ -19,12 +19,10 @@ from fewlabels.algorithms.components.base import (
     Algorithm,
     Batch,
     SetupContext,
-    check_momentum,
-    check_non_negative,
-    check_positive,
     register,
 )
 from fewlabels.algorithms.components.consistency import pseudo_label_consistency
+from fewlabels.algorithms.components.options import FLAG, LAMBDA_U, MOMENTUM, POSITIVE, Option
 from fewlabels.algorithms.components.thresholds import DistributionAlignment, TruncatedGaussianWeight
 
 
@@ -32,13 +30,16 @@ from fewlabels.algorithms.components.thresholds import DistributionAlignment, Tr
 class SoftMatch(Algorithm):
     name = "softmatch"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    options = {
+        "momentum": Option(MOMENTUM, "momentum of the confidence mean and variance"),
+        "n_sigma": Option(POSITIVE, "width of the truncated Gaussian weight, in standard deviations"),
+        "lambda_u": LAMBDA_U,
+        "uniform_alignment": Option(FLAG, "align the predictions' class marginal to the uniform one"),
+    }
 
     def __init__(self, momentum: float = 0.999, n_sigma: float = 2.0, lambda_u: float = 1.0,
                  uniform_alignment: bool = True) -> None:
         super().__init__()
-        check_momentum(self.name, "momentum", momentum)
-        check_positive(self.name, "n_sigma", n_sigma)
-        check_non_negative(self.name, "lambda_u", lambda_u)
         self.momentum = momentum
         self.n_sigma = n_sigma
         self.lambda_u = lambda_u

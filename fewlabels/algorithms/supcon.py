@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from fewlabels.algorithms.components.base import Batch, check_positive, register
+from fewlabels.algorithms.components.base import Batch, register
+from fewlabels.algorithms.components.options import POSITIVE, Option
 from fewlabels.algorithms.components.pretraining import Pretraining, gather
 from fewlabels.collectives import all_gather_cat
 from fewlabels.losses.ssl import supcon
@@ -22,12 +23,15 @@ from fewlabels.losses.ssl import supcon
 @register
 class SupCon(Pretraining):
     name = "supcon"
+    options = {
+        **Pretraining.options,
+        "temperature": Option(POSITIVE, "temperature of the supervised contrastive loss"),
+    }
     labeled_pair = True  # the instance's views: weak + the pair for labeled samples, the pair for unlabeled ones
 
     def __init__(self, temperature: float = 0.1, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1,
                  view: str = "strong") -> None:
         super().__init__(proj_hidden, proj_dim, probe_lr, view)
-        check_positive(self.name, "temperature", temperature)
         self.temperature = temperature
 
     def losses(self, model, batch: Batch, step: int) -> dict[str, torch.Tensor]:

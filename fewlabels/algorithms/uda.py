@@ -19,11 +19,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.components.base import Algorithm, Batch, check_in_unit_interval, check_non_negative, check_positive, register
+from fewlabels.algorithms.components.base import Algorithm, Batch, register
 from fewlabels.algorithms.components.consistency import joint_forward
 from fewlabels.algorithms.components.mixing import sharpen
+from fewlabels.algorithms.components.options import LAMBDA_U, POSITIVE, UNIT, Option, choice
 from fewlabels.algorithms.components.result import step_result
-from fewlabels.errors import FewLabelsError
 from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
 
 
@@ -31,14 +31,15 @@ from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
 class UDA(Algorithm):
     name = "uda"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    options = {
+        "lambda_u": LAMBDA_U,
+        "temperature": Option(POSITIVE, "sharpening temperature of the soft targets"),
+        "threshold": Option(UNIT, "confidence a target needs to count"),
+        "target_view": Option(choice(("weak", "none"), "'weak' or 'none' (the clean view)"), "view the targets come from"),
+    }
 
     def __init__(self, lambda_u: float = 1.0, temperature: float = 0.4, threshold: float = 0.8, target_view: str = "weak") -> None:
         super().__init__()
-        check_non_negative(self.name, "lambda_u", lambda_u)
-        check_positive(self.name, "temperature", temperature)
-        check_in_unit_interval(self.name, "threshold", threshold)
-        if target_view not in ("weak", "none"):
-            raise FewLabelsError(f"uda: target_view must be 'weak' or 'none' (the clean view), got {target_view!r}.")
         self.lambda_u = lambda_u
         self.temperature = temperature
         self.threshold = threshold

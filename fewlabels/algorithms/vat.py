@@ -31,10 +31,10 @@ import math
 import torch
 from torch import nn
 
-from fewlabels.algorithms.components.base import Algorithm, Batch, check_non_negative, check_positive, register
+from fewlabels.algorithms.components.base import Algorithm, Batch, register
 from fewlabels.algorithms.components.consistency import bn_stats_frozen, vat_perturbation
+from fewlabels.algorithms.components.options import COUNT, FLAG, LAMBDA_U, NON_NEGATIVE, POSITIVE, Option
 from fewlabels.algorithms.components.result import step_result
-from fewlabels.errors import FewLabelsError
 from fewlabels.losses import cross_entropy, entropy, kl_divergence
 
 REFERENCE_SIZE = 3 * 32 * 32  # eps and xi are stated for a CIFAR-sized input
@@ -44,18 +44,18 @@ REFERENCE_SIZE = 3 * 32 * 32  # eps and xi are stated for a CIFAR-sized input
 class VAT(Algorithm):
     name = "vat"
     views = {"labeled": ["weak"], "unlabeled": ["weak"]}
+    options = {
+        "lambda_u": LAMBDA_U,
+        "eps": Option(POSITIVE, "radius of the adversarial perturbation (for a 3x32x32 input, scaled to the input's size)"),
+        "xi": Option(POSITIVE, "size of the probe of the power iteration (scaled as eps)"),
+        "power_iterations": Option(COUNT, "power iterations that find the adversarial direction"),
+        "entmin": Option(FLAG, "add conditional entropy minimization (VAT+EntMin)"),
+        "entmin_weight": Option(NON_NEGATIVE, "weight of the entropy term"),
+    }
 
     def __init__(self, lambda_u: float = 1.0, eps: float = 1.5, xi: float = 1e-3, power_iterations: int = 1,
                  entmin: bool = False, entmin_weight: float = 0.06) -> None:
         super().__init__()
-        check_non_negative(self.name, "lambda_u", lambda_u)
-        check_positive(self.name, "eps", eps)
-        check_positive(self.name, "xi", xi)
-        if not (isinstance(power_iterations, int) and not isinstance(power_iterations, bool) and power_iterations >= 1):
-            raise FewLabelsError(f"vat: power_iterations must be a whole number of at least 1, got {power_iterations!r}.")
-        if not isinstance(entmin, bool):
-            raise FewLabelsError(f"vat: entmin must be true or false, got {entmin!r}.")
-        check_non_negative(self.name, "entmin_weight", entmin_weight)
         self.lambda_u = lambda_u
         self.eps = eps
         self.xi = xi

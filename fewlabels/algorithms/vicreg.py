@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewlabels.algorithms.components.base import Batch, check_non_negative, register
+from fewlabels.algorithms.components.base import Batch, register
+from fewlabels.algorithms.components.options import NON_NEGATIVE, Option
 from fewlabels.algorithms.components.pretraining import Pretraining, gather
 from fewlabels.losses.ssl import vicreg_terms
 from fewlabels.models.heads import projection_mlp
@@ -22,13 +23,17 @@ from fewlabels.models.heads import projection_mlp
 @register
 class VICReg(Pretraining):
     name = "vicreg"
+    options = {
+        **Pretraining.options,
+        "sim_weight": Option(NON_NEGATIVE, "weight of the invariance term"),
+        "var_weight": Option(NON_NEGATIVE, "weight of the variance hinge"),
+        "cov_weight": Option(NON_NEGATIVE, "weight of the covariance term"),
+    }
 
     def __init__(self, sim_weight: float = 25.0, var_weight: float = 25.0, cov_weight: float = 1.0, proj_hidden: int = 512,
                  proj_dim: int = 512, probe_lr: float = 0.1,
                  view: str = "strong") -> None:
         super().__init__(proj_hidden, proj_dim, probe_lr, view)
-        for name, value in (("sim_weight", sim_weight), ("var_weight", var_weight), ("cov_weight", cov_weight)):
-            check_non_negative(self.name, name, value)
         self.sim_weight, self.var_weight, self.cov_weight = sim_weight, var_weight, cov_weight
 
     def make_projector(self, feature_dim: int) -> nn.Module:

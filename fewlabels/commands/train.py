@@ -31,6 +31,10 @@ def _registry_help(name: str) -> str:
         from fewlabels import algorithms
 
         return "; one of " + ", ".join(algorithms.names())
+    if name == "options":
+        from fewlabels import algorithms
+
+        return f" ({algorithms.options_help()})"
     if name == "model":
         from fewlabels import models
 

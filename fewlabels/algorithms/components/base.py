@@ -16,13 +16,16 @@ runs draw the same numbers.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from fewlabels.algorithms.components.options import Option, check_declared, check_values, init_parameters, refuse_unknown
 from fewlabels.errors import FewLabelsError
 
 Batch = dict[str, Any]
@@ -68,9 +71,17 @@ class Algorithm(nn.Module):
     name: ClassVar[str] = ""
     views: ClassVar[dict[str, list[str]]] = {"labeled": ["weak"], "unlabeled": []}
     requires: ClassVar[tuple[str, ...]] = ()  # fields of SetupContext that must not be None (e.g. "teacher")
+    options: ClassVar[dict[str, Option]] = {}  # one declaration per __init__ parameter (components/options.py)
 
     def __init__(self) -> None:
         super().__init__()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Hold the declarations against ``__init__`` (at import), and check every value given before ``__init__`` runs."""
+        super().__init_subclass__(**kwargs)
+        check_declared(cls, cls.options)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _checking(cls.__dict__["__init__"], cls.options)  # type: ignore[method-assign]
 
     @property
     def uses_labeled(self) -> bool:
@@ -114,10 +125,23 @@ class Algorithm(nn.Module):
 
     def hparams(self) -> dict[str, Any]:
         """The constructor arguments, as given (for config files and run records)."""
-        return {k: getattr(self, k) for k in _init_defaults(type(self))}
+        return {k: getattr(self, k) for k in init_parameters(type(self).__init__)}
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"{type(self).__name__} is called through losses(model, batch, step), not as a module.")
+
+
+def _checking(init: Callable[..., None], declared: dict[str, Option]) -> Callable[..., None]:
+    """``init`` behind the check of its arguments against their declarations (the sentence names the algorithm)."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def checked_init(self: Algorithm, *args: Any, **kwargs: Any) -> None:
+        refuse_unknown(self.name, kwargs, declared)
+        check_values(self.name, signature.bind(self, *args, **kwargs).arguments, declared)
+        init(self, *args, **kwargs)
+
+    return checked_init
 
 
 def check_context(algorithm: Algorithm, ctx: SetupContext) -> None:
@@ -131,43 +155,6 @@ _HOW_TO_GIVE = {
     "teacher": "give one with --option teacher=RUN_DIR (a finished run folder).",
     "encoder": "start from a run with --init RUN_DIR.",
 }
-
-
-# ---- argument checks: one sentence naming the parameter, the value and the allowed range
-
-
-def check_in_unit_interval(algorithm: str, name: str, value: float) -> None:
-    """Thresholds live in (0, 1]."""
-    if not (isinstance(value, (int, float)) and 0.0 < value <= 1.0):
-        raise FewLabelsError(f"{algorithm}: {name} must be in (0, 1], got {value!r}.")
-
-
-def check_non_negative(algorithm: str, name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and value >= 0):
-        raise FewLabelsError(f"{algorithm}: {name} must be 0 or more, got {value!r}.")
-
-
-def check_fraction(algorithm: str, name: str, value: float) -> None:
-    """Ramp-up lengths are fractions of the run, in [0, 1]."""
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0):
-        raise FewLabelsError(f"{algorithm}: {name} must be a fraction of the run in [0, 1], got {value!r}.")
-
-
-def check_count(algorithm: str, name: str, value: int) -> None:
-    """Numbers of augmentations are whole numbers of at least 1."""
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-        raise FewLabelsError(f"{algorithm}: {name} must be a whole number of at least 1, got {value!r}.")
-
-
-def check_momentum(algorithm: str, name: str, value: float) -> None:
-    """Moving-average momenta (and decays) live in [0, 1): 1 would freeze the average forever."""
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < 1.0):
-        raise FewLabelsError(f"{algorithm}: {name} must be in [0, 1), got {value!r}.")
-
-
-def check_positive(algorithm: str, name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and value > 0):
-        raise FewLabelsError(f"{algorithm}: {name} must be greater than 0, got {value!r}.")
 
 
 # ---- registry
@@ -184,15 +171,9 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _init_defaults(cls: type) -> dict[str, Any]:
-    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    params = inspect.signature(cls.__init__).parameters
-    return {k: p.default for k, p in params.items() if k != "self" and p.kind in named}
-
-
 def options(name: str) -> dict[str, Any]:
     """The hyper-parameters an algorithm takes, with their defaults."""
-    return _init_defaults(get_class(name))
+    return init_parameters(get_class(name).__init__)
 
 
 def get_class(name: str) -> type[Algorithm]:
@@ -208,11 +189,5 @@ def get_class(name: str) -> type[Algorithm]:
 def get(name: str, **hparams: Any) -> Algorithm:
     """Build an algorithm by name; unknown hyper-parameters are refused with the closest valid one."""
     cls = get_class(name)
-    valid = options(name)
-    for key in hparams:
-        if key not in valid:
-            close = difflib.get_close_matches(key, list(valid), n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            listing = ", ".join(valid) if valid else "none"
-            raise FewLabelsError(f"{name} has no option '{key}': {hint}its options are {listing}.")
+    refuse_unknown(cls.name, hparams, cls.options)
     return cls(**hparams)

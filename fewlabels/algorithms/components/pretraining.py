@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext, check_non_negative, check_positive
+from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext
+from fewlabels.algorithms.components.options import CLOSED_UNIT, COUNT, NON_NEGATIVE, Option, choice
 from fewlabels.algorithms.components.result import step_result
 from fewlabels.collectives import all_gather_with_grad
 from fewlabels.errors import FewLabelsError
@@ -37,14 +38,15 @@ class Pretraining(Algorithm):
     views: ClassVar[dict[str, list[str]]] = {"labeled": ["weak"], "unlabeled": ["strong", "strong#2"]}
     min_batch: ClassVar[int] = 2  # the smallest unlabeled batch the pretext loss is defined for
     labeled_pair: ClassVar[bool] = False  # whether labeled samples take the two views too (SupCon)
+    options = {
+        "proj_hidden": Option(COUNT, "width of the projection head's hidden layers"),
+        "proj_dim": Option(COUNT, "size of the projected embeddings"),
+        "probe_lr": Option(NON_NEGATIVE, "learning rate of the online linear probe (the model's own head)"),
+        "view": Option(choice(VIEWS, "one of " + ", ".join(VIEWS)), "the two views: strong augmentation, or crop-and-jitter"),
+    }
 
     def __init__(self, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1, view: str = "strong") -> None:
         super().__init__()
-        check_positive(self.name, "proj_hidden", proj_hidden)
-        check_positive(self.name, "proj_dim", proj_dim)
-        check_non_negative(self.name, "probe_lr", probe_lr)
-        if view not in VIEWS:
-            raise FewLabelsError(f"{self.name}: view must be one of {', '.join(VIEWS)}, got {view!r}.")
         self.proj_hidden, self.proj_dim, self.probe_lr, self.view = proj_hidden, proj_dim, probe_lr, view
         self.pair = (view, f"{view}#2")
         self.views = {"labeled": ["weak", *(self.pair if self.labeled_pair else ())], "unlabeled": list(self.pair)}
@@ -103,12 +105,15 @@ class MomentumTarget(Pretraining):
     tau_k = 1 - (1 - tau_base) (cos(pi k / K) + 1) / 2.
     """
 
+    options = {
+        **Pretraining.options,
+        "pred_hidden": Option(COUNT, "width of the predictor's hidden layer"),
+        "momentum": Option(CLOSED_UNIT, "the target network's first momentum, raised to 1 on a cosine"),
+    }
+
     def __init__(self, proj_hidden: int = 512, proj_dim: int = 128, probe_lr: float = 0.1, pred_hidden: int = 512,
                  momentum: float = 0.99, view: str = "strong") -> None:
         super().__init__(proj_hidden, proj_dim, probe_lr, view)
-        check_positive(self.name, "pred_hidden", pred_hidden)
-        if not (isinstance(momentum, (int, float)) and 0.0 <= momentum <= 1.0):
-            raise FewLabelsError(f"{self.name}: momentum must be in [0, 1], got {momentum!r}.")
         self.pred_hidden, self.momentum = pred_hidden, momentum
 
     def setup(self, ctx: SetupContext) -> None:
