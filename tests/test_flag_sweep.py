@@ -54,27 +54,13 @@ READ_ONLY = Path("/proc/fewlabels-sweep")  # read-only even for root
 PHASES = list(Phase) if LONG else [Phase.explicit, Phase.generate]  # CI: no shrinking (a failing value is shown as found)
 
 # Failing (command, flag, kind) triples whose fix another helper is landing now (issue 27); non-strict until then.
-BEING_FIXED: dict[tuple[str, str, str], str] = {
-    ("symmetries", "--seed", "below"): "--seed -1 reaches numpy: a traceback (use train's bounds)",
-}
+BEING_FIXED: dict[tuple[str, str, str], str] = {}
 
 # Failures found by this sweep and not yet fixed: strict xfail, so a fix shows up as XPASS and the entry goes.
-OVERWRITES = "overwrites a user's file (or replaces a user's symlink) at the output path; see test_user_files_safe.py"
-FOUND: dict[tuple[str, str, str], str] = {
-    ("train", "--out", "symlink-loop"): "--out onto a symlink loop: FileExistsError traceback from mkdir",
-    ("pipeline", "--out", "symlink-loop"): "--out onto a symlink loop: a traceback",
-    ("demo", "--out", "symlink-loop"): "--out onto a symlink loop: FileExistsError traceback (from pipeline's mkdir)",
-    ("symmetries", "--out", "symlink-loop"): "--out onto a symlink loop: FileExistsError traceback from mkdir",
-    **{(cmd, flag, "user-file"): OVERWRITES for cmd, flag in (("evaluate", "--json"), ("probe", "--json"), ("predict", "--out"),
-                                                             ("report", "--out"), ("export", "--out"), ("suggest", "--out"),
-                                                             ("check-labels", "--out"))},
-    **{(cmd, flag, "symlink-loop"): OVERWRITES for cmd, flag in (("evaluate", "--json"), ("predict", "--out"),
-                                                                ("report", "--out"), ("export", "--out"))},
-}
+FOUND: dict[tuple[str, str, str], str] = {}
 
 # Cases that run for minutes instead of failing fast: xfail without running them (no strictness possible).
-HANGS: dict[tuple[str, str, str], str] = {
-}
+HANGS: dict[tuple[str, str, str], str] = {}
 
 # Commands that echo what they run on stderr before it runs (by design): their error is the one "fewlabels: error:" line.
 ECHOES = {"demo"}

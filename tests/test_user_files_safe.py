@@ -24,18 +24,7 @@ USER_BYTES = b"the user's own file: not written by fewlabels\n"
 # (case id) -> why it fails today; being fixed by the command's owner (issue 27), so not strict
 BEING_FIXED: dict[str, str] = {}
 # (case id) -> a bug this test found that nobody is fixing yet: strict, so the fix shows up as XPASS
-OVERWRITTEN = "the user's file at the output path is overwritten"
-FOUND: dict[str, str] = {
-    **{f"{c} is a user file": OVERWRITTEN for c in (
-        "predict --out PREDS.csv", "export --out model.ts", "export default model.ts", "embed --out EMB.npz",
-        "evaluate --json OUT.json", "evaluate default evaluation.json", "probe --json OUT.json", "probe default probe-knn.json",
-        "report --out REPORT.html", "report default report.html", "check-labels --out LABELS.csv",
-        "check-labels default check-labels.csv", "suggest --out PICKS.csv", "augment-preview --out PREVIEW.png",
-        "merge-labels --out NEW.npz")},
-    "report plots folder holds user files named like its plots": "RUN_DIR/report/<plot>.png of the user's are overwritten",
-    "symmetries --out holds user files named like its outputs": "--out DIR/symmetries.json and .png of the user's are "
-                                                                "overwritten",
-}
+FOUND: dict[str, str] = {}
 
 
 @dataclass

@@ -67,6 +67,10 @@ def check_writable_dir(path: str | os.PathLike) -> None:
     path = Path(path).absolute()
     probe = path
     while not probe.exists():
+        if probe.is_symlink():  # exists() is False for a link to nowhere, or a loop of links: mkdir would fail on it
+            where = "is" if probe == path else f"passes through {probe},"
+            raise FewLabelsError(f"Output path {path} {where} a symbolic link that leads nowhere (or to itself); "
+                                 "choose another --out folder.")
         if probe.parent == probe:
             break
         probe = probe.parent
