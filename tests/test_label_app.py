@@ -312,6 +312,16 @@ def _(c: Ctx) -> Expect:
     return Expect(["label", folder(c.tmp), "--port", 0, "--from", c.tmp / "norun"], ["does not exist"])
 
 
+@case("empty-from")
+def _(c: Ctx) -> Expect:
+    return Expect(["label", folder(c.tmp), "--port", 0, "--from", ""], ["--from is empty"])
+
+
+@case("empty-dataset")
+def _(c: Ctx) -> Expect:
+    return Expect(["label", "", "--port", 0], ["DATASET is empty"])
+
+
 @case("web-extra-missing")
 def _(c: Ctx) -> Expect:
     c.monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn raises ImportError

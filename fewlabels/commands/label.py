@@ -71,9 +71,14 @@ def run(args: argparse.Namespace) -> int:
     from fewlabels.app.server import create_app
     from fewlabels.app.session import LabelSession, check_dataset
     from fewlabels.commands.common import load_run
+    from fewlabels.errors import FewLabelsError
 
+    if not args.dataset:
+        raise FewLabelsError("DATASET is empty; give the image folder to label (class folders + unlabeled/).")
     check_dataset(args.dataset)
-    if args.run_dir:
+    if args.run_dir is not None:
+        if not args.run_dir:
+            raise FewLabelsError("--from is empty; give a run folder, or leave --from out for a cold start.")
         load_run(args.run_dir)  # a wrong --from is refused now, not in the page
     sock = _bind(args.host, args.port)
     try:
