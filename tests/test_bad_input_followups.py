@@ -17,6 +17,8 @@ import pytest
 from test_bad_input import Expect, assert_one_line_error, base_run, image_folder, leftovers, run_main, snapshot  # noqa: F401
 from test_bad_input_pipeline import PCtx
 
+from fewlabels.utils.provenance import stamp
+
 CASES: list = []
 
 
@@ -139,7 +141,7 @@ def test_train_overwrite_replaces_a_pipeline_and_says_so(tmp_path, request, caps
     """The pipeline goes whole (its record and stage folders), with one line naming what went; P is then the run."""
     c = PCtx(tmp_path, request, monkeypatch)
     c.fake_pipeline()
-    (c.out / "evaluation.json").write_text("{}")  # evaluate's output of the pipeline: fewlabels' too
+    (c.out / "evaluation.json").write_bytes(stamp("json", b"{}"))  # evaluate's output of the pipeline: fewlabels' too
     code, out, err = run_main(c.train("--overwrite", "--algorithm", "supervised"), capsys)
     assert code == 0 and "Traceback" not in err, err
     said = [line for line in out.splitlines() if line.startswith("--overwrite:")]

@@ -233,7 +233,7 @@ def test_overwrite_replaces_a_run_and_an_earlier_pipeline_and_says_so(tmp_path, 
     one line names what went, and nothing but fewlabels' files did."""
     c = PCtx(tmp_path, request, monkeypatch)
     shutil.copytree(request.getfixturevalue("base_run"), c.out)
-    (c.out / "evaluation.json").write_text("{}")  # evaluate's output beside the run: fewlabels' too
+    (c.out / "evaluation.json").write_bytes(_marked(".json"))  # evaluate's output beside the run: fewlabels' too
     code, out, err = run_main(c.pipeline("--overwrite"), capsys)
     assert code == 0 and "Traceback" not in err, err
     said = [line for line in out.splitlines() if line.startswith("--overwrite:")]
@@ -261,6 +261,21 @@ def test_train_overwrite_and_checkpoint_pruning_keep_a_users_checkpoint_named_fi
     assert (out / "checkpoint-best.pt").read_bytes() == b"mine"
 
 
+def _marked(suffix: str) -> bytes:
+    """A small evaluate/report output as fewlabels writes it (with its provenance mark)."""
+    import io
+
+    from PIL import Image
+
+    from fewlabels.utils.provenance import stamp
+
+    if suffix == ".png":
+        buf = io.BytesIO()
+        Image.new("L", (2, 2)).save(buf, format="PNG")
+        return stamp("png", buf.getvalue())
+    return stamp("json", b"{}") if suffix == ".json" else stamp("html", b"<html></html>")
+
+
 def test_what_overwrite_may_replace_in_a_pipeline_folder(tmp_path):
     """A run's files, a pipeline record (damaged too), evaluations and report plots; never a link, an exported model,
     a checkpoint-like name of the user's, a pipeline.json of another tool, a deeper folder."""
@@ -274,7 +289,8 @@ def test_what_overwrite_may_replace_in_a_pipeline_folder(tmp_path):
                                 ".last.pt.12.tmp", "evaluation.json", "report.html")] + [stage / "report" / "loss.png",
                                                                                           p / "evaluation.json"]
     for file in ours:
-        file.write_text("x")
+        file.write_bytes(_marked(file.suffix) if file.suffix in (".json", ".html", ".png") and file.name != "results.json"
+                         else b"x")  # evaluate's and report's outputs say in the file that fewlabels wrote them
     (p / "pipeline.json").write_text(json.dumps({"format": 1, "stages": []}))  # damaged, but ours
     ours.append(p / "pipeline.json")
     assert replaceable(tmp_path / "new", False) == [] and replaceable(tmp_path / "new", True) == []
@@ -284,9 +300,10 @@ def test_what_overwrite_may_replace_in_a_pipeline_folder(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "mine.txt").write_text("mine")
     foreign = {stage / "model.ts": "x", stage / "checkpoint-best.pt": "x", p / "notes.txt": "x", stage / "sub" / "a": "x",
+               stage / "evaluation.json": "{}", stage / "report" / "loss.png": "x",  # names of ours, without the mark
                p / "pipeline.json": "[1, 2]", p / "data": None}
     for path, text in foreign.items():
-        kept = path.read_text() if path.exists() else None
+        kept = path.read_bytes() if path.exists() else None
         if text is None:
             path.symlink_to(tmp_path / "elsewhere")
         else:
@@ -297,7 +314,7 @@ def test_what_overwrite_may_replace_in_a_pipeline_folder(tmp_path):
             replaceable(p, True)
         path.unlink()
         if kept is not None:
-            path.write_text(kept)
+            path.write_bytes(kept)
     said = replace(p, replaceable(p, True))
     assert said.startswith(f"--overwrite: replaced what fewlabels wrote in {p}: 1-pretrain/, evaluation.json, pipeline.json")
     assert sorted(x.name for x in p.rglob("*")) == ["1-pretrain", "sub"]  # an empty folder of the user's stays

@@ -101,3 +101,22 @@ def test_monitors_share_one_pass_per_model_and_set_and_refuse_a_name_twice():
     assert len(calls) == 3
     with pytest.raises(ValueError, match="two monitors report 'test_acc'"):
         run_monitors([TestAccuracy(), TestAccuracy()], ctx)
+
+
+def test_a_new_run_over_an_old_one_drops_the_old_evaluation_and_report_but_never_a_users_file(tmp_path):
+    """train --overwrite: evaluation.json and report files that fewlabels wrote describe the old model, so they go;
+    a file of the same name without fewlabels' mark (the user's) stays, byte for byte."""
+    from fewlabels.utils.provenance import stamp
+
+    out = tmp_path / "run"
+    settings = dict(dataset="digits", labels_per_class=2, iterations=2, batch_size=8, uratio=1, eval_every=2,
+                    checkpoint_every=2, out=str(out))
+    train(TrainConfig(**settings), progress=False)
+    (out / "evaluation.json").write_bytes(stamp("json", b'{"accuracy": 0.1}'))
+    (out / "report.html").write_bytes(stamp("html", b"<html></html>"))
+    (out / "report").mkdir()
+    (out / "report" / "accuracy.png").write_bytes(b"the user's picture")  # a name of ours, without the mark
+    assert RunFolder(out).stale_outputs() == [out / "evaluation.json", out / "report.html"]
+    train(TrainConfig(**settings), progress=False, overwrite=True)
+    assert not (out / "evaluation.json").exists() and not (out / "report.html").exists()
+    assert (out / "report" / "accuracy.png").read_bytes() == b"the user's picture"

@@ -24,6 +24,7 @@ from torch import nn
 from fewlabels.errors import FewLabelsError
 from fewlabels.train.checkpoint import ema_weights, read_checkpoint
 from fewlabels.utils.io import atomic_torch_save, atomic_write_json, atomic_write_text, check_writable_dir
+from fewlabels.utils.provenance import recognise
 
 RUN_FILES = ("config.yaml", "metrics.csv", "results.json", "last.pt")  # plus checkpoint-<step>.pt
 CHECKPOINT_NAME = re.compile(r"checkpoint-\d+\.pt")
@@ -129,13 +130,19 @@ class RunFolder:
                 other.append(entry)
             elif entry.is_dir() and entry.name == PLOTS_FOLDER:
                 for plot in sorted(entry.iterdir()):
-                    ours = plot.name in plots and plot.is_file() and not plot.is_symlink()
+                    ours = plot.name in plots and plot.is_file() and not plot.is_symlink() and recognise(plot)
                     (own if ours else other).append(plot)
-            elif entry.is_file() and (is_run_file(entry.name) or STRAY_NAME.fullmatch(entry.name) or entry.name in OUTPUT_FILES):
+            elif entry.is_file() and (is_run_file(entry.name) or STRAY_NAME.fullmatch(entry.name) or
+                                      (entry.name in OUTPUT_FILES and recognise(entry))):  # the file says who wrote it
                 own.append(entry)
             else:
                 other.append(entry)
         return own, other
+
+    def stale_outputs(self) -> list[Path]:
+        """What evaluate and report wrote here about an earlier run (marked as fewlabels' own): a new run replaces
+        it, so that no evaluation.json or report describes a model the folder no longer holds."""
+        return [p for p in self.contents()[0] if p.name in OUTPUT_FILES or p.parent.name == PLOTS_FOLDER]
 
     def check_new(self, overwrite: bool) -> None:
         """Refuse, before any work, a folder that cannot be written or already holds a run or a pipeline.
@@ -177,6 +184,8 @@ class RunFolder:
 
             tqdm.write(said)  # above a progress bar, on stdout
         for file in self.run_files(strays=True):
+            file.unlink(missing_ok=True)
+        for file in self.stale_outputs():
             file.unlink(missing_ok=True)
         try:
             self.save_checkpoint(state, step, keep)
