@@ -330,6 +330,8 @@ def base(command: str, flag: str, ws: Path) -> Invocation:
             return Invocation(command, {}, [("--dataset", str(ws / "arrays.npz")), ("--labels", str(ws / "picks.csv")),
                                             ("--out", f"{out}.npz")])
         return Invocation(command, {}, [("--dataset", str(ws / "imgs")), ("--sorted", str(ws / "sorted"))])
+    if command == "label":  # --check: every check of a start (folder, --from, port, lock), then exit without serving
+        return Invocation(command, {"dataset": [str(ws / "imgs")]}, [("--port", "0"), ("--check", None)])
     raise AssertionError(f"no base invocation for {command}; add one")
 
 
