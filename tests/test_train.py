@@ -9,8 +9,8 @@ import torch
 import yaml
 
 from fewlabels.errors import FewLabelsError
+from fewlabels.models.ema import EMA
 from fewlabels.train import TrainConfig, train
-from fewlabels.train.ema import EMA
 from fewlabels.train.optim import cosine_schedule, make_optimizer
 from fewlabels.train.streams import IndexStream
 

@@ -11,26 +11,30 @@ HELP = "the few-label pipeline: self-supervised pretraining, semi-supervised fin
 
 
 def _help(name: str) -> str:
-    """A setting's help as ``fewlabels train`` gives it (one text per setting)."""
+    """A setting's help as ``fewlabels train`` gives it, with its default (one text per setting, never copied by hand)."""
     import dataclasses
 
     from fewlabels.train.config import TrainConfig
 
-    return next(f.metadata["help"] for f in dataclasses.fields(TrainConfig) if f.name == name).replace("%", "%%")
+    field = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
+    text = field.metadata["help"]
+    if field.default is not None and field.default is not dataclasses.MISSING and "default" not in text:
+        text += f" (default {field.default})"
+    return text.replace("%", "%%")
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(NAME, help=HELP, description=HELP)
-    p.add_argument("--dataset", help="a built-in dataset, an image folder or an .npz file (default fashion-mnist)")
-    p.add_argument("--data-dir", help="folder holding the dataset's files")
+    p.add_argument("--dataset", help=_help("dataset"))
+    p.add_argument("--data-dir", help=_help("data_dir"))
     g = p.add_mutually_exclusive_group()
     g.add_argument("--labels-per-class", type=int, help=_help("labels_per_class"))
-    g.add_argument("--num-labels", type=int, help="total labeled samples, spread over the classes")
-    p.add_argument("--val-per-class", type=int, help="labeled samples per class held out for validation (default 0)")
+    g.add_argument("--num-labels", type=int, help=_help("num_labels"))
+    p.add_argument("--val-per-class", type=int, help=_help("val_per_class"))
     p.add_argument("--model", help=_help("model").replace("the network", "the network of every stage"))
     p.add_argument("--image-size", type=int, metavar="N", help=_help("image_size"))
-    p.add_argument("--seed", type=int, help="seeds the split, the models and the augmentation (default 0)")
-    p.add_argument("--device", help="auto, cpu or cuda[:N]")
+    p.add_argument("--seed", type=int, help=_help("seed").replace("the model", "the models"))
+    p.add_argument("--device", help=_help("device"))
     for stage in ("pretrain", "finetune", "distill"):
         p.add_argument(f"--{stage}-iterations", type=int, metavar="N", help=f"steps of the {stage} stage")
     p.add_argument("--pretrain-algorithm", metavar="NAME", help="the self-supervised method (default simclr)")
