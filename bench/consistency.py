@@ -25,13 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CONSISTENCY_SETTINGS as SETTINGS  # noqa: E402
 from common import RESULTS, command, machine  # noqa: E402
 
-SETTINGS = {  # name: (dataset, labels per class, table heading)
-    "digits5": ("digits", 5, "digits, 5/class"),
-    "fmnist4": ("fashion-mnist", 4, "Fashion-MNIST, 4/class"),
-    "fmnist25": ("fashion-mnist", 25, "Fashion-MNIST, 25/class"),
-}
 SKLEARN = ("LabelSpreading (knn, k=7)", "SelfTraining (LogisticRegression)")
 FAMILY = ("supervised", "pimodel", "pseudolabel", "meanteacher", "vat", "uda", "mixmatch", "remixmatch",
           "fixmatch", "flexmatch", "freematch", "softmatch")  # issue #4's algorithms

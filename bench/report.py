@@ -62,7 +62,7 @@ def augment_table(record: dict) -> str:
 
 def consistency_table(record: dict) -> str:
     """Methods down, settings across; iterations/s of each network method beside its accuracy."""
-    from consistency import SETTINGS
+    from common import CONSISTENCY_SETTINGS as SETTINGS
 
     b, m = record["budget"], record["machine"]
     cells: dict[str, dict[str, list[dict]]] = {}
@@ -236,7 +236,7 @@ def table(record: dict) -> str:
     if record.get("bench") == "consistency":
         return consistency_table(record)
     if record.get("bench") == "select":
-        from selection import table as select_table
+        from selection_table import table as select_table
 
         return select_table(record)
     methods: dict[str, list[dict]] = {}

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import selection as sel  # noqa: E402
+import selection_cells as sel  # noqa: E402
 from common import RESULTS  # noqa: E402
 
 
