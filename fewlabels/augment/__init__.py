@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from fewlabels.augment.features import FeatureNoise, make_feature_views
 from fewlabels.augment.groups import GROUPS, TransformGroup, get_group
-from fewlabels.augment.policies import (
-    ALL_OPS,
-    COLOR_OPS,
-    GEOMETRIC_OPS,
-    Identity,
-    RandAugment,
-    ResizedCrop,
-    Strong,
-    Weak,
-    check_images,
-    to_unit_float,
-)
+from fewlabels.augment.images import check_images, to_unit_float
+from fewlabels.augment.policies import Identity, ResizedCrop, Strong, Weak
+from fewlabels.augment.randaugment import ALL_OPS, COLOR_OPS, GEOMETRIC_OPS, RandAugment
 
 
 def make_views(hflip: bool = True, symmetries: list[tuple[int, bool]] | None = None) -> dict:

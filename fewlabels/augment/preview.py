@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fewlabels.augment.policies import Strong, Weak, to_unit_float
+from fewlabels.augment.images import to_unit_float
+from fewlabels.augment.policies import Strong, Weak
 
 
 def preview_grid(x: torch.Tensor, hflip: bool = True, strong_views: int = 3, seed: int = 0, scale: int = 4,
