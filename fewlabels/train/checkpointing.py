@@ -1,23 +1,21 @@
 """What a run's checkpoint holds, how a Trainer takes it back, and how it reaches the run folder.
 
 The format's rules (version, RNG states, what may be resumed) live in ``checkpoint.py``; the
-files in ``RunFolder``. This module is the Trainer's side: the layout of its state.
+files in ``RunFolder``. This module is the Trainer's side: the layout of its state. ``trainer`` is
+train/loop.py's ``Trainer`` (not imported: the loop imports this file).
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fewlabels.train.checkpoint import CHECKPOINT_FORMAT, rng_state, set_rng_state
 from fewlabels.train.records import log_scalars, tensorboard_writer
 from fewlabels.version import __version__
 
-if TYPE_CHECKING:
-    from fewlabels.train.loop import Trainer
 
-
-def checkpoint_state(trainer: Trainer) -> dict[str, Any]:
+def checkpoint_state(trainer: Any) -> dict[str, Any]:
     """Everything needed to continue exactly: weights, optimizer, schedule, streams, RNGs, tallies."""
     ema = trainer.ema
     return {
@@ -41,7 +39,7 @@ def checkpoint_state(trainer: Trainer) -> dict[str, Any]:
     }
 
 
-def restore_state(trainer: Trainer, ckpt: dict[str, Any]) -> None:
+def restore_state(trainer: Any, ckpt: dict[str, Any]) -> None:
     """Continue from ``checkpoint_state``'s output (already checked to belong to this config)."""
     trainer.model.load_state_dict(ckpt["model"])
     trainer.ema.module.load_state_dict(ckpt["ema"]["module"])
@@ -60,7 +58,7 @@ def restore_state(trainer: Trainer, ckpt: dict[str, Any]) -> None:
     trainer.train_time, trainer.eval_time, trainer.checkpoint_time = timing["train_s"], timing["eval_s"], timing["checkpoint_s"]
 
 
-def save_checkpoint(trainer: Trainer) -> None:
+def save_checkpoint(trainer: Any) -> None:
     """Write the checkpoint; a fresh run's first one brings the run folder into being, resumable (``RunFolder.start``)."""
     t0 = time.time()
     folder, cfg = trainer.folder, trainer.cfg

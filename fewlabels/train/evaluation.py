@@ -1,17 +1,17 @@
-"""One evaluation of a run: a metrics row from the step tally and the monitors, on the EMA and raw models."""
+"""One evaluation of a run: a metrics row from the step tally and the monitors, on the EMA and raw models.
+
+``trainer`` is train/loop.py's ``Trainer`` (not imported: the loop imports this file).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fewlabels.algorithms.components.result import TOTAL
 from fewlabels.evaluate.monitors import EvalContext, run_monitors
 
-if TYPE_CHECKING:
-    from fewlabels.train.loop import Trainer
 
-
-def metrics_row(trainer: Trainer, tally: dict[str, float]) -> dict[str, Any]:
+def metrics_row(trainer: Any, tally: dict[str, float]) -> dict[str, Any]:
     """The mean of every scalar the algorithm returned since the last row, then the monitors' figures."""
     n = max(1, tally.get("_n", 0))
     row: dict[str, Any] = {"step": trainer.step, "train_time_s": round(trainer.train_time, 2),
@@ -25,7 +25,7 @@ def metrics_row(trainer: Trainer, tally: dict[str, float]) -> dict[str, Any]:
     return row
 
 
-def eval_context(trainer: Trainer) -> EvalContext:
+def eval_context(trainer: Any) -> EvalContext:
     """What the monitors read: both models, the labeled set, the test and validation sets where there are."""
     test, split = trainer.p.source.test, trainer.p.split
     ctx = EvalContext(model=trainer.model, ema_model=trainer.ema.module, step=trainer.step, predict=trainer.predict_outputs,
