@@ -100,7 +100,7 @@ def test_backbone_lr_scale_gives_the_backbone_its_own_rate(encoder):
 @pytest.mark.parametrize("flags, words", [
     (["--freeze-backbone"], "freeze_backbone must be used with --init"),
     (["--init-head"], "init_head must be used with --init"),
-    (["--backbone-lr-scale", "-1"], "backbone_lr_scale must be a finite number of 0 or more"),
+    (["--backbone-lr-scale", "-1"], "backbone_lr_scale must be a number of 0 or more and at most 100"),
 ])
 def test_cli_refuses_encoder_flags_without_an_encoder(tmp_path, flags, words):
     out = tmp_path / "r"
