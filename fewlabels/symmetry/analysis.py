@@ -68,7 +68,8 @@ import torch.nn.functional as F
 from fewlabels.symmetry.transforms import CANDIDATES, DIHEDRAL, SMALL, check_names, dihedral, needs_square, orbit, transformer
 from fewlabels.utils.threads import one_blas_thread
 
-FORMAT = 2  # 2: spreads, votes and "uncertain" (caches of format 1 are not reused)
+FORMAT = 3  # 2: spreads, votes and "uncertain"; 3: collisions weighed against the pair's invariance cost (older caches
+# are not reused)
 NOT_JUDGED = "not judged"
 KEEPS, CHANGES, SYMMETRIC, UNKNOWN = "keeps the label", "changes the label", "already symmetric", "distinguishable (no labels to judge)"
 UNCERTAIN = "uncertain"
@@ -96,6 +97,13 @@ COLLISION_BACK = 0.25  # and of b's, the share g sends back to a
 COLLISION_BACK_SYMMETRIC = 0.5  # ... when x and g(x) look alike (a weak judge's confusions look like swaps there)
 COLLISION_MIN = 4  # images moved between the two, at least
 EXAMPLES = 4  # example images per collision (indices into the images given)
+# a collision a <-> b is the reading of a judge that never saw g(x); from CORROBORATE_FROM labels per class on, the
+# resamples' judges are each of an adequate size, so a collision counts only where at least STABLE_SHARE of them find it
+# (one found by a few is that judge's noise, not the data's); below, every resample's collision counts (and a split
+# vote leaves the verdict "uncertain", the honest answer with so few labels)
+CORROBORATE_FROM = 10
+STABLE_SHARE = 0.5
+MIN_FOLDS = 3  # fewer folds (2 labels per class): each held-out label is judged by a classifier of one label per class
 
 
 def _features(x: torch.Tensor, blur: bool = False, contrast: bool = False) -> np.ndarray:
@@ -310,7 +318,7 @@ def verdict(dist_acc: float, inv: dict[str, Any] | None, agreement: float | None
         # the data looks the same under g: g keeps each class unless it permutes them (mirror-image classes), and then
         # the labels' held-out classifier, right for x, is wrong for g(x); it must be right often enough to tell
         p, p_g, chance = inv["prob_true"], inv["prob_true_moved"], inv["chance"]
-        if inv["folds"] < 3:
+        if inv["folds"] < MIN_FOLDS:
             return UNCERTAIN, (f"{told}, but too few labels to tell whether g swaps classes: with 2 per class each "
                                "held-out label is judged by a classifier of one label per class")
         if p - chance < SKILL_ABOVE:
@@ -323,19 +331,38 @@ def verdict(dist_acc: float, inv: dict[str, Any] | None, agreement: float | None
                              f"from x and {p_g:.0%} from g(x) (chance {chance:.0%}){swaps}")
         return SYMMETRIC, (f"{told}; held-out labels keep {kept:.0%} of their probability above chance from g(x) "
                            f"({p_g:.0%}; from x {p:.0%}, chance {chance:.0%})")
+    counted = [c for c in found if c.get("counts", True)]
     hurts = []
-    if found:
-        hurts.append(f"maps onto each other: {pairs}")
+    if counted:
+        hurts.append("maps onto each other: " + ", ".join(f"{c['from']} <-> {c['to']}" for c in counted[:4]))
     if agreement < AGREEMENT_BELOW:
         hurts.append(f"the labels' classifier gives g(x) the class of x for only {agreement:.0%} of images")
-    if inv["delta_loglik"] < -LOGLIK_TOLERANCE:
+    measured = inv["folds"] >= MIN_FOLDS  # with 2 labels per class the held-out costs are one label's noise
+    if measured and inv["delta_loglik"] < -LOGLIK_TOLERANCE:
         hurts.append(f"invariance costs {-inv['delta_loglik']:.2f} nats of held-out log-likelihood")
-    if inv["worst_class_drop"] >= CLASS_DROP:
+    if measured and inv["worst_class_drop"] >= CLASS_DROP:
         hurts.append(f"class {inv.get('worst_class_name', inv['worst_class'])} loses {inv['worst_class_drop']:.0%} "
                      "accuracy under invariance")
     if hurts:
         return CHANGES, "; ".join(hurts)
-    return KEEPS, f"g(x) keeps the class of x for {agreement:.0%} of images, invariance costs nothing measurable"
+    unborne = [c for c in found if not c.get("counts", True)]
+    why = "" if not unborne else ("; the judge's " + ", ".join(f"{c['from']} <-> {c['to']}" for c in unborne[:2]) +
+                                  f" is found by only {max(c['resample_share'] for c in unborne):.0%} of the "
+                                  "resamples' judges (noise)")
+    cost = "invariance costs nothing measurable" if measured else "too few labels per class to measure invariance's cost"
+    return KEEPS, f"g(x) keeps the class of x for {agreement:.0%} of images, {cost}{why}"
+
+
+def corroborate(per_resample: list[list[dict[str, Any]]], per_class: int) -> None:
+    """Marks each collision (of the full data, then of each resample) with the share of the resamples that find the
+    same pair and whether it counts in the verdict (CORROBORATE_FROM, STABLE_SHARE)."""
+    rest = per_resample[1:]
+    seen = Counter(frozenset((c["from"], c["to"])) for found in rest for c in found)
+    for found in per_resample:
+        for c in found:
+            share = seen[frozenset((c["from"], c["to"]))] / max(1, len(rest))
+            c["resample_share"] = round(share, 4)
+            c["counts"] = bool(per_class < CORROBORATE_FROM or share >= STABLE_SHARE)
 
 
 def vote(point: tuple[str, str], resampled: list[tuple[str, str]]) -> tuple[str, str, dict[str, int]]:
@@ -467,6 +494,7 @@ def analyse(x_pool: torch.Tensor, x_labeled: torch.Tensor | None, y_labeled: tor
         cv = _standardizer(_features(pool, blur=True, contrast=True))
         xl_b, other_b = cv(_features(xl, blur=True, contrast=True)), cv(_features(other, blur=True, contrast=True))
         fold, k = folds(yl, seed)
+        per_class = int(np.bincount(yl)[np.bincount(yl) > 0].min())
         helpers = other[:INVARIANCE_POOL]
         spread_cv = pseudo_labels(xl_b, yl, other_b[:INVARIANCE_POOL], fold, k)
         base_models = fold_models([xl_b], yl, fold, k, [other_b[:INVARIANCE_POOL]], spread_cv)
@@ -504,6 +532,7 @@ def analyse(x_pool: torch.Tensor, x_labeled: torch.Tensor | None, y_labeled: tor
                 agreement = float((judged_moved[ui] == judged_other[r][ui]).mean())
                 found = collisions(judged_other[r][ui], judged_moved[ui], looks_real[ui], classes, back)
                 scores.append((inv, agreement, found))
+            corroborate([s[2] for s in scores], per_class)
             inv, agreement, found = scores[0]
             for c in found:  # positions in `other` -> indices into x_pool
                 c["examples"] = [int(pick[half + j]) for j in c["examples"]]

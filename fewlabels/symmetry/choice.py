@@ -75,8 +75,21 @@ def choose(report: dict[str, Any], hflip: bool | None = None, unjudged_hflip: bo
     distinct = {n for n, v in verdicts.items() if n in DIHEDRAL and v in (CHANGES, KEEPS)} - set(group)
     sla = next((name for name, members in SLA_GROUPS.items() if set(members) <= distinct), None)
     uncertain = [n for n, v in verdicts.items() if n in DIHEDRAL and v == UNCERTAIN and n not in group]
+    rows = {c["name"]: c for c in report["candidates"]}
     return {"symmetries": list(group), "sla_group": sla, "uncertain": uncertain,
+            "uncertain_why": {n: why_uncertain(rows[n]) for n in uncertain},
             "verdicts": {n: v for n, v in verdicts.items()}}
+
+
+def why_uncertain(row: dict[str, Any]) -> str:
+    """A few words on why a candidate is "uncertain": the resamples split (how), or every resample found too few
+    labels to tell (what the console line says instead of one fixed excuse)."""
+    votes = row.get("votes") or {}
+    if votes and max(votes, key=votes.get) != UNCERTAIN:
+        total = sum(votes.values())
+        return "resamples disagree: " + ", ".join(f"{n} of {total} {v}" for v, n in votes.items())
+    return "too few labels to tell whether it swaps classes" if "too few labels" in row.get("reason", "") else \
+        "the evidence is thin"
 
 
 def split_hash(x: torch.Tensor, labeled: np.ndarray, unlabeled: np.ndarray, y: torch.Tensor, seed: int) -> str:
@@ -136,6 +149,11 @@ def describe(choice: dict[str, Any]) -> str:
     sym = ", ".join(choice["symmetries"]) or "no flips or quarter turns"
     sla = f"; label augmentation (sla, sla-fixmatch) would predict {choice['sla_group']}" if choice.get("sla_group") else ""
     unsure = choice.get("uncertain") or []
-    left = (f"; left out as uncertain: {', '.join(unsure)} (too few labels to judge; "
-            f"--augment {','.join([*choice['symmetries'], *unsure])} uses them)") if unsure else ""
+    why = choice.get("uncertain_why") or {}  # absent in choices recorded before it was kept
+    groups: dict[str, list[str]] = {}
+    for n in unsure:
+        groups.setdefault(why.get(n, "too few labels to judge"), []).append(n)
+    said = "; ".join(f"{', '.join(names)} ({reason})" for reason, names in groups.items())
+    left = (f"; left out as uncertain: {said}; --augment {','.join([*choice['symmetries'], *unsure])} "
+            "uses them") if unsure else ""
     return f"augment auto: views use {sym} (plus pad-and-crop and RandAugment){sla}{left}"
