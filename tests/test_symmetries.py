@@ -336,3 +336,60 @@ def test_symmetries_refuses_in_one_sentence(make, tmp_path, capsys, monkeypatch,
     code, out, err = run_main(expect.argv, capsys)
     assert_one_line_error(code, out, err, expect.fragments)
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "nothing may be written"
+
+
+# ---- issue 32, the all-labels regression: a collision some resamples' judges see must not make a clear flip uncertain
+
+def test_fashion_mnist_with_every_label_keeps_hflip_not_uncertain():
+    if data.where("fashion-mnist") is None:
+        pytest.skip("Fashion-MNIST is not on this machine")
+    src = data.load("fashion-mnist")
+    x, y = src.train.x, src.train.y  # all 60,000 labeled, the pool drawn from them (train --algorithm supervised)
+    report = analyse(x, x, y, src.train.classes, ["hflip"], seed=0)
+    row = by_name(report)["hflip"]
+    assert row["verdict"] in (KEEPS, SYMMETRIC), row["reason"]
+
+
+def _inv(folds=4, delta=-0.1, worst=0.1):
+    return {"folds": folds, "delta_loglik": delta, "worst_class_drop": worst, "worst_class": 0, "worst_class_name": "a"}
+
+
+def _clash():
+    return {"from": "Sneaker", "to": "Sandal", "share": 0.6, "share_back": 0.3, "count": 13, "examples": []}
+
+
+def test_with_many_labels_a_collision_few_resamples_find_does_not_count():
+    from fewlabels.symmetry.verdict import corroborate, verdict
+
+    scores = [[_clash()]] + [[_clash()] if r < 4 else [] for r in range(12)]  # full data, then 4 of 12 resamples
+    corroborate(scores, per_class=50)
+    assert not scores[0][0]["counts"] and scores[0][0]["resample_share"] == pytest.approx(4 / 12, abs=1e-3)
+    said, why = verdict(0.81, _inv(), 0.59, scores[0])
+    assert said == KEEPS and "Sneaker <-> Sandal" in why and "noise" in why
+    stable = [[_clash()]] + [[_clash()] if r < 8 else [] for r in range(12)]
+    corroborate(stable, per_class=50)
+    assert verdict(0.81, _inv(), 0.59, stable[0])[0] == CHANGES
+    few = [[_clash()]] + [[_clash()] if r < 4 else [] for r in range(12)]
+    corroborate(few, per_class=4)  # with 4 labels per class every resample's collision still counts
+    assert verdict(0.81, _inv(), 0.59, few[0])[0] == CHANGES
+
+
+def test_two_labels_per_class_do_not_turn_invariance_noise_into_changes():
+    from fewlabels.symmetry.verdict import verdict
+
+    assert verdict(0.80, _inv(folds=2, delta=-0.9, worst=1.0), 0.7, [])[0] == KEEPS
+    assert verdict(0.80, _inv(folds=4, delta=-0.9), 0.7, [])[0] == CHANGES
+
+
+def test_describe_names_why_each_flip_is_uncertain():
+    from fewlabels.symmetry.analysis import UNCERTAIN
+    from fewlabels.symmetry.choice import describe
+
+    rows = {"hflip": {"votes": {KEEPS: 8, CHANGES: 4}, "reason": "the evidence disagrees"},
+            "transpose": {"votes": {UNCERTAIN: 12}, "reason": "told apart 50%, but too few labels to tell whether g swaps"}}
+    report = {"candidates": [{"name": n, "verdict": UNCERTAIN if n in rows else CHANGES, **rows.get(n, {})}
+                             for n in DIHEDRAL]}
+    line = describe(choose(report))
+    assert "hflip (resamples disagree: 8 of 12 keeps the label, 4 of 12 changes the label)" in line
+    assert "transpose (too few labels to tell whether it swaps classes)" in line
+    assert "--augment hflip,transpose" in line
