@@ -350,8 +350,9 @@ def test_fashion_mnist_with_every_label_keeps_hflip_not_uncertain():
     assert row["verdict"] in (KEEPS, SYMMETRIC), row["reason"]
 
 
-def _inv(folds=4, delta=-0.1, worst=0.1):
-    return {"folds": folds, "delta_loglik": delta, "worst_class_drop": worst, "worst_class": 0, "worst_class_name": "a"}
+def _inv(per_class=50, delta=-0.1, worst=0.1):
+    return {"folds": 4, "labels_per_class": per_class, "delta_loglik": delta, "worst_class_drop": worst,
+            "worst_class": 0, "worst_class_name": "a"}
 
 
 def _clash():
@@ -374,11 +375,13 @@ def test_with_many_labels_a_collision_few_resamples_find_does_not_count():
     assert verdict(0.81, _inv(), 0.59, few[0])[0] == CHANGES
 
 
-def test_two_labels_per_class_do_not_turn_invariance_noise_into_changes():
+def test_a_few_labels_per_class_do_not_turn_invariance_noise_into_changes():
     from fewlabels.symmetry.verdict import verdict
 
-    assert verdict(0.80, _inv(folds=2, delta=-0.9, worst=1.0), 0.7, [])[0] == KEEPS
-    assert verdict(0.80, _inv(folds=4, delta=-0.9), 0.7, [])[0] == CHANGES
+    said, why = verdict(0.80, _inv(per_class=4, delta=-0.9, worst=1.0), 0.7, [])
+    assert said == KEEPS and "too few labels per class to measure" in why
+    assert verdict(0.80, _inv(per_class=20, worst=0.9), 0.7, [])[0] == CHANGES
+    assert verdict(0.80, _inv(per_class=20, delta=-0.9), 0.7, [])[0] == KEEPS  # calibration, not a label change
 
 
 def test_describe_names_why_each_flip_is_uncertain():

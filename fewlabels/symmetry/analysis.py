@@ -77,7 +77,7 @@ from fewlabels.utils.threads import one_blas_thread
 __all__ = ["CHANGES", "FORMAT", "KEEPS", "MAX_PER_CLASS", "NOT_JUDGED", "SYMMETRIC", "UNCERTAIN", "UNKNOWN", "analyse",
            "estimate_seconds", "labels_subsample", "vote"]
 
-FORMAT = 3  # 2: spreads, votes and "uncertain"; 3: from 10 labels per class only collisions most resamples find count
+FORMAT = 3  # 2: spreads, votes and "uncertain"; 3: collisions most resamples find and, from 10 labels per class, invariance costs
 # (caches of older formats are not reused)
 NOT_JUDGED = "not judged"
 INVARIANCE_POOL = 300  # of them, spread-labeled, help the cross-validated classifiers

@@ -173,6 +173,7 @@ def invariance(base_p: np.ndarray, inv_p: np.ndarray, yl: np.ndarray, num_classe
             "delta_loglik": round(float(ll_inv - ll_base), 4), "accuracy": round(accuracy, 4),
             "accuracy_invariant": round(accuracy_inv, 4), "accuracy_drop": round(accuracy - accuracy_inv, 4),
             "worst_class": worst, "worst_class_drop": round(float(drop[worst]), 4),
+            "labels_per_class": int(np.bincount(y)[present].min()),
             **({} if moved_p is None else _permutation_stats(bp, moved_p[rows], y))}
 
 
