@@ -21,9 +21,8 @@ from fewlabels.data.arrays import _as_numpy, features_to_float, images_to_uint8_
 from fewlabels.data.resize import resize_images
 from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate import predict_logits, summarize
-from fewlabels.train import RunFolder, TrainConfig
-from fewlabels.train.checkpoint import ema_weights, read_checkpoint
-from fewlabels.train.run_folder import build_model, folder_of, resolve_run
+from fewlabels.storage import RunFolder, build_model, ema_weights, folder_of, read_checkpoint, resolve_run
+from fewlabels.train import TrainConfig
 from fewlabels.utils.io import atomic_torch_save
 from fewlabels.version import __version__
 

@@ -280,7 +280,7 @@ def test_what_overwrite_may_replace_in_a_pipeline_folder(tmp_path):
     """A run's files, a pipeline record (damaged too), evaluations and report plots; never a link, an exported model,
     a checkpoint-like name of the user's, a pipeline.json of another tool, a deeper folder."""
     from fewlabels.errors import FewLabelsError
-    from fewlabels.train.pipeline_folder import replace, replaceable
+    from fewlabels.storage.replacing import replace, replaceable
 
     p = tmp_path / "p"
     stage = p / "1-pretrain"

@@ -100,10 +100,10 @@ def test_crash_during_checkpoint_write_keeps_the_previous_one(reference, tmp_pat
             raise KeyboardInterrupt  # stands in for the process dying
         real_save(path, obj)
 
-    monkeypatch.setattr("fewlabels.train.run_folder.atomic_torch_save", dying_save)
+    monkeypatch.setattr("fewlabels.storage.run_folder.atomic_torch_save", dying_save)
     with pytest.raises(KeyboardInterrupt):
         train(TrainConfig(**SETTINGS, out=str(out)), progress=False)
-    monkeypatch.setattr("fewlabels.train.run_folder.atomic_torch_save", real_save)
+    monkeypatch.setattr("fewlabels.storage.run_folder.atomic_torch_save", real_save)
     assert load_checkpoint(out)["step"] == 18  # the last complete checkpoint survived
     resume(out, progress=False)
     assert_identical(reference, out)

@@ -8,9 +8,9 @@ import yaml
 
 from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate.monitors import EvalContext, TestAccuracy, ValidationAccuracy, run_monitors
+from fewlabels.storage import check_resumable
+from fewlabels.storage.run_folder import metric_columns
 from fewlabels.train import RunFolder, TrainConfig, resume, train
-from fewlabels.train.checkpoint import check_resumable
-from fewlabels.train.run_folder import metric_columns
 
 
 def test_metric_columns_are_the_union_in_order_of_first_appearance():

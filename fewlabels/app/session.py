@@ -215,7 +215,7 @@ class LabelSession:
         return sorted(p for p in runs.iterdir() if p.is_dir() and p.name.startswith("round-")) if runs.is_dir() else []
 
     def rounds(self) -> list[dict]:
-        from fewlabels.train.run_folder import RunFolder
+        from fewlabels.storage import RunFolder
 
         out = []
         for path in self.rounds_on_disk():

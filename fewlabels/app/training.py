@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fewlabels.errors import FewLabelsError
-from fewlabels.train.run_folder import RunFolder
+from fewlabels.storage import RunFolder
 
 LOG = "train.log"  # beside the run folder: RUN.train.log
 ACCURACY_COLUMNS = ("val_acc", "test_acc")  # held-out accuracy, validation first (never chosen by test accuracy)
@@ -90,7 +90,7 @@ class Round:
 
     @property
     def finished(self) -> bool:
-        return (self.out / "results.json").is_file()
+        return RunFolder(self.out).finished()
 
     def progress(self) -> dict:
         """Step, total, elapsed and left (from the log's last bar), accuracy so far (metrics.csv), state, last error."""
@@ -101,7 +101,7 @@ class Round:
             step, total, elapsed, left = bars[-1]
             out.update(step=int(step), total=int(total), elapsed=elapsed, left=left)
         folder = RunFolder(self.out)
-        rows = folder.metrics() if (self.out / "metrics.csv").is_file() else []
+        rows = folder.metrics()
         for column in ACCURACY_COLUMNS:
             points = [(int(r["step"]), float(r[column])) for r in rows if r.get(column) not in (None, "")]
             if points:

@@ -22,10 +22,10 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fewlabels.evaluate.report import PLOTS
     from fewlabels.evaluate.runs import check_report_dir, write_report
+    from fewlabels.storage import resolve_run
+    from fewlabels.storage.ownership import PLOTS, PLOTS_FOLDER
     from fewlabels.train.pipeline import stage_rows
-    from fewlabels.train.run_folder import PLOTS_FOLDER, resolve_run
     from fewlabels.utils.io import check_replaceable
 
     given = check_report_dir(args.run_dir)

@@ -19,8 +19,6 @@ from fewlabels.evaluate.calibration import DEFAULT_BINS, expected_calibration_er
 from fewlabels.evaluate.metrics import confusion_matrix, macro_f1, per_class_accuracy, per_class_f1
 from fewlabels.evaluate.plots import _line_plot, _series, confident_mistakes, confusion_png, mistakes_png, reliability_png
 
-PLOTS = ("accuracy", "loss", "pseudo_labels", "representation", "geometry", "confusion", "reliability", "mistakes")
-
 
 def _finite(v: float) -> float | None:
     """NaN (a class with no samples) becomes null: JSON has no NaN."""

@@ -16,7 +16,9 @@ import torch
 
 from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate.inputs import LabeledSet, labeled_set
-from fewlabels.evaluate.report import PLOTS, build_report, evaluation_record, metric_floats
+from fewlabels.evaluate.report import build_report, evaluation_record, metric_floats
+from fewlabels.storage import RunFolder
+from fewlabels.storage.ownership import EVALUATION_FILE, PLOTS, PLOTS_FOLDER, REPORT_FILE
 from fewlabels.utils.io import check_writable_dir, write_output
 
 
@@ -42,9 +44,8 @@ class Evaluation:
 
 
 def default_evaluation_path(run_dir: str | os.PathLike) -> Path:
-    """RUN_DIR/evaluation.json, or model.evaluation.json beside a model file."""
-    from fewlabels.train.run_folder import EVALUATION_FILE  # one name: a new pipeline's --overwrite knows it as ours
-
+    """RUN_DIR/evaluation.json, or model.evaluation.json beside a model file (one name: a new pipeline's --overwrite
+    knows it as ours)."""
     src = Path(run_dir)
     return src / EVALUATION_FILE if src.is_dir() else src.with_name(f"{src.stem}.{EVALUATION_FILE}")
 
@@ -72,7 +73,7 @@ def check_report_dir(run_dir: str | os.PathLike) -> Path:
     if not run_dir.is_dir():
         raise FewLabelsError(f"report needs a run folder (with metrics.csv and last.pt), got {'the file ' if run_dir.exists() else ''}"
                              f"{run_dir}{'' if run_dir.exists() else ', which does not exist'}.")
-    check_writable_dir(run_dir / "report")
+    check_writable_dir(run_dir / PLOTS_FOLDER)
     return run_dir
 
 
@@ -92,8 +93,6 @@ def write_report(run, run_dir: str | os.PathLike, out: str | os.PathLike | None 
 
     Without the test set (and no ``dataset`` given) the report still comes, from results.json, with a note.
     """
-    from fewlabels.train.run_folder import PLOTS_FOLDER, REPORT_FILE, RunFolder
-
     run_dir = check_report_dir(run_dir)
     out = Path(out) if out is not None else run_dir / REPORT_FILE
     png_dir = run_dir / PLOTS_FOLDER

@@ -1,6 +1,6 @@
 """What a run's checkpoint holds, how a Trainer takes it back, and how it reaches the run folder.
 
-The format's rules (version, RNG states, what may be resumed) live in ``checkpoint.py``; the
+The format's rules (version, RNG states, what may be resumed) live in ``fewlabels.storage.checkpoint``; the
 files in ``RunFolder``. This module is the Trainer's side: the layout of its state. ``trainer`` is
 train/loop.py's ``Trainer`` (not imported: the loop imports this file).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fewlabels.train.checkpoint import CHECKPOINT_FORMAT, rng_state, set_rng_state
+from fewlabels.storage.checkpoint import CHECKPOINT_FORMAT, rng_state, set_rng_state
 from fewlabels.train.records import log_scalars, tensorboard_writer
 from fewlabels.version import __version__
 

@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from fewlabels.errors import FewLabelsError
-from fewlabels.train.checkpoint import ema_weights
-from fewlabels.train.run_folder import RunFolder, folder_of, resolve_run
+from fewlabels.storage import RunFolder, ema_weights, folder_of, resolve_run
 
 ENCODER_PREFIXES = ("backbone.", "mean", "std")  # the backbone and the input normalization it was trained with
 OPTIONAL = ("mean", "std")

@@ -23,6 +23,7 @@ from fewlabels.evaluate import predict_logits
 from fewlabels.evaluate.metrics import predict_outputs
 from fewlabels.evaluate.monitors import default_monitors
 from fewlabels.models.ema import EMA
+from fewlabels.storage import RunFolder
 from fewlabels.train.batches import BatchMaker
 from fewlabels.train.checkpointing import checkpoint_state, restore_state, save_checkpoint
 from fewlabels.train.config import TrainConfig
@@ -33,7 +34,6 @@ from fewlabels.train.optim import cosine_schedule, make_optimizer
 from fewlabels.train.prepare import Prepared, prepare, seed_everything
 from fewlabels.train.progress import Progress, say
 from fewlabels.train.records import log_scalars, results_record, tensorboard_writer
-from fewlabels.train.run_folder import RunFolder
 from fewlabels.train.signals import StopSignals, TrainingError, TrainingInterrupted
 from fewlabels.train.student import backbone_groups, build_student
 from fewlabels.train.teacher import load_teacher

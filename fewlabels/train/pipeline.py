@@ -26,14 +26,15 @@ from typing import Any
 
 from fewlabels.data import DataSource
 from fewlabels.errors import FewLabelsError
+from fewlabels.storage import RunFolder
+from fewlabels.storage.manifest import MANIFEST, PIPELINE_FORMAT, read_manifest, write_manifest
+from fewlabels.storage.replacing import replace, replaceable
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.loop import train
-from fewlabels.train.pipeline_folder import MANIFEST, PIPELINE_FORMAT, read_manifest, replace, replaceable
 from fewlabels.train.prepare import prepare
 from fewlabels.train.resume import resume
-from fewlabels.train.run_folder import RunFolder
 from fewlabels.train.signals import TrainingInterrupted
-from fewlabels.utils.io import atomic_write_json, check_writable_dir
+from fewlabels.utils.io import check_writable_dir
 
 
 @dataclass
@@ -142,7 +143,7 @@ def run_pipeline(common: dict[str, Any], out: str | os.PathLike, stages: list[St
     """Run every stage from the start in a folder of its own.
 
     ``out`` must be new or empty; with ``overwrite`` what fewlabels wrote there (an earlier pipeline, a run) is
-    replaced, and a folder holding anything else is refused (``pipeline_folder.replaceable``), before any work.
+    replaced, and a folder holding anything else is refused (``storage.replacing.replaceable``), before any work.
     """
     out = Path(out).absolute()
     stages = list(stages) if stages is not None else default_stages()
@@ -161,7 +162,7 @@ def run_pipeline(common: dict[str, Any], out: str | os.PathLike, stages: list[St
               "stages": [{"name": s.name, "init_from": s.init_from, "teacher_from": s.teacher_from, "config": c.to_dict(),
                           "status": "pending"} for s, c in zip(stages, configs)]}
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / MANIFEST, record)
+    write_manifest(out, record)
     return _run_stages(out, record, configs, source, progress, fresh=True)
 
 
@@ -223,9 +224,9 @@ def _run_stages(out: Path, record: dict, configs: list[TrainConfig], source: Dat
                                       f"saved; continue with: fewlabels pipeline --resume {out}") from None
         entry.update(status="done", test_accuracy=results.get("test_accuracy"), iterations=results.get("iterations"),
                      wall_time_s=results.get("wall_time_s"), session_s=round(time.time() - t0, 1))
-        atomic_write_json(out / MANIFEST, record)
+        write_manifest(out, record)
     record["final_stage"] = record["stages"][-1]["name"]
-    atomic_write_json(out / MANIFEST, record)
+    write_manifest(out, record)
     return record
 
 

@@ -19,10 +19,10 @@ from fewlabels.data.resize import check_resize, default_image_side, fitted_size,
 from fewlabels.data.split import default_labels_per_class, describe_split
 from fewlabels.data.variants import apply_variants
 from fewlabels.errors import FewLabelsError
+from fewlabels.storage import RunFolder
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.distributed import init_from_env, rank_and_world
 from fewlabels.train.footprint import check_memory
-from fewlabels.train.run_folder import RunFolder
 
 
 @dataclass

@@ -6,11 +6,10 @@ import os
 from pathlib import Path
 
 from fewlabels.errors import FewLabelsError
-from fewlabels.train.checkpoint import check_resumable, read_checkpoint
+from fewlabels.storage import RunFolder, check_resumable, read_checkpoint
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.loop import Trainer
 from fewlabels.train.prepare import prepare
-from fewlabels.train.run_folder import RunFolder
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

@@ -12,7 +12,7 @@ from torch import nn
 
 from fewlabels.algorithms import Algorithm
 from fewlabels.errors import FewLabelsError
-from fewlabels.train.run_folder import RunFolder, build_model, resolve_run
+from fewlabels.storage import RunFolder, build_model, resolve_run
 from fewlabels.train.student import in_layout
 
 

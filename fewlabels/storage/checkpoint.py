@@ -1,4 +1,5 @@
-"""Checkpoint records: the random-number state, the format, and the safe reader.
+"""The checkpoint format: what a checkpoint must hold, the random-number state in loadable types, the safe reader,
+and the weights it gives (as one of our models).
 
 Format 2 (fewlabels 0.2+): an algorithm's state is its ``nn.Module`` state dict (heads,
 buffers, and ``get_extra_state``). Format 1 checkpoints hold the same model and EMA
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from fewlabels.errors import FewLabelsError
 from fewlabels.version import __version__
@@ -86,3 +88,16 @@ def ema_weights(ckpt: dict) -> dict[str, torch.Tensor]:
     if not isinstance(ema, dict) or not isinstance(ema.get("module"), dict):
         raise FewLabelsError("the checkpoint's EMA record is damaged; it is not a complete fewlabels checkpoint.")
     return ema["module"]
+
+
+def build_model(source: Path, name: str, shape: tuple[int, ...], num_classes: int, state: dict[str, torch.Tensor]) -> nn.Module:
+    """One of our models by name, with ``state`` loaded; a state that does not fit is one sentence naming ``source``."""
+    from fewlabels import models  # lazily: storage sits below the models, and reading a record needs none
+
+    model = models.get(name, shape, num_classes)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FewLabelsError(f"{source}: the saved weights do not fit model '{name}' ({first[:160]}).") from None
+    return model
