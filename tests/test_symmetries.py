@@ -394,5 +394,5 @@ def test_describe_names_why_each_flip_is_uncertain():
                              for n in DIHEDRAL]}
     line = describe(choose(report))
     assert "hflip (resamples disagree: 8 of 12 keeps the label, 4 of 12 changes the label)" in line
-    assert "transpose (too few labels to tell whether it swaps classes)" in line
+    assert "transpose (too few labels to rule out a swap of classes)" in line
     assert "--augment hflip,transpose" in line

@@ -88,7 +88,7 @@ def why_uncertain(row: dict[str, Any]) -> str:
     if votes and max(votes, key=votes.get) != UNCERTAIN:
         total = sum(votes.values())
         return "resamples disagree: " + ", ".join(f"{n} of {total} {v}" for v, n in votes.items())
-    return "too few labels to tell whether it swaps classes" if "too few labels" in row.get("reason", "") else \
+    return "too few labels to rule out a swap of classes" if "too few labels" in row.get("reason", "") else \
         "the evidence is thin"
 
 
