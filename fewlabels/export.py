@@ -68,7 +68,8 @@ def metadata(run: Run) -> dict:
     """What a server needs besides the weights: class names in logit order, and the input the module takes."""
     kind = "images, float32 on 0..1 (uint8 0..255 also accepted by TorchScript)" if run.is_image else "features, float32"
     return {"classes": list(run.classes), "input_shape": ["N", *run.sample_shape], "input": kind, "output": "logits (N, K)",
-            "model": run.config.model, "algorithm": run.config.algorithm, "test_accuracy": run.results.get("test_accuracy")}
+            "model": run.config.model, "algorithm": run.config.algorithm, "test_accuracy": run.results.get("test_accuracy"),
+            "tta": run.config.tta if run.is_image else "none", "temperature": run.results.get("temperature") or 1.0}
 
 
 def _plain_model(run: Run) -> nn.Module:
@@ -76,7 +77,9 @@ def _plain_model(run: Run) -> nn.Module:
     model = copy.deepcopy(run.model).cpu().eval()
     if run.is_image:
         model = model.to(memory_format=torch.contiguous_format)
-    return LogitsOnly(model).eval()
+    from fewlabels.evaluate.tta import served_module
+
+    return served_module(LogitsOnly(model), run).eval()  # the run's flip TTA and temperature, as predict applies them
 
 
 def _example(run: Run) -> torch.Tensor:

@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--json", metavar="OUT.json", help="where to write the results (default RUN_DIR/evaluation.json)")
     add_overwrite(p, "--json")
     p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--tta", choices=("auto", "none", "hflip"), default="auto", help="the extra flip-averaged figure: auto "
+                   "(the run's recorded choice), none, or hflip (only for a run whose views flip images)")
     add_quiet(p)
 
 
@@ -30,10 +32,16 @@ def run(args: argparse.Namespace) -> int:
     count(args.batch_size, "--batch-size", "eval_batch_size")
     out = output_file(default_evaluation_path(args.run_dir) if args.json is None else args.json, ".json", "--json", args.overwrite)
     trained = load_run(args.run_dir)
-    record = evaluate_run(trained, args.run_dir, args.dataset, args.data_dir, args.batch_size, args.quiet).record
+    from fewlabels.evaluate.tta import recorded, served_figures
+
+    recorded(trained.config, args.tta)  # a refused --tta fails before the data is read
+    evaluation = evaluate_run(trained, args.run_dir, args.dataset, args.data_dir, args.batch_size, args.quiet)
+    record = {**evaluation.record, **served_figures(trained, evaluation.test.x, evaluation.test.y, args.tta, args.batch_size)}
     write_output_json(out, record)  # before printing: a closed pipe (| head) must not cost the file
     print(f"{args.run_dir} ({trained.config.algorithm}, {trained.config.model}) evaluated on {record['dataset']}, "
           f"from {record['data_origin']}")
     print(format_evaluation(record))
+    tta = f"with flip test-time augmentation: accuracy {record['accuracy_tta']:.4f}; " if "accuracy_tta" in record else ""
+    print(f"{tta}at the run's temperature {record['temperature']:g}: ECE {record['ece']:.4f} -> {record['ece_calibrated']:.4f}")
     print(f"\nwritten to {out}")
     return 0

@@ -17,6 +17,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="PREDS.csv", help="the CSV to write")
     add_overwrite(p, "--out")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--tta", choices=("auto", "none", "hflip"), default="auto", help="test-time augmentation: auto (the "
+                   "run's recorded choice), none, or hflip (only for a run whose views flip images)")
     add_quiet(p)
 
 
@@ -26,8 +28,12 @@ def run(args: argparse.Namespace) -> int:
     batch_size = count(args.batch_size, "--batch-size", "eval_batch_size")
     out = output_file(args.out, ".csv", overwrite=args.overwrite)
     check_inputs(args.inputs)
-    predictions = predict_inputs(load_run(args.run_dir), args.inputs, batch_size, args.quiet)
+    from fewlabels.evaluate.tta import served
+
+    run = served(load_run(args.run_dir), args.tta)  # flip TTA where recorded; probabilities at the run's temperature
+    predictions = predict_inputs(run, args.inputs, batch_size, args.quiet)
     write_predictions_csv(out, predictions)
     top = ", ".join(f"{c} ({n})" for c, n in predictions.counts()[:5])
-    print(f"wrote {out}: {len(predictions.items)} predictions; most predicted: {top}")
+    print(f"wrote {out}: {len(predictions.items)} predictions (test-time augmentation {run.mode}, temperature "
+          f"{run.temperature:g}); most predicted: {top}")
     return 0

@@ -1,14 +1,18 @@
 """Calibration: does a model that says "90% sure" turn out right 90% of the time?
 
 Pure functions on NumPy/PyTorch arrays: ``probs`` is (N, K) class probabilities, ``y`` (N,)
-true class indices. Confidence is the top probability and the prediction its class.
+true class indices. Confidence is the top probability and the prediction its class. Temperature
+scaling (one T fitted on held-out labels: the validation split, never the test set) makes a run's
+probabilities honest; ``predict``, ``evaluate`` and the export divide the logits by the run's T.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
+import torch
 
 DEFAULT_BINS = 15
 
@@ -62,3 +66,71 @@ def expected_calibration_error(probs: Any, y: Any, bins: int = DEFAULT_BINS) -> 
     if n == 0:
         return float("nan")
     return float(sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in table if b["count"]))
+
+
+# ---- temperature scaling (Guo et al., 2017): one scalar T, logits / T, fitted by NLL on held-out labels
+
+
+def nll(logits: torch.Tensor, y: torch.Tensor, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of ``y`` under softmax(logits / T), in float64."""
+    return float(torch.nn.functional.cross_entropy(logits.double() / temperature, y.long()))
+
+
+def fit_temperature(logits: torch.Tensor, y: torch.Tensor, low: float = 0.05, high: float = 20.0) -> float:
+    """The T in [low, high] that minimizes the held-out NLL of softmax(logits / T).
+
+    The NLL is convex in 1/T, so a golden-section search on log T finds it without a learning rate; T
+    changes no prediction (the argmax is the same), only how sure the probabilities say it is.
+    """
+    z, t = logits.double(), y.long()
+    if len(t) == 0:
+        return 1.0
+    a, b = math.log(low), math.log(high)
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(80):
+        c, d = b - ratio * (b - a), a + ratio * (b - a)
+        if nll(z, t, math.exp(c)) <= nll(z, t, math.exp(d)):
+            b = d
+        else:
+            a = c
+    return round(math.exp((a + b) / 2), 4)
+
+
+def scaled_probs(logits: torch.Tensor, temperature: float | None) -> torch.Tensor:
+    """softmax(logits / T) in float64; T None (not fitted) is 1."""
+    return torch.softmax(logits.double() / (temperature or 1.0), dim=1)
+
+
+def temperature_record(fit_logits: torch.Tensor, fit_y: torch.Tensor, fitted_on: str,
+                       report_logits: torch.Tensor | None = None, report_y: torch.Tensor | None = None) -> dict[str, Any]:
+    """T fitted on (``fit_logits``, ``fit_y``) and named by ``fitted_on``; ECE/NLL before and after on the report set.
+
+    The report set (the test set, in results.json) is only scored with the T found, never used to find it.
+    """
+    temperature = fit_temperature(fit_logits, fit_y)
+    out: dict[str, Any] = {"temperature": temperature, "temperature_fitted_on": fitted_on, "temperature_fit_n": len(fit_y)}
+    if report_logits is not None and report_y is not None and len(report_y):
+        out.update(ece_before=expected_calibration_error(scaled_probs(report_logits, 1.0), report_y),
+                   ece_after=expected_calibration_error(scaled_probs(report_logits, temperature), report_y),
+                   nll_before=nll(report_logits, report_y), nll_after=nll(report_logits, report_y, temperature))
+    return out
+
+
+def calibration_figures(trainer: Any) -> dict[str, Any]:
+    """results.json's temperature for a finished run (``trainer``: train/loop.py's Trainer, untyped).
+
+    Fitted on the validation split's logits of the final EMA model, as predict serves them (with the run's
+    test-time augmentation); without a validation split there are no held-out labels, and T is left out
+    (1: the probabilities as the network gives them) with a note saying how to get one.
+    """
+    from fewlabels.evaluate.tta import tta_logits
+
+    split, test = trainer.p.split, trainer.p.source.test
+    if not len(split.validation):
+        return {"temperature": None, "temperature_fitted_on": None,
+                "temperature_note": "no validation split (--val-per-class) to fit a temperature on"}
+    model, mode = trainer.ema.module, trainer.cfg.tta
+    val = torch.as_tensor(split.validation, dtype=torch.int64)
+    fit = tta_logits(lambda x: trainer.predict(model, x), trainer.train_x[val], mode)
+    shown = tta_logits(lambda x: trainer.predict(model, x), test.x, mode) if test is not None else None
+    return temperature_record(fit, trainer.train_y[val], "validation", shown, test.y if test is not None else None)

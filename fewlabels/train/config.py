@@ -96,10 +96,16 @@ class TrainConfig:
     device: str = setting("auto", "auto, cpu or cuda[:N]")
     channels_last: bool = setting(True, "channels-last memory format for image models (faster convolutions on CPU)")
     deterministic: bool = setting(False, "deterministic kernels only (bit-identical resume on GPUs too)")
+    precision: str = setting("fp32", "arithmetic of the training forward pass: fp32, bf16 (autocast; weights, losses and "
+                             "checkpoints stay fp32) or auto (bf16 where the device has bf16 units and a measured gain; "
+                             "recorded as the choice made)", choices=("fp32", "bf16", "auto"))
+    tta: str = setting("auto", "test-time augmentation of the reported extra figure and of evaluate/predict: auto (the "
+                       "horizontal flip where the run's views treat it as label-preserving), hflip, or none",
+                       choices=("auto", "none", "hflip"))
 
     def __post_init__(self) -> None:
         """Names are case-insensitive (--algorithm FixMatch, --model CNN, --dataset Digits): kept in the registries' case."""
-        for name in ("algorithm", "model", "device", "noise_type"):
+        for name in ("algorithm", "model", "device", "noise_type", "precision", "tta"):
             if isinstance(getattr(self, name), str):
                 setattr(self, name, getattr(self, name).lower())
         if isinstance(self.dataset, str) and self.dataset != self.dataset.lower():
@@ -176,6 +182,9 @@ class TrainConfig:
         if not isinstance(self.backbone_lr_scale, numbers.Real) or isinstance(self.backbone_lr_scale, bool) or \
                 not math.isfinite(self.backbone_lr_scale) or not 0 <= self.backbone_lr_scale <= MAX_LR:
             fail("backbone_lr_scale", f"a number of 0 or more and at most {MAX_LR:g}")
+        for f in dataclasses.fields(self):  # a setting with choices (--precision, --tta): one of them
+            if f.name != "noise_type" and "choices" in f.metadata and getattr(self, f.name) not in f.metadata["choices"]:
+                fail(f.name, " or ".join(repr(c) for c in f.metadata["choices"]))
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             fail("device", "'auto', 'cpu' or 'cuda[:N]'")
 

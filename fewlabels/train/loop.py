@@ -22,6 +22,7 @@ from fewlabels.data import DataSource
 from fewlabels.evaluate import predict_logits
 from fewlabels.evaluate.metrics import predict_outputs
 from fewlabels.evaluate.monitors import default_monitors
+from fewlabels.evaluate.tta import resolve_for as resolve_tta
 from fewlabels.models.ema import EMA
 from fewlabels.storage import RunFolder
 from fewlabels.train.batches import BatchMaker
@@ -31,6 +32,7 @@ from fewlabels.train.distributed import any_rank, average_gradients, barrier, gl
 from fewlabels.train.estimate import RunEstimate, is_long
 from fewlabels.train.evaluation import metrics_row
 from fewlabels.train.optim import cosine_schedule, make_optimizer
+from fewlabels.train.precision import autocast, resolve_for
 from fewlabels.train.prepare import Prepared, prepare, seed_everything
 from fewlabels.train.progress import Progress, say
 from fewlabels.train.records import log_scalars, results_record, tensorboard_writer
@@ -70,6 +72,8 @@ class Trainer:
                                   self.algorithm.views, self.cfg.batch_size, self.cfg.uratio, self.cfg.seed, self.device,
                                   self.channels_last, self.rank, self.world)
         self.monitors = [*default_monitors(), *self.algorithm.monitors()]
+        self.precision = resolve_for(self)  # precision.py: fp32, or bf16 autocast of the forward pass
+        resolve_tta(self)  # evaluate/tta.py: flip test-time augmentation where the views flip (config.tta)
         self.folder = RunFolder(self.cfg.out) if self.cfg.out else None
         self.out = self.folder.path if self.folder else None
         self.step = 0
@@ -105,7 +109,8 @@ class Trainer:
         if self.cfg.freeze_backbone:  # linear probing: the encoder's batch statistics stay as they were
             self.model.backbone.eval()
         batch, hidden = self.make_batch()
-        out = self.algorithm.losses(self.model, batch, self.step)
+        with autocast(self.cfg.precision, self.device):
+            out = self.algorithm.losses(self.model, batch, self.step)
         scalars = {k: v for k, v in out.items() if v.dim() == 0}
         self._check_finite(scalars)
         self.optimizer.zero_grad(set_to_none=True)

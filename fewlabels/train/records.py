@@ -10,7 +10,9 @@ from typing import Any
 import torch
 
 from fewlabels.evaluate import accuracy, summarize
+from fewlabels.evaluate.calibration import calibration_figures
 from fewlabels.evaluate.representation import COLLAPSE_BELOW
+from fewlabels.evaluate.tta import tta_figures
 from fewlabels.version import __version__
 
 
@@ -77,6 +79,7 @@ def results_record(trainer) -> dict[str, Any]:
         "init": trainer.init_record,
         "augment": cfg.augment,
         "augment_choice": cfg.augment_choice,
+        **trainer.precision.record(),  # train/precision.py: fp32 or bf16, and why
         **trainer.p.variants,
     }
     test = source.test
@@ -86,6 +89,8 @@ def results_record(trainer) -> dict[str, Any]:
         res["test_accuracy_raw_model"] = trainer.rows[-1].get("test_acc_raw") if trainer.rows else None
         for name, logits in trainer.algorithm.inference_variants(trainer.ema.module, test.x).items():
             res[f"test_accuracy_{name}"] = accuracy(test.y, logits.argmax(1))  # e.g. SLA's aggregated inference
+    res.update(tta_figures(trainer))  # evaluate/tta.py: the flip-averaged figure beside the plain one
+    res.update(calibration_figures(trainer))  # evaluate/calibration.py: T fitted on the validation split
     if trainer.rows:
         for k, v in trainer.rows[-1].items():
             if k not in ("step", "train_time_s", "lr", "test_acc", "test_acc_raw") and v is not None:
