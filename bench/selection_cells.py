@@ -87,7 +87,7 @@ def evaluate(f: np.ndarray, labeled: np.ndarray, y: np.ndarray, f_test: np.ndarr
     from sklearn.semi_supervised import LabelSpreading
 
     from fewlabels.evaluate.probe import linear_probe
-    from fewlabels.select.strategies import normalize
+    from fewlabels.select.distances import normalize
 
     out = {}
     if len(np.unique(y[labeled])) >= 2:
@@ -133,7 +133,7 @@ def pick_peer(strategy: str, f, labeled, add, y, seed, k):
     from skactiveml.utils import MISSING_LABEL
     from sklearn.linear_model import LogisticRegression
 
-    from fewlabels.select.strategies import normalize
+    from fewlabels.select.distances import normalize
 
     x = normalize(f).astype(np.float64)
     target = np.full(len(f), MISSING_LABEL)

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from fewlabels.errors import FewLabelsError
+from fewlabels.select import representative as rep
 from fewlabels.select import strategies as st
+from fewlabels.select import uncertainty as unc
 from fewlabels.select.strategies import select
 
 
@@ -34,43 +36,43 @@ CORNERS = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [-1, 0, 0]]  # four directions: dist
 
 def test_typicality_is_inverse_mean_distance_to_nearest_neighbours():
     f = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]], dtype=np.float32)
-    t = st.typicality(f, k=1)
+    t = rep.typicality(f, k=1)
     assert t == pytest.approx([1.0, 1.0, 1 / 2.0], rel=1e-5)
-    t2 = st.typicality(f, k=2)
+    t2 = rep.typicality(f, k=2)
     assert t2 == pytest.approx([1 / 2.0, 1 / 1.5, 1 / 2.5], rel=1e-5)
 
 
 def test_purity_radius_is_the_quantile_of_distances_to_another_pseudo_class():
     f = np.array([[0.0], [1.0], [10.0], [12.0]], dtype=np.float32)
-    d = st.other_class_distance(f, np.array([0, 0, 1, 1]))
+    d = rep.other_class_distance(f, np.array([0, 0, 1, 1]))
     assert d == pytest.approx([10.0, 9.0, 9.0, 11.0])
 
 
 def test_probcover_radius_has_a_floor_at_the_kth_neighbour_distance():
     f = np.array([[0.0], [1.0], [3.0], [6.0]], dtype=np.float32)
     # one class, 4 rows: K = 2; 2nd-nearest other row: 3, 2, 3, 5 -> median 3
-    assert st.neighbour_radius(f, 1, seed=0) == pytest.approx(3.0)
+    assert rep.neighbour_radius(f, 1, seed=0) == pytest.approx(3.0)
     # one even cloud split into two pseudo-classes: 5% of the points sit within ~0.025 of the split, so the pure
     # radius is tiny; the floor is the 50th neighbour's distance (25 points either side at spacing 0.005: 0.125)
     line = np.linspace(0, 1, 201, dtype=np.float32)[:, None]
-    assert st.purity_radius(line, 2, 0) < 0.05
-    assert st.probcover_radius(line, 2, 0) == st.neighbour_radius(line, 2, 0) == pytest.approx(0.125, abs=0.01)
+    assert rep.purity_radius(line, 2, 0) < 0.05
+    assert rep.probcover_radius(line, 2, 0) == rep.neighbour_radius(line, 2, 0) == pytest.approx(0.125, abs=0.01)
 
 
 def test_margin_entropy_and_badge_gradient_by_hand():
     probs = np.array([[0.5, 0.4, 0.1], [0.9, 0.05, 0.05], [0.34, 0.33, 0.33]])
     cand = np.arange(3)
-    m = st.margin(probs, cand, 3)
+    m = unc.margin(probs, cand, 3)
     assert m.index.tolist() == [2, 0, 1] and m.score == pytest.approx([0.01, 0.1, 0.85])
-    e = st.entropy(probs, cand, 3)
+    e = unc.entropy(probs, cand, 3)
     assert e.index[0] == 2 and e.score[0] == pytest.approx(-(0.34 * np.log(0.34) + 2 * 0.33 * np.log(0.33)))
-    g = st.gradient_embedding(np.array([[0.7, 0.3]]), np.array([[2.0, 1.0]], dtype=np.float32))
+    g = unc.gradient_embedding(np.array([[0.7, 0.3]]), np.array([[2.0, 1.0]], dtype=np.float32))
     assert g.ravel() == pytest.approx([-0.6, -0.3, 0.6, 0.3])  # (p - onehot(0)) outer h
 
 
 def test_kmeanspp_starts_at_the_largest_norm_and_goes_far():
     g = np.array([[0.1, 0.0], [0.0, 0.2], [5.0, 5.0], [5.1, 5.0], [-3.0, 0.0]], dtype=np.float32)
-    picks, _ = st.kmeanspp(g, 2, seed=0)
+    picks, _ = unc.kmeanspp(g, 2, seed=0)
     assert picks[0] in (2, 3) and picks[1] not in (2, 3)
 
 

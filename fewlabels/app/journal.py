@@ -1,6 +1,6 @@
 """Labels written from the page: each one a journaled, atomic move of one file, so undo and crash recovery are exact.
 
-A label moves ``unlabeled/<path>`` to ``<class>/<path>`` (as ``merge-labels`` does, through ``rounds.apply_moves``);
+A label moves ``unlabeled/<path>`` to ``<class>/<path>`` (as ``merge-labels`` does, through ``merge.apply_moves``);
 a relabel moves ``<class>/<path>`` to ``<other>/<path>``; an undo moves the file back. Every move is first written
 to ``journal.jsonl`` (flushed and fsynced), then made, then marked done. After a crash (``kill -9``, a power cut)
 at most the last move is open; ``recover`` finishes it if its file is still where it started, so the folder is
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fewlabels.data.folder import IMAGE_SUFFIXES, RESERVED, UNLABELED
 from fewlabels.errors import FewLabelsError
-from fewlabels.select.rounds import apply_moves
+from fewlabels.select.merge import apply_moves
 from fewlabels.utils.io import check_writable_dir
 
 STATE = ".fewlabels-label"  # hidden, so the image-folder reader never takes it for a class

@@ -2,9 +2,9 @@
 
 Everything here is a call into the library: the picks are ``suggest``'s (``--strategy auto``, a cold start
 without a run), written as ``picks.csv`` by ``select.rounds``; labels are the journaled moves of ``journal``;
-a round is ``train`` in the background (``training``); the review after it is ``check-labels`` (``check_run``)
-and the next picks ``suggest --from`` the new run; "done" is ``export`` and ``predict``. The web server only
-turns requests into these calls and their return values into JSON.
+a round is ``train`` in the background (``training``); the review after it is ``check-labels`` (``review``)
+and the next picks ``suggest --from`` the new run; "done" is ``export`` and ``predict``. What the page sends is
+checked in ``checks``. The web server only turns requests into these calls and their return values into JSON.
 
 State lives in DATASET/.fewlabels-label/ (hidden: the reader never takes it for a class): the journal, the
 lock, picks.csv, classes.json (classes added but not yet given a file), runs/round-NNN/ and export/.
@@ -17,39 +17,20 @@ import json
 import threading
 from pathlib import Path
 
+from fewlabels.app.checks import check_dataset, check_settings
 from fewlabels.app.journal import Journal, check_class_name
+from fewlabels.app.review import review_round
 from fewlabels.app.training import Round, Settings
 from fewlabels.data.folder import UNLABELED, training_root, tree_files
 from fewlabels.errors import FewLabelsError
 from fewlabels.select import rounds
-from fewlabels.utils.io import atomic_write_json, check_writable_dir
+from fewlabels.storage import RunFolder
+from fewlabels.utils.io import atomic_write_json
 
 PICKS = "picks.csv"
 CLASSES = "classes.json"
 RUNS = "runs"
 EXPORT = "export"
-
-
-def check_dataset(dataset: str | Path) -> Path:
-    """An image folder with images that can be written (labels are moves): its training root, or one sentence."""
-    path = Path(dataset)
-    if str(dataset).endswith(".npz") and path.is_file():
-        raise FewLabelsError(f"{dataset} is an .npz; the labeling page works on image folders for now (arrays may come "
-                             "later): use fewlabels suggest and merge-labels --labels.")
-    if not path.is_dir():
-        raise FewLabelsError(f"{dataset} is not a folder; give an image folder (class folders + {UNLABELED}/).")
-    root = training_root(path)
-    paths, labels, _ = tree_files(root, training=False)  # refuses a folder without images, or with other files
-    if not any(label < 0 for label in labels):
-        raise FewLabelsError(f"{root} has no {UNLABELED}/ images to label; put the images to label in "
-                             f"{root}/{UNLABELED}/.")
-    try:
-        check_writable_dir(root)
-        check_writable_dir(root / UNLABELED)
-    except FewLabelsError:
-        raise FewLabelsError(f"{root} is read-only, and labels are moves of its files; give a folder you can write "
-                             "(or a writable copy).") from None
-    return root
 
 
 class LabelSession:
@@ -215,11 +196,9 @@ class LabelSession:
         return sorted(p for p in runs.iterdir() if p.is_dir() and p.name.startswith("round-")) if runs.is_dir() else []
 
     def rounds(self) -> list[dict]:
-        from fewlabels.storage import RunFolder
-
         out = []
         for path in self.rounds_on_disk():
-            results = RunFolder(path).results() if (path / "results.json").is_file() else {}
+            results = RunFolder(path).results()
             acc = results.get("final_val_acc", results.get("test_accuracy"))
             out.append({"run": path.name, "labels": results.get("num_labeled"), "iterations": results.get("iterations"),
                         "accuracy": acc, "finished": bool(results)})
@@ -243,7 +222,7 @@ class LabelSession:
         with self._lock:
             if self.round is not None and self.round.running:
                 raise FewLabelsError("a round is training already; stop it or wait for it.")
-            self.settings = self._settings(settings)
+            self.settings = check_settings(self.settings, settings)
             _, labels, classes = tree_files(self.root)  # refuses fewer than two classes, in one sentence
             least = min(labels.count(i) for i in range(len(classes)))
             self.settings.val_per_class = 2 if least >= 10 else 1 if least >= 4 else 0  # held out where enough
@@ -252,25 +231,6 @@ class LabelSession:
             self.round.start(self.dataset, self.settings)
             self.review = {}
             return self.round.progress()
-
-    def _settings(self, given: dict) -> Settings:
-        from fewlabels import algorithms
-        from fewlabels.train.config import bounds_of, bounds_text
-
-        out = Settings(**{k: v for k, v in vars(self.settings).items()})
-        for key, field in (("iterations", "iterations"), ("batch_size", "batch_size")):
-            if key in given:
-                low, high = bounds_of(field)
-                value = given[key]
-                if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                    raise FewLabelsError(f"{key.replace('_', ' ')} must be a whole number, {bounds_text(low, high)}.")
-                setattr(out, key, value)
-        if "algorithm" in given:
-            if given["algorithm"] not in algorithms.names():
-                raise FewLabelsError(f"unknown algorithm '{given['algorithm']}'; choose one of "
-                                     f"{', '.join(algorithms.names())}.")
-            out.algorithm = given["algorithm"]
-        return out
 
     def stop(self) -> dict:
         with self._lock:
@@ -293,24 +253,7 @@ class LabelSession:
         self.run_dir = str(run)
 
         def work() -> None:
-            from fewlabels.api import load
-            from fewlabels.select.suggest import check_run
-
-            review: dict = {"run": run.name, "state": "ready", "suspects": [], "per_class": [], "note": ""}
-            try:
-                trained = load(run)
-                check = check_run(trained, str(run), str(self.dataset), seed=self.seed)
-                rows = check.rows
-                for row in rows:
-                    row["sample"] = Path(row["sample"]).relative_to(self.root).as_posix()
-                review["suspects"] = [r for r in rows if r["flagged"]]
-                for c in trained.classes:
-                    mine = [r for r in rows if r["given"] == c]
-                    flagged = sum(r["flagged"] for r in mine)  # another class likelier out of sample
-                    review["per_class"].append({"class": c, "labels": len(mine), "flagged": flagged,
-                                                "agreement": 1 - flagged / len(mine) if mine else None})
-            except FewLabelsError as exc:
-                review["note"] = str(exc)
+            review = review_round(run, self.dataset, self.root, self.seed)
             with self._lock:
                 self.review = review
             self.refresh_picks()
@@ -326,7 +269,7 @@ class LabelSession:
         from fewlabels.export import export
         from fewlabels.select.pool import folder_paths
 
-        finished = [p for p in self.rounds_on_disk() if (p / "results.json").is_file()]
+        finished = [p for p in self.rounds_on_disk() if RunFolder(p).finished()]
         source = str(finished[-1]) if finished else self.run_dir
         if source is None:
             raise FewLabelsError("no model yet: train a round first.")

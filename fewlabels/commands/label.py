@@ -68,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
     require_web()  # before any work: the hint, not a traceback
     import uvicorn
 
+    from fewlabels.app.checks import check_dataset
     from fewlabels.app.server import create_app
-    from fewlabels.app.session import LabelSession, check_dataset
+    from fewlabels.app.session import LabelSession
     from fewlabels.commands.common import load_run
     from fewlabels.errors import FewLabelsError
 

@@ -26,12 +26,12 @@ def run(args: argparse.Namespace) -> int:
 
     from fewlabels.commands.common import output_file
     from fewlabels.errors import FewLabelsError
-    from fewlabels.select import rounds
+    from fewlabels.select import merge, rounds
 
     if args.sorted:
         if not Path(args.dataset).is_dir():
             raise FewLabelsError(f"--sorted goes with an image folder, but {args.dataset} is not a folder.")
-        moves = rounds.merge_sorted(args.dataset, args.sorted)
+        moves = merge.merge_sorted(args.dataset, args.sorted)
         print(f"{len(moves)} samples moved from unlabeled/ into their class folders of {args.dataset}")
         return 0
     if not args.dataset.endswith(".npz") or not Path(args.dataset).is_file():
@@ -46,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
     rounds.check_outside_images(out, None, "--out")  # a loop of symbolic links
     if out.suffix != ".npz":
         raise FewLabelsError(f"--out {out} must end in .npz, e.g. NEW.npz.")
-    n = rounds.merge_npz(args.dataset, args.labels, out)
+    n = merge.merge_npz(args.dataset, args.labels, out)
     print(f"{n} rows labeled; written to {out}")
     return 0
