@@ -1195,10 +1195,20 @@ def test_a_step_beyond_memory_is_refused_before_anything_is_written(flags, tmp_p
     assert not out.exists()
 
 
-def test_a_run_that_dies_before_its_first_checkpoint_leaves_nothing(tmp_path, capsys):
-    """5: --lr 1e30 stops at step 1 (exit 1, as the README says for NaN) and no longer leaves a config.yaml without a checkpoint."""
+def test_a_run_that_dies_before_its_first_checkpoint_leaves_nothing(tmp_path, capsys, monkeypatch):
+    """5: a loss that is NaN at step 1 stops the run (exit 1, as the README says for NaN) and leaves no config.yaml
+    without a checkpoint. (--lr 1e30 used to cause it; --lr is now bounded, so the loss is made NaN directly.)"""
+    from fewlabels.algorithms.fixmatch import FixMatch
+
+    real = FixMatch.losses
+
+    def nan_losses(self, model, batch, step):
+        out = real(self, model, batch, step)
+        return {**out, "total": out["total"] * float("nan")} if step >= 1 else out  # one good step, then NaN
+
+    monkeypatch.setattr(FixMatch, "losses", nan_losses)
     out = tmp_path / "out"
-    code, stdout, err = run_main([*P, "--lr", "1e30", "--out", out], capsys)
+    code, stdout, err = run_main([*P, "--algorithm", "fixmatch", "--out", out], capsys)
     assert code == 1 and "Traceback" not in err and len(err.splitlines()) == 1 and "at step 1" in err, err
     assert not out.exists() and leftovers(tmp_path) == []
 
