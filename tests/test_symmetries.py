@@ -248,6 +248,17 @@ def test_resamples_that_disagree_make_the_verdict_uncertain():
     assert vote(point, [(SYMMETRIC, "a")] * 10 + [(CHANGES, "b")] * 2)[0] == SYMMETRIC
 
 
+def test_resamples_with_too_few_labels_abstain_rather_than_contradict():
+    from fewlabels.symmetry.analysis import UNCERTAIN, vote
+
+    point = (CHANGES, "g permutes classes")
+    said, why, _ = vote(point, [(CHANGES, "a")] * 7 + [(UNCERTAIN, "too few labels")] * 5)
+    assert said == CHANGES and "5 had too few labels to judge" in why
+    assert vote(point, [(CHANGES, "a")] * 5 + [(UNCERTAIN, "too few labels")] * 7)[0] == UNCERTAIN  # most abstain
+    assert vote(point, [(CHANGES, "a")] * 5 + [(SYMMETRIC, "b")] * 2 + [(UNCERTAIN, "c")] * 5)[0] == UNCERTAIN
+    assert vote((UNCERTAIN, "too few"), [(UNCERTAIN, "too few")] * 12)[1] == "too few (12 of 12 resamples agree)"
+
+
 def test_auto_leaves_uncertain_flips_out_and_names_the_flag_that_decides():
     from fewlabels.symmetry.analysis import UNCERTAIN
     from fewlabels.symmetry.choice import describe

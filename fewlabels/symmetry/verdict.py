@@ -18,8 +18,9 @@ data stands behind it:
    a pair that some resamples' judges confuse is their noise: Fashion-MNIST's mirrored sneakers read as
    sandals by 4 of 12 judges of 50 labels per class); with fewer labels per class the held-out costs of
    invariance are not used (the judge's agreement and collisions decide).
-3. The verdict is the one at least ``CONFIDENT`` of the resamples give; where they disagree, it is
-   *uncertain*, and ``--augment auto`` leaves g out of the views (``choice.choose``).
+3. The verdict is the one at least ``CONFIDENT`` of the resamples that judge give, where more than half
+   judge (a resample with too few labels to judge abstains; it does not contradict); where they
+   disagree, it is *uncertain*, and ``--augment auto`` leaves g out of the views (``choice.choose``).
 
 Without 2 labels per class only the label-free score is given (and said).
 """
@@ -112,14 +113,23 @@ def corroborate(per_resample: list[list[dict[str, Any]]], per_class: int) -> Non
 
 
 def vote(point: tuple[str, str], resampled: list[tuple[str, str]]) -> tuple[str, str, dict[str, int]]:
-    """The verdict at least CONFIDENT of the resamples give (with the full data's reason when it agrees), else
-    "uncertain" with what they said; and the tally."""
+    """The verdict at least CONFIDENT of the judging resamples give, where more than half of them judge at all (a
+    resample that says "uncertain" had too few labels to judge: it abstains, it does not contradict), with the full
+    data's reason when it agrees; "uncertain" when CONFIDENT of them abstain; else "uncertain" with what they said.
+    And the tally."""
     tally = Counter(v for v, _ in resampled)
-    top, n = tally.most_common(1)[0]
     votes = dict(tally.most_common())
-    if n >= CONFIDENT * len(resampled):
-        reason = point[1] if point[0] == top else next(r for v, r in resampled if v == top)
-        return top, f"{reason} ({n} of {len(resampled)} resamples agree)", votes
+    judged = Counter({v: n for v, n in tally.items() if v != UNCERTAIN})
+    n_judged = sum(judged.values())
+    if n_judged > len(resampled) / 2:
+        top, n = judged.most_common(1)[0]
+        if n >= CONFIDENT * n_judged:
+            reason = point[1] if point[0] == top else next(r for v, r in resampled if v == top)
+            abstained = f"; {len(resampled) - n_judged} had too few labels to judge" if n_judged < len(resampled) else ""
+            return top, f"{reason} ({n} of {len(resampled)} resamples agree{abstained})", votes
+    elif tally[UNCERTAIN] >= CONFIDENT * len(resampled):
+        reason = point[1] if point[0] == UNCERTAIN else next(r for v, r in resampled if v == UNCERTAIN)
+        return UNCERTAIN, f"{reason} ({tally[UNCERTAIN]} of {len(resampled)} resamples agree)", votes
     said = "; ".join(f"{c} of {len(resampled)} say {v}" + (f" ({next(r for w, r in resampled if w == v)})" if i == 0 else "")
                      for i, (v, c) in enumerate(tally.most_common()))
     return UNCERTAIN, f"the evidence disagrees across resamples of the labels and images: {said}", votes
