@@ -50,6 +50,7 @@ class LabelSession:
         self.settings = Settings()
         self.review: dict = {}
         self._lock = threading.RLock()
+        self._picker: threading.Thread | None = None  # the suggest call computing the next picks, if any
 
     # ---- opening
 
@@ -84,13 +85,13 @@ class LabelSession:
     def refresh_picks(self, wait: bool = False) -> None:
         """Ask ``suggest`` for the next picks in the background (the page polls); the old picks stay until then."""
         with self._lock:
-            if self.picks_state == "computing":
-                return
-            self.picks_state, self.picks_note = "computing", ""
-        worker = threading.Thread(target=self._suggest, daemon=True)
-        worker.start()
-        if wait:
-            worker.join()
+            running = self._picker if self.picks_state == "computing" else None
+            if running is None:
+                self.picks_state, self.picks_note = "computing", ""
+                running = self._picker = threading.Thread(target=self._suggest, daemon=True)
+                running.start()
+        if wait:  # also for a computation another call started (open() starts one)
+            running.join()
 
     def _suggest(self) -> None:
         from fewlabels.api import load
