@@ -219,6 +219,10 @@ def table(record: dict) -> str:
         from symmetries import table as symmetries_table
 
         return symmetries_table(record)
+    if record.get("bench") == "ceiling":
+        from ceiling import table as ceiling_table
+
+        return ceiling_table(record)
     if record.get("bench") == "rounding":
         from rounding_margins import table as rounding_table
 
