@@ -66,10 +66,12 @@ class AcceptUint8(nn.Module):
 
 def metadata(run: Run) -> dict:
     """What a server needs besides the weights: class names in logit order, and the input the module takes."""
+    from fewlabels.evaluate.tta import recorded
+
     kind = "images, float32 on 0..1 (uint8 0..255 also accepted by TorchScript)" if run.is_image else "features, float32"
     return {"classes": list(run.classes), "input_shape": ["N", *run.sample_shape], "input": kind, "output": "logits (N, K)",
             "model": run.config.model, "algorithm": run.config.algorithm, "test_accuracy": run.results.get("test_accuracy"),
-            "tta": run.config.tta if run.is_image else "none", "temperature": run.results.get("temperature") or 1.0}
+            "tta": recorded(run.config) if run.is_image else "none", "temperature": run.results.get("temperature") or 1.0}
 
 
 def _plain_model(run: Run) -> nn.Module:

@@ -83,9 +83,27 @@ def test_a_flipping_run_reports_both_figures_and_evaluate_and_predict_use_its_ch
     assert code == 0 and "accuracy_tta" not in json.loads((tmp_path / "f.json").read_text())
 
 
-def test_evaluate_with_hflip_on_a_digits_run_is_one_sentence(tmp_path, capsys):
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tta") / "run"
     train(TrainConfig(**SHORT, out=str(out)), progress=False)
-    code, stdout, err = run_main(["evaluate", out, "--tta", "hflip", "--json", tmp_path / "e.json"], capsys)
+    return out
+
+
+CASES = {  # argv after the run folder is filled in; each refuses --tta hflip where the views never flip
+    "evaluate": lambda run, tmp: ["evaluate", run, "--tta", "hflip", "--json", tmp / "e.json"],
+    "predict": lambda run, tmp: ["predict", run, tmp / "x.npy", "--tta", "hflip", "--out", tmp / "p.csv"],
+    "train": lambda run, tmp: ["train", "--dataset", "digits", "--labels-per-class", "2", "--iterations", "2",
+                               "--augment", "hand", "--tta", "hflip", "--out", tmp / "new"],
+}
+
+
+@pytest.mark.parametrize("command", list(CASES))
+def test_tta_hflip_on_a_digits_run_is_one_sentence_and_writes_nothing(command, digits_run, tmp_path, capsys):
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.zeros((2, 8, 8), dtype=np.uint8))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, stdout, err = run_main(CASES[command](digits_run, tmp_path), capsys)
     assert_one_line_error(code, stdout, err, ["--tta hflip", "never flip"])
-    assert not (tmp_path / "e.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
