@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import RESULTS, command, machine, mean_std  # noqa: E402
+from common import RESULTS, command, machine, mean_std, notes_lines  # noqa: E402
 
 RUNS = RESULTS / "ceiling"
 RECORD = RESULTS / "ceiling.json"
@@ -56,7 +56,7 @@ def probe_step_s(model: str, precision: str, seed: int) -> tuple[float, float]:
     import torch
 
     from fewlabels.train.loop import Trainer
-    from fewlabels.train.prepare import prepare
+    from fewlabels.train.preparation import prepare
 
     trainer = Trainer(prepare(config(model, precision, seed, 10_000)), progress=False)
     cpu, wall = [], []
@@ -72,7 +72,7 @@ def one_run(model: str, precision: str, budget_s: float, seed: int) -> dict:
     import torch
 
     from fewlabels.train.loop import Trainer
-    from fewlabels.train.prepare import prepare
+    from fewlabels.train.preparation import prepare
 
     threads = torch.get_num_threads()
     step_cpu_s, step_wall_s = probe_step_s(model, precision, seed)
@@ -187,7 +187,7 @@ def table(record: dict) -> str:
                   "|---|" + "---|" * len(micro["rows"][0]["ratio_to_fp32"])]
         for r in micro["rows"]:
             lines.append(f"| {r['model']} | " + " | ".join(f"{v:.2f}x" for v in r["ratio_to_fp32"].values()) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + notes_lines("ceiling")) + "\n"
 
 
 def main() -> None:

@@ -159,7 +159,7 @@ def run_floor(args, name: str) -> dict:
     from fewlabels import models
     from fewlabels.api import load
     from fewlabels.train import TrainConfig, train
-    from fewlabels.train.prepare import normalization_stats
+    from fewlabels.train.preparation import normalization_stats
 
     torch.set_num_threads(1)
     source = data_mod.load(args.dataset)

@@ -212,7 +212,7 @@ def label_views(dataset: str, rows: np.ndarray, seed: int, ssl_run: str) -> list
 
     from fewlabels import data
     from fewlabels.api import load
-    from fewlabels.select.suggest import augmented_features
+    from fewlabels.select.suggestion import augmented_features
 
     run = load(ssl_run)
     x = data.load(dataset).train.x[torch.as_tensor(rows)]
@@ -222,7 +222,7 @@ def label_views(dataset: str, rows: np.ndarray, seed: int, ssl_run: str) -> list
 def labels_cell(dataset: str, noise: float, seed: int, emb: dict, ssl_run: str, peer: bool = False) -> dict:
     from fewlabels import data
     from fewlabels.data.noise import add_label_noise
-    from fewlabels.select.check_labels import check_labels
+    from fewlabels.select.label_check import check_labels
 
     idx = pool_of(emb, dataset, seed)
     y_pool = emb["y"][idx]

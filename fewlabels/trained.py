@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fewlabels.data.arrays import _as_numpy, features_to_float, images_to_uint8_nchw, labels_to_int64
+from fewlabels.data.arrays import as_numpy, features_to_float, images_to_uint8_nchw, labels_to_int64
 from fewlabels.data.resize import resize_images
 from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate import predict_logits, summarize
@@ -67,7 +67,7 @@ class Run:
 
     def _as_input(self, X: Any) -> torch.Tensor:
         """uint8 (N, C, H, W) images or float32 (N, D) features, checked against what the model takes."""
-        x = _as_numpy(X, "X")
+        x = as_numpy(X, "X")
         if self.is_image:
             c, h, w = self.sample_shape
             if x.ndim == 2:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fewlabels.errors import FewLabelsError
-from fewlabels.select.check_labels import check_counts, check_labels, crossfit_probs, doubt, neighbour_probs
+from fewlabels.select.label_check import check_counts, check_labels, crossfit_probs, doubt, neighbour_probs
 
 
 def cli(*args):

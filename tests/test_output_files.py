@@ -179,7 +179,7 @@ def test_a_link_at_the_output_path_is_the_users(ctx, capsys):
 # ---------------------------------------------------------------- (c) the recogniser on every format
 
 
-def _png() -> bytes:
+def png_bytes() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(buf, format="PNG")
     return buf.getvalue()
@@ -217,7 +217,7 @@ FORMATS: dict[str, tuple[bytes, bytes]] = {
     "csv check-labels": (b"rank,sample,given,suspected,score,p_given,flagged\n", b"rank,sample,given,suspected\n"),
     "csv predict": (PREDICT_HEADER.encode(), b"item,class,probability,confidence\n"),
     "npz": (provenance.stamp("npz", _npz()), _npz()),
-    "png": (provenance.stamp("png", _png()), _png()),
+    "png": (provenance.stamp("png", png_bytes()), png_bytes()),
     "html": (provenance.stamp("html", b"<!DOCTYPE html>\n<html><body>hi</body></html>\n"),
              b"<!DOCTYPE html>\n<html><body><!-- written by fewlabels --></body></html>\n"),
     "torchscript": (_torchscript({provenance.MODEL_META: "{}"}), _torchscript({"other.json": "{}"})),
@@ -249,7 +249,7 @@ def test_stamped_files_read_as_before(tmp_path):
     with np.load(tmp_path / "a.npz", allow_pickle=False) as f:
         assert sorted(f.files) == ["X", "fewlabels", "y"] and f["y"].tolist() == [0, -1]
     assert load_npz(tmp_path / "a.npz").train.y.tolist() == [0, -1]
-    write_output(tmp_path / "a.png", _png(), "png")
+    write_output(tmp_path / "a.png", png_bytes(), "png")
     assert np.asarray(Image.open(tmp_path / "a.png")).shape == (4, 4)
     write_output(tmp_path / "a.html", "<!DOCTYPE html>\n<p>x</p>\n", "html")
     assert (tmp_path / "a.html").read_text().startswith("<!DOCTYPE html>")

@@ -14,7 +14,7 @@ from fewlabels.errors import FewLabelsError
 def review_round(run: Path, dataset: Path, root: Path, seed: int) -> dict:
     """check-labels' suspects and per-class agreement for the finished round in ``run``; samples relative to ``root``."""
     from fewlabels.api import load
-    from fewlabels.select.suggest import check_run
+    from fewlabels.select.suggestion import check_run
 
     review: dict = {"run": run.name, "state": "ready", "suspects": [], "per_class": [], "note": ""}
     try:

@@ -95,7 +95,7 @@ class LabelSession:
 
     def _suggest(self) -> None:
         from fewlabels.api import load
-        from fewlabels.select.suggest import suggest
+        from fewlabels.select.suggestion import suggest
 
         try:
             unlabeled = sum(1 for _ in (self.root / UNLABELED).rglob("*") if _.is_file() and not _.name.startswith("."))

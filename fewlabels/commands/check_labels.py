@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     import io
 
     from fewlabels.select.rounds import check_outside_images
-    from fewlabels.select.suggest import check_run
+    from fewlabels.select.suggestion import check_run
     from fewlabels.utils.io import write_output
 
     positive(args.top, "--top")

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from fewlabels.select import rounds
     from fewlabels.select.pool import load_pool
     from fewlabels.select.strategies import STRATEGIES
-    from fewlabels.select.suggest import suggest
+    from fewlabels.select.suggestion import suggest
 
     if args.strategy not in STRATEGIES:
         raise FewLabelsError(f"Unknown strategy '{args.strategy}': choose one of {', '.join(STRATEGIES)}.")

@@ -15,7 +15,7 @@ CHANNEL_COUNTS = (1, 3)
 MAX_CLASSES = 100_000  # class indices beyond this are a data error, not a real label set
 
 
-def _as_numpy(a, what: str) -> np.ndarray:
+def as_numpy(a, what: str) -> np.ndarray:
     if isinstance(a, torch.Tensor):
         return a.detach().cpu().numpy()
     try:
@@ -78,7 +78,7 @@ def warn_constant_columns(x: torch.Tensor, what: str = "X") -> None:
 
 def labels_to_int64(y, n: int, num_classes: int | None, what: str = "y") -> torch.Tensor:
     """Integer labels, -1 for unlabeled, checked against the row count and the class range."""
-    y = _as_numpy(y, what)
+    y = as_numpy(y, what)
     if y.ndim != 1:
         raise FewLabelsError(f"{what} has shape {y.shape}; labels must be one value per row.")
     if len(y) != n:
@@ -108,7 +108,7 @@ def from_arrays(
     what: str = "X",
 ) -> Dataset:
     """A dataset from arrays; 2-d X is taken as features, 3-d/4-d as images. ``what`` names X in messages."""
-    x = _as_numpy(X, what)
+    x = as_numpy(X, what)
     label_name = "y" if what == "X" else what.replace("X", "y", 1)
     if x.ndim == 0 or len(x) == 0:
         raise FewLabelsError(f"{what} is empty; give at least one sample.")

@@ -15,7 +15,7 @@ import torch
 MAX_MISTAKES = 24
 
 
-def _figure(width: float = 6.0, height: float = 3.6):
+def new_figure(width: float = 6.0, height: float = 3.6):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -24,24 +24,24 @@ def _figure(width: float = 6.0, height: float = 3.6):
     return fig
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", facecolor="white")
     return buf.getvalue()
 
 
-def _series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
+def metric_series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
     pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None and r.get("step") is not None]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def _line_plot(rows: list[dict], lines: Sequence[tuple[str, str, str]], title: str, ylabel: str, unit_range: bool) -> bytes | None:
+def line_plot(rows: list[dict], lines: Sequence[tuple[str, str, str]], title: str, ylabel: str, unit_range: bool) -> bytes | None:
     """One axis of metrics against step; ``lines`` are (column, label, style). None if no column has data."""
-    drawn = [(key, label, style, *_series(rows, key)) for key, label, style in lines]
+    drawn = [(key, label, style, *metric_series(rows, key)) for key, label, style in lines]
     drawn = [d for d in drawn if d[3]]
     if not drawn:
         return None
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     for _key, label, style, xs, ys in drawn:
         ax.plot(xs, ys, style, label=label, linewidth=1.8, markersize=3.5)
@@ -54,7 +54,7 @@ def _line_plot(rows: list[dict], lines: Sequence[tuple[str, str, str]], title: s
         ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=9, frameon=False)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def confusion_png(cm: Sequence[Sequence[int]], classes: Sequence[str]) -> bytes:
@@ -63,7 +63,7 @@ def confusion_png(cm: Sequence[Sequence[int]], classes: Sequence[str]) -> bytes:
     k = len(classes)
     rate = m / np.maximum(m.sum(1, keepdims=True), 1)
     side = min(9.0, max(4.2, 0.45 * k + 2.2))
-    fig = _figure(side + 0.8, side)
+    fig = new_figure(side + 0.8, side)
     ax = fig.add_subplot()
     im = ax.imshow(rate, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
@@ -80,12 +80,12 @@ def confusion_png(cm: Sequence[Sequence[int]], classes: Sequence[str]) -> bytes:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix (test set)")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def reliability_png(bins: list[dict], ece: float | None) -> bytes:
     """Accuracy per confidence bin (bars) against the bin's mean confidence (red marks): their gap is miscalibration."""
-    fig = _figure(6.0, 4.4)
+    fig = new_figure(6.0, 4.4)
     ax, hist = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.08})
     width = bins[0]["upper"] - bins[0]["lower"] if bins else 1.0
     full = [b for b in bins if b["count"]]
@@ -109,10 +109,10 @@ def reliability_png(bins: list[dict], ece: float | None) -> bytes:
     hist.set_xlabel("confidence (top class probability)")
     hist.set_ylabel("samples")
     hist.grid(alpha=0.3)
-    return _png(fig)
+    return png_bytes(fig)
 
 
-def _show(ax, img: np.ndarray) -> None:
+def show_image(ax, img: np.ndarray) -> None:
     if img.shape[0] == 1:
         ax.imshow(img[0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     else:
@@ -133,14 +133,14 @@ def mistakes_png(x: torch.Tensor, probs: torch.Tensor, y: torch.Tensor, classes:
     """A grid of images, each titled with its true class, the predicted class and the confidence."""
     cols = 8
     rows = max(1, math.ceil(len(picks) / cols))
-    fig = _figure(cols * 1.25, rows * 1.55)
+    fig = new_figure(cols * 1.25, rows * 1.55)
     for n, i in enumerate(picks):
         ax = fig.add_subplot(rows, cols, n + 1)
-        _show(ax, x[i].cpu().numpy())
+        show_image(ax, x[i].cpu().numpy())
         conf, pred = probs[i].max(0)
         ax.set_title(f"true {classes[int(y[i])][:10]}\npred {classes[int(pred)][:10]} {float(conf):.2f}", fontsize=7.5, color="#a00")
     fig.subplots_adjust(wspace=0.15, hspace=0.55)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 # ---- the report

@@ -17,7 +17,7 @@ import torch
 
 from fewlabels.evaluate.calibration import DEFAULT_BINS, expected_calibration_error, reliability_bins
 from fewlabels.evaluate.metrics import confusion_matrix, macro_f1, per_class_accuracy, per_class_f1
-from fewlabels.evaluate.plots import _line_plot, _series, confident_mistakes, confusion_png, mistakes_png, reliability_png
+from fewlabels.evaluate.plots import confident_mistakes, confusion_png, line_plot, metric_series, mistakes_png, reliability_png
 
 
 def _finite(v: float) -> float | None:
@@ -165,19 +165,19 @@ def build_report(run_name: str, results: dict, config: dict, rows: list[dict], e
     ``stages``: for a pipeline, one row per stage (column -> cell), shown side by side above the final model's figures.
     """
     pngs: dict[str, bytes | None] = {
-        "accuracy": _line_plot(rows, [("test_acc", "EMA model (test)", "-o"), ("test_acc_raw", "raw model (test)", "--s"),
+        "accuracy": line_plot(rows, [("test_acc", "EMA model (test)", "-o"), ("test_acc_raw", "raw model (test)", "--s"),
                                       ("val_acc", "EMA model (validation)", ":^")], "Accuracy during training", "accuracy", True),
-        "loss": _line_plot(rows, [("sup", "supervised", "-o"), ("unsup", "unsupervised", "--s")]
-                           + ([] if _series(rows, "sup")[0] else [("loss", "total", "-o")]),
+        "loss": line_plot(rows, [("sup", "supervised", "-o"), ("unsup", "unsupervised", "--s")]
+                           + ([] if metric_series(rows, "sup")[0] else [("loss", "total", "-o")]),
                            "Training loss", "loss (mean since last evaluation)", False),
-        "pseudo_labels": _line_plot(rows, [("mask_rate", "mask rate (share above threshold)", "-o"),
+        "pseudo_labels": line_plot(rows, [("mask_rate", "mask rate (share above threshold)", "-o"),
                                            ("pseudo_label_acc", "pseudo-label accuracy (hidden labels)", "--s")],
                                     "Pseudo-labels on the unlabeled batch", "share", True),
-        "representation": _line_plot(rows, [("knn_acc", "kNN, labeled set as memory", "-o"),
+        "representation": line_plot(rows, [("knn_acc", "kNN, labeled set as memory", "-o"),
                                             ("test_acc", "EMA model's head (linear probe)", "--s")],
                                      "Representation: test accuracy of cheap classifiers", "accuracy", True)
-        if _series(rows, "knn_acc")[0] else None,
-        "geometry": _line_plot(rows, [("alignment", "alignment (lower: views closer)", "-o"),
+        if metric_series(rows, "knn_acc")[0] else None,
+        "geometry": line_plot(rows, [("alignment", "alignment (lower: views closer)", "-o"),
                                       ("uniformity", "uniformity (lower: more spread)", "--s"),
                                       ("emb_spread", "embedding spread (0: collapsed)", ":^")],
                                "Embedding geometry of the test set", "value", False),

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from fewlabels.evaluate.plots import _figure, _png, _show
+from fewlabels.evaluate.plots import new_figure, png_bytes, show_image
 from fewlabels.symmetry.transforms import transformer
 
 PAIRS = 3  # example pairs per row
@@ -17,7 +17,7 @@ def symmetries_png(x_pool: torch.Tensor, report: dict[str, Any], seed: int = 0) 
     """One row per candidate: its name and verdict, PAIRS (x, g(x)) pairs, then up to COLLISION_PAIRS collision pairs."""
     rows = report["candidates"]
     cols = 2 * (PAIRS + COLLISION_PAIRS)
-    fig = _figure(cols * 0.95, max(1, len(rows)) * 1.15)
+    fig = new_figure(cols * 0.95, max(1, len(rows)) * 1.15)
     pick = torch.randperm(len(x_pool), generator=torch.Generator().manual_seed(seed))[:PAIRS]
     fill = 0.0
     for r, row in enumerate(rows):
@@ -32,7 +32,7 @@ def symmetries_png(x_pool: torch.Tensor, report: dict[str, Any], seed: int = 0) 
             y = g(x)
             for j, img in enumerate((x, y)):
                 ax = fig.add_subplot(len(rows), cols, r * cols + 2 * k + j + 1)
-                _show(ax, (img[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+                show_image(ax, (img[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy())
                 if j == 0 and k == 0:
                     ax.set_ylabel(f"{row['name']}\n{row['verdict']}", fontsize=7, rotation=0, ha="right", va="center")
                 if label and j == 0:
@@ -40,4 +40,4 @@ def symmetries_png(x_pool: torch.Tensor, report: dict[str, Any], seed: int = 0) 
                 elif r == 0 and j == 0 and k == 0:
                     ax.set_title("x | g(x)", fontsize=7, loc="left")
     fig.subplots_adjust(wspace=0.08, hspace=0.45, left=0.2)
-    return _png(fig)
+    return png_bytes(fig)

@@ -6,7 +6,7 @@
 from fewlabels.storage import RunFolder
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.loop import Trainer, prepare, train
-from fewlabels.train.resume import load_checkpoint, resume
+from fewlabels.train.resuming import load_checkpoint, resume
 from fewlabels.train.signals import TrainingError, TrainingInterrupted
 
 __all__ = ["RunFolder", "TrainConfig", "Trainer", "TrainingError", "TrainingInterrupted", "load_checkpoint", "prepare",

@@ -62,7 +62,7 @@ class TrainConfig:
                            "flips; no turns), all (every flip and rotation of the square), or names such as hflip,rot90")
     augment_choice: dict[str, Any] | None = setting(None, "what --augment auto chose (recorded; a resume reuses it)",
                                                     cli=False)
-    # data variants (data/variants.py's apply_variants, called by train/prepare.py, applies them in its order)
+    # data variants (data/variants.py's apply_variants, called by train/preparation.py, applies them in its order)
     label_noise: float = setting(0.0, "fraction of the labeled set's labels flipped, exactly, seeded")
     noise_type: str = setting("symmetric", "how noisy labels are flipped: symmetric (to any other class) or "
                               "asymmetric (class c to c + 1 mod K)", choices=("symmetric", "asymmetric"))

@@ -1,6 +1,6 @@
 """The training loop: iteration-based, EMA evaluation through monitors, a run folder.
 
-``prepare`` (train/prepare.py) checks everything before the run folder is touched; the
+``prepare`` (train/preparation.py) checks everything before the run folder is touched; the
 ``Trainer`` builds the run's state, and ``run`` is the loop itself. Each other concern is a file
 the Trainer calls: the student network (student.py), a teacher from a run folder (teacher.py),
 the checkpoint's layout and saving (checkpointing.py), an evaluation row (evaluation.py), the
@@ -33,7 +33,7 @@ from fewlabels.train.estimate import RunEstimate, is_long
 from fewlabels.train.evaluation import metrics_row
 from fewlabels.train.optim import cosine_schedule, make_optimizer
 from fewlabels.train.precision import autocast, resolve_for
-from fewlabels.train.prepare import Prepared, prepare, seed_everything
+from fewlabels.train.preparation import Prepared, prepare, seed_everything
 from fewlabels.train.progress import Progress, say
 from fewlabels.train.records import log_scalars, results_record, tensorboard_writer
 from fewlabels.train.signals import StopSignals, TrainingError, TrainingInterrupted

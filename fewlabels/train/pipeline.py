@@ -31,8 +31,8 @@ from fewlabels.storage.manifest import MANIFEST, PIPELINE_FORMAT, read_manifest,
 from fewlabels.storage.replacing import replace, replaceable
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.loop import train
-from fewlabels.train.prepare import prepare
-from fewlabels.train.resume import resume
+from fewlabels.train.preparation import prepare
+from fewlabels.train.resuming import resume
 from fewlabels.train.signals import TrainingInterrupted
 from fewlabels.utils.io import check_writable_dir
 

@@ -15,7 +15,7 @@ from fewlabels.data import Dataset
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.distributed import global_batchnorm
 from fewlabels.train.init import apply_init, read_init
-from fewlabels.train.prepare import normalization_stats
+from fewlabels.train.preparation import normalization_stats
 
 
 def build_student(cfg: TrainConfig, train: Dataset, device: torch.device, world: int, channels_last: bool,

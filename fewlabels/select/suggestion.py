@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fewlabels.errors import FewLabelsError
-from fewlabels.select.check_labels import check_counts, check_labels
+from fewlabels.select.label_check import check_counts, check_labels
 from fewlabels.select.pool import (
     Pool,
     check_run_fits,

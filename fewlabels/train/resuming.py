@@ -9,7 +9,7 @@ from fewlabels.errors import FewLabelsError
 from fewlabels.storage import RunFolder, check_resumable, read_checkpoint
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.loop import Trainer
-from fewlabels.train.prepare import prepare
+from fewlabels.train.preparation import prepare
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
