@@ -180,7 +180,7 @@ def test_train_augment_auto_records_its_choice_and_resume_reuses_it(tmp_path, mo
 
 
 def test_explicit_settings_win_over_auto(tmp_path):
-    from fewlabels.train.prepare import prepare
+    from fewlabels.train.preparation import prepare
 
     p = prepare(tiny(tmp_path, augment="all", hflip=False))
     assert p.symmetries is not None and all(not m for _, m in p.symmetries) and len(p.symmetries) == 4
