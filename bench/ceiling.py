@@ -146,12 +146,13 @@ def table(record: dict) -> str:
     lines = [f"## {record['title']}", "",
              f"`fewlabels` supervised recipe (SGD-Nesterov, cosine, EMA, pad-and-crop + flip), 59,000 labels, 100 per "
              f"class held out for the temperature; each run's step count fits the budget (CPU seconds / threads, the wall time "
-             f"of an idle machine) from a probe of its step's CPU time. {m['cpu']}, "
+             f"of an idle machine) from a probe of its step's CPU time; under load a step costs more CPU than the probe saw "
+             f"(spinning threads), so *CPU s used* is the figure to read. {m['cpu']}, "
              f"{m['cores']} cores, torch {m['torch']}, {m['date']}, **a machine shared with other sessions**: images/s "
              "are loaded figures, compare them only as ratios within a row set run together. The `convnet` row is the "
              "textbook network at batch 128, trained with the same SGD recipe (not Adam).", "",
              f"Reproduce: `{record['command']}`", "", "![accuracy against CPU seconds](bench/results/ceiling.png)", "",
-             "| model | precision | budget (CPU s) | seeds | steps | CPU s used | test accuracy % | with flip TTA % | "
+             "| model | precision | budget (CPU s, planned) | seeds | steps | CPU s used | test accuracy % | with flip TTA % | "
              "train img / CPU s | predict img/s | T | ECE before → after |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple, list[dict]] = {}
     for r in record["rows"]:
@@ -176,7 +177,12 @@ def table(record: dict) -> str:
                      f"{avg(rs, 'predict_images_per_s', ',.0f')} | {avg(rs, 'temperature', '.2f')} | {ece} |")
     gaps = missing(record)
     if gaps:
-        lines += ["", f"Not yet run ({len(gaps)} of the grid): {', '.join(gaps)}."]
+        by_row: dict[str, list[str]] = {}
+        for gap in gaps:
+            row, rest = gap.split(" ", 1)
+            by_row.setdefault(row, []).append(rest)
+        lines += ["", f"Not yet run ({len(gaps)} of the grid's {len(gaps) + len(record['rows'])} runs): "
+                  + "; ".join(f"{row} {', '.join(rest)}" for row, rest in by_row.items()) + "."]
     micro = record.get("microbench")
     if micro:
         mm = micro["machine"]
