@@ -2,7 +2,7 @@
 
 A declaration without an ``__init__`` parameter, or a parameter without a declaration, fails at
 import (and here, for every registered algorithm); every default passes its own rule; a bad value
-and an unknown name are refused in one sentence from the declaration; the README's table and
+and an unknown name are refused in one sentence from the declaration; the table in docs/algorithms.md and
 ``--option``'s help are written from it.
 """
 
@@ -84,9 +84,8 @@ def test_unknown_option_names_get_the_closest_declared_one():
 
 
 def test_the_readme_options_table_is_written_from_the_declarations():
-    text = readme_table.with_table(readme_table.Path(readme_table.__file__).resolve().parents[3].joinpath("README.md")
-                                   .read_text(encoding="utf-8"))
-    assert readme_table.main(["--check"]) == 0, "README's options table is stale: python -m fewlabels.algorithms.components.readme_table"
+    text = readme_table.with_table(readme_table.TABLE_FILE.read_text(encoding="utf-8"))
+    assert readme_table.main(["--check"]) == 0, "the options table is stale: python -m fewlabels.algorithms.components.readme_table"
     for name in algorithms.names():
         for option, declared in algorithms.get_class(name).options.items():
             assert f"| `{name}` | `{option}` |" in text and declared.help in text
