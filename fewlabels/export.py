@@ -25,7 +25,7 @@ from fewlabels.errors import FewLabelsError
 from fewlabels.utils.io import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from fewlabels.api import Run
+    from fewlabels.trained import Run
 
 FORMATS = {"torchscript": ".ts", "onnx": ".onnx"}
 META_FILE = "fewlabels.json"
