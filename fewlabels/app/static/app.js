@@ -154,8 +154,12 @@ function renderPick(started) {
     img.dataset.sample = pick.sample;
     img.src = (preloaded[pick.sample] && preloaded[pick.sample].src) || url;
   }
-  if (started !== undefined) {
-    const done = () => window.fewlabelsLatency.push(performance.now() - started);
+  if (started !== undefined) {  // every key is measured, also one pressed before the previous image had loaded
+    renderPick.pending.push(started);
+    const done = () => {
+      const now = performance.now();
+      for (const t of renderPick.pending.splice(0)) window.fewlabelsLatency.push(now - t);
+    };
     if (img.complete && img.naturalWidth) requestAnimationFrame(() => done());
     else img.onload = () => { img.onload = null; requestAnimationFrame(() => done()); };
   }
@@ -178,6 +182,8 @@ function renderPick(started) {
     strip.appendChild(s);
   });
 }
+
+renderPick.pending = [];  // label keys whose next image is not on screen yet
 
 // ---- training and review
 
