@@ -356,3 +356,42 @@ def test_check_says_what_would_be_served_and_host_warns(tmp_path, capsys):
     code, out, err = run_main(["label", root, "--port", 0, "--check", "--host", "0.0.0.0"], capsys)
     assert code == 0 and err.startswith("fewlabels: warning: --host 0.0.0.0 serves the page beyond this machine")
     assert snapshot(root / "unlabeled") == before
+
+
+# ---------------------------------------------------------------- a round stopped and resumed from the page
+
+
+def until(condition, deadline_s: float, what: str):
+    """Poll ``condition`` until it is true; a generous deadline only, never a timing assertion."""
+    end = time.time() + deadline_s
+    while time.time() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_round_stopped_from_the_page_keeps_a_checkpoint_and_resumes_to_the_end(served):
+    from fewlabels.storage import RunFolder
+
+    base, root = served
+    training = lambda: json.loads(http(base + "/api/state")[1])["state"]["training"]  # noqa: E731
+    code, text = http(base + "/api/train", {"iterations": 2000, "batch_size": 4, "algorithm": "supervised"})
+    assert code == 200, text
+    until(lambda: training().get("step", 0) >= 1, 120, "the round's first steps")
+    code, text = http(base + "/api/stop", {})  # what the page's Stop button sends
+    assert code == 200, text
+    assert json.loads(text)["state"]["training"]["state"] in ("stopping", "stopped")
+    stopped = until(lambda: (t := training())["state"] not in ("training", "stopping") and t, 120, "the stop")
+    assert stopped["state"] == "stopped", stopped
+    run = root / STATE / "runs" / stopped["run"]
+    folder = RunFolder(run)
+    assert folder.last.is_file() and not folder.finished(), "a stopped round keeps a checkpoint and is not finished"
+    assert "Stopped by SIGINT" in (run.parent / f"{run.name}.train.log").read_text()
+    code, text = http(base + "/api/resume", {})  # the Resume button
+    assert code == 200, text
+    ended = until(lambda: (t := training())["state"] not in ("training", "stopping") and t, 300, "the resumed round's end")
+    assert ended["state"] == "finished" and ended["run"] == stopped["run"], ended
+    assert RunFolder(run).results()["iterations"] == 2000
+    assert http(base + "/api/resume", {})[0] == 400, "a finished round is not resumed again"
