@@ -311,6 +311,8 @@ def base(command: str, flag: str, ws: Path) -> Invocation:
     if command == "probe":
         return Invocation(command, run, [("--json", f"{out}.json")])
     if command == "embed":
+        if flag == "--encoder":  # the positional names the dataset to embed (issue 30)
+            return Invocation(command, {"run_dir": [str(ws / "imgs")]}, [("--out", f"{out}.npz")])
         return Invocation(command, run, [("--out", f"{out}.npz")])
     if command == "predict":
         return Invocation(command, {**run, "inputs": [str(ws / "imgs" / "a")]}, [("--out", f"{out}.csv"), ("--quiet", None)])

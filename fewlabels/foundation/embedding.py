@@ -1,0 +1,113 @@
+"""Images in, embeddings out: a foundation encoder run over uint8 images (N, C, H, W) in batches, through its own
+image processor, with a progress bar and a time estimate, and cached on disk.
+
+The cache key is a content hash of the images and of the encoder (weights and processor settings), so a second
+call on the same images costs a hash and a file read, and any change to either computes afresh. The cache lives
+under ``$FEWLABELS_CACHE/embeddings`` (default ``~/.cache/fewlabels``), beside the symmetry analysis' cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fewlabels.data.dataset import DataSource
+from fewlabels.errors import FewLabelsError
+from fewlabels.foundation.loading import Encoder
+
+FORMAT = 1  # bump when what is cached changes meaning
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FEWLABELS_CACHE", Path.home() / ".cache" / "fewlabels")) / "embeddings"
+
+
+def cache_key(encoder: Encoder, x: torch.Tensor) -> str:
+    """A content hash of the images (shape and bytes) and the encoder's own key."""
+    h = hashlib.sha256(f"embeddings-v{FORMAT}-{encoder.key}-{tuple(x.shape)}-{x.dtype}".encode())
+    h.update(np.ascontiguousarray(x.cpu().numpy()).tobytes())
+    return h.hexdigest()[:32]
+
+
+def _as_rgb_images(batch: torch.Tensor) -> list:
+    """PIL RGB images of a uint8 batch (N, C, H, W): grayscale becomes RGB as transformers' ``convert_rgb`` does it
+    (PIL's L -> RGB), so every processor sees the three channels its normalization expects."""
+    from PIL import Image
+
+    if batch.dtype != torch.uint8:  # float images in 0-1
+        batch = (batch.float() * 255).round().clamp(0, 255).to(torch.uint8)
+    arrays = batch.permute(0, 2, 3, 1).cpu().numpy()
+    if arrays.shape[-1] == 1:
+        return [Image.fromarray(a[..., 0], mode="L").convert("RGB") for a in arrays]
+    return [Image.fromarray(np.ascontiguousarray(a), mode="RGB") for a in arrays]
+
+
+def pooled(output) -> torch.Tensor:
+    """One vector per image: the model's pooled output where it has one, else the first (CLS) token of the last
+    hidden state, or its spatial mean for convolutional encoders."""
+    pool = getattr(output, "pooler_output", None)
+    if pool is not None:
+        return pool.flatten(1)
+    hidden = output.last_hidden_state
+    return hidden[:, 0] if hidden.dim() == 3 else hidden.flatten(2).mean(-1)
+
+
+def _compute(encoder: Encoder, x: torch.Tensor, batch_size: int, progress: bool, desc: str) -> torch.Tensor:
+    from tqdm import tqdm
+
+    parts = []
+    with torch.inference_mode(), tqdm(total=len(x), desc=desc, unit="img", disable=not progress, dynamic_ncols=True,
+                                      leave=False) as bar:
+        for start in range(0, len(x), batch_size):
+            images = _as_rgb_images(x[start:start + batch_size])
+            pixels = encoder.processor(images=images, return_tensors="pt")["pixel_values"]
+            parts.append(pooled(encoder.model(pixel_values=pixels)).float().cpu())
+            bar.update(len(images))
+    return torch.cat(parts)
+
+
+def embed_images(encoder: Encoder, x: torch.Tensor, batch_size: int = 32, progress: bool = True,
+                 use_cache: bool = True, desc: str = "embedding") -> torch.Tensor:
+    """Embeddings (N, D) float32 of the images ``x`` (uint8 N, C, H, W), from the cache when this encoder has seen
+    these images before. The cache file is written whole (temp file, then rename); an unwritable cache is skipped."""
+    if x.dim() != 4:
+        raise FewLabelsError(f"a foundation encoder embeds images, but these samples have shape {tuple(x.shape[1:])}; "
+                             "pass an image dataset.")
+    if len(x) == 0:
+        return torch.zeros((0, 0))
+    path = cache_dir() / f"{cache_key(encoder, x)}.npy"
+    if use_cache and path.is_file():
+        try:
+            cached = np.load(path, allow_pickle=False)
+            if cached.ndim == 2 and len(cached) == len(x):
+                return torch.from_numpy(cached)
+        except (OSError, ValueError):
+            pass  # unreadable: compute again and replace it
+    out = _compute(encoder, x, batch_size, progress, desc)
+    if use_cache:
+        from fewlabels.utils.io import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.save(buf, out.numpy(), allow_pickle=False)
+        try:
+            atomic_write_bytes(path, buf.getvalue())
+        except OSError:
+            pass  # a read-only or full cache folder costs the next call its time, not this call its result
+    return out
+
+
+def embeddings_npz(encoder: Encoder, source: DataSource, batch_size: int = 32, progress: bool = True) -> dict[str, np.ndarray]:
+    """Arrays in the ``.npz`` layout ``train --dataset`` reads: X, y (-1 unlabeled), X_test, y_test, classes."""
+    if not source.train.is_image:
+        raise FewLabelsError(f"{source.train.name} holds features, not images; a foundation encoder embeds images.")
+    arrays = {"X": embed_images(encoder, source.train.x, batch_size, progress, desc="embedding train").numpy(),
+              "y": source.train.y.numpy().astype(np.int64), "classes": np.asarray(source.train.classes)}
+    if source.test is not None and len(source.test):
+        arrays["X_test"] = embed_images(encoder, source.test.x, batch_size, progress, desc="embedding test").numpy()
+        arrays["y_test"] = source.test.y.numpy().astype(np.int64)
+    return arrays
