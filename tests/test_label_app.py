@@ -395,3 +395,60 @@ def test_a_round_stopped_from_the_page_keeps_a_checkpoint_and_resumes_to_the_end
     assert ended["state"] == "finished" and ended["run"] == stopped["run"], ended
     assert RunFolder(run).results()["iterations"] == 2000
     assert http(base + "/api/resume", {})[0] == 400, "a finished round is not resumed again"
+
+
+# ---------------------------------------------------------------- per-class figures after a round
+
+
+def dark_and_bright(root: Path, per_class: int, unlabeled: int = 6) -> Path:
+    """Class 'dark' and class 'bright' 16x16 noise images: any model tells them apart after a few steps."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(2 * per_class + unlabeled):
+        cls = ("dark", "bright")[i % 2] if i < 2 * per_class else "unlabeled"
+        low = 0 if (cls == "dark" or (cls == "unlabeled" and i % 2 == 0)) else 195
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(low, low + 60, (16, 16, 3), dtype=np.uint8)).save(root / cls / f"{i}.png")
+    return root
+
+
+def finished_review(session: LabelSession) -> dict:
+    session.train({"iterations": 60, "batch_size": 8, "algorithm": "supervised"})
+    until(lambda: session.round.state not in ("training", "stopping"), 180, "the round's end")
+    assert session.round.state == "finished", session.round.progress()
+    return until(lambda: (r := session.state()["review"]).get("state") == "ready" and r, 180, "the review")
+
+
+def test_per_class_figures_are_accuracy_on_the_labels_the_round_held_out(tmp_path):
+    from fewlabels.storage import RunFolder
+
+    root = dark_and_bright(tmp_path / "ds", per_class=10)  # 10 a class: the page holds 2 of each out
+    session = LabelSession(root).open(picks=False)
+    try:
+        review = finished_review(session)
+    finally:
+        session.close()
+    results = RunFolder(root / STATE / "runs" / review["run"]).results()
+    rows = {r["class"]: r for r in review["per_class"]}
+    assert review["held_out_note"] == "" and set(rows) == {"dark", "bright"}
+    for r in rows.values():
+        assert r["held_out"] == 2 and r["labels"] == 10, r  # held out of the labels given (check-labels judges all)
+        assert r["correct"] == 2 and r["accuracy"] == 1.0, r  # the two classes cannot be confused
+        assert 0 <= r["undoubted"] <= 1 and r["flagged"] >= 0  # check-labels' share, kept under its own name
+    assert sum(r["held_out"] for r in rows.values()) == results["num_validation"]
+    assert results["final_val_acc"] == 1.0
+
+
+def test_without_enough_labels_to_hold_out_the_page_says_so_instead_of_an_accuracy(tmp_path):
+    from fewlabels.app.review import NO_HOLD_OUT
+
+    root = dark_and_bright(tmp_path / "ds", per_class=3)
+    session = LabelSession(root).open(picks=False)
+    try:
+        review = finished_review(session)
+    finally:
+        session.close()
+    assert review["held_out_note"] == NO_HOLD_OUT
+    assert all(r["accuracy"] is None and r["held_out"] == 0 and r["labels"] == 3 for r in review["per_class"])

@@ -224,12 +224,13 @@ class LabelSession:
             if self.round is not None and self.round.running:
                 raise FewLabelsError("a round is training already; stop it or wait for it.")
             self.settings = check_settings(self.settings, settings)
-            _, labels, classes = tree_files(self.root)  # refuses fewer than two classes, in one sentence
+            paths, labels, classes = tree_files(self.root)  # refuses fewer than two classes, in one sentence
             least = min(labels.count(i) for i in range(len(classes)))
             self.settings.val_per_class = 2 if least >= 10 else 1 if least >= 4 else 0  # held out where enough
             n = len(self.rounds_on_disk()) + 1
             self.round = Round(self.state_dir / RUNS / f"round-{n:03d}")
-            self.round.start(self.dataset, self.settings)
+            self.round.start(self.dataset, self.settings, [p.relative_to(self.root).as_posix() for p in paths],
+                             labels, classes)
             self.review = {}
             return self.round.progress()
 
@@ -248,7 +249,7 @@ class LabelSession:
             return self.round.progress()
 
     def _start_review(self) -> None:
-        """After a round: check-labels' suspects, per-class figures, and the next picks from the new model."""
+        """After a round: check-labels' suspects, per-class accuracy on its held-out labels, the next picks."""
         run = self.round.out
         self.review = {"run": run.name, "state": "computing"}
         self.run_dir = str(run)

@@ -19,8 +19,10 @@ from pathlib import Path
 
 from fewlabels.errors import FewLabelsError
 from fewlabels.storage import RunFolder
+from fewlabels.utils.io import atomic_write_json
 
 LOG = "train.log"  # beside the run folder: RUN.train.log
+LISTING = "labels.json"  # beside the run folder: the labels as the round was started, to find its held-out ones
 ACCURACY_COLUMNS = ("val_acc", "test_acc")  # held-out accuracy, validation first (never chosen by test accuracy)
 _BAR = re.compile(r"(\d+)/(\d+) \[([\d:]+)<([\d:?]+)")
 
@@ -44,6 +46,10 @@ class Settings:
         return argv
 
 
+def listing_path(out: Path) -> Path:
+    return Path(out).with_name(Path(out).name + "." + LISTING)
+
+
 def _cli() -> list[str]:
     return [sys.executable, "-m", "fewlabels"]
 
@@ -54,10 +60,17 @@ class Round:
     def __init__(self, out: Path) -> None:
         self.out = Path(out)
         self.log = self.out.with_name(self.out.name + "." + LOG)
+        self.listing = listing_path(self.out)
         self.process: subprocess.Popen | None = None
         self.stopped = False
 
-    def start(self, dataset: Path, settings: Settings) -> None:
+    def start(self, dataset: Path, settings: Settings, samples: list[str] | None = None,
+              labels: list[int] | None = None, classes: list[str] | None = None) -> None:
+        """Train in the background; ``samples``/``labels``/``classes`` (the folder as ``train`` will read it) are
+        kept beside the run, so the review can name the labels the run held out (a run folder records only counts)."""
+        if samples is not None:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.listing, {"classes": classes, "samples": samples, "labels": labels})
         self._spawn(settings.argv(dataset, self.out))
 
     def resume(self) -> None:

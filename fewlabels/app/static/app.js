@@ -213,11 +213,15 @@ function renderTrain() {
   box.innerHTML = "";
   if (r.state === "computing") box.textContent = "checking the labels and choosing the next picks ...";
   if (r.state === "ready") {
-    let html = "<h3>Per class (check-labels, out of sample)</h3><table><tr><th>class</th><th>labels</th><th>not doubted</th><th>suspects</th></tr>";
+    const pct = (v) => (v === null || v === undefined ? "" : (100 * v).toFixed(0) + "%");
+    let html = "<h3>Per class</h3><table id=\"per-class\"><tr><th>class</th><th>accuracy on held-out labels</th>" +
+      "<th>held out</th><th>labels</th><th>not doubted (check-labels)</th><th>suspects</th></tr>";
     for (const c of r.per_class) {
-      html += `<tr><td>${esc(c.class)}</td><td>${c.labels}</td><td>${c.agreement === null ? "" : (100 * c.agreement).toFixed(0) + "%"}</td><td>${c.flagged}</td></tr>`;
+      html += `<tr><td>${esc(c.class)}</td><td>${c.accuracy == null ? "" : pct(c.accuracy) + ` (${c.correct} of ${c.held_out})`}</td>` +
+        `<td>${c.held_out}</td><td>${c.labels}</td><td>${pct(c.undoubted)}</td><td>${c.flagged}</td></tr>`;
     }
     html += "</table>";
+    if (r.held_out_note) html += `<p>${esc(r.held_out_note)}</p>`;
     if (r.note) html += `<p>${esc(r.note)}</p>`;
     const left = suspects();
     html += `<p id="suspects-left">${left.length} suspect label(s) to review; next picks: ${state.picks_state}.</p>`;
