@@ -161,3 +161,31 @@ def test_hub_load_sets_offline_unless_opted_in(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     with _offline_unless_opted_in():
         assert os.environ["HF_HUB_OFFLINE"] == "0"
+
+
+def test_suggest_with_encoder_picks_on_its_embeddings(models, tmp_path, capsys):
+    folder = image_folder(tmp_path / "imgs", per_class=4, unlabeled=6)
+    out = tmp_path / "picks.csv"
+    code, stdout, err = run_main(["suggest", "--dataset", folder, "--budget", "2", "--encoder", models["clip"],
+                                  "--out", out], capsys)
+    assert code == 0, err
+    assert f"embeddings of {models['clip']}" in stdout and len(out.read_text().splitlines()) >= 3
+
+
+def test_suggest_refuses_encoder_with_from(models, tmp_path, capsys):
+    folder = image_folder(tmp_path / "imgs")
+    before = snapshot(tmp_path)
+    code, out, err = run_main(["suggest", "--dataset", folder, "--budget", "1", "--encoder", models["vit"],
+                               "--from", tmp_path / "run", "--out", tmp_path / "picks.csv"], capsys)
+    assert_one_line_error(code, out, err, ("--encoder and --from",))
+    assert snapshot(tmp_path) == before
+
+
+def test_check_labels_with_encoder_ranks_the_runs_labels_on_its_embeddings(models, tmp_path, capsys):
+    run = tmp_path / "run"
+    code, _, err = run_main(["train", "--dataset", "digits", "--labels-per-class", "2", "--iterations", "2",
+                             "--batch-size", "8", "--uratio", "1", "--eval-every", "2", "--out", run, "--quiet"], capsys)
+    assert code == 0, err
+    code, stdout, err = run_main(["check-labels", run, "--encoder", models["vit"], "--out", tmp_path / "c.csv"], capsys)
+    assert code == 0, err
+    assert len((tmp_path / "c.csv").read_text().splitlines()) == 21

@@ -16,6 +16,9 @@ def add_parser(sub) -> None:
     add_run_dir(p)
     add_data_flags(p, "the dataset (default: the run's own)")
     p.add_argument("--top", type=int, default=20, help="rows to print (default 20; the CSV has every labeled sample)")
+    p.add_argument("--encoder", metavar="NAME_OR_PATH", help="judge the labels on a foundation encoder's embeddings "
+                   "instead of the run's features: a folder written by transformers' save_pretrained or a Hugging Face "
+                   "model id already in the local cache (needs pip install 'fewlabels[foundation]')")
     add_seed(p, "seed of the folds and augmented views")
     p.add_argument("--out", metavar="LABELS.csv", help="the CSV to write (default RUN_DIR/check-labels.csv)")
     add_overwrite(p, "--out")
@@ -35,7 +38,12 @@ def run(args: argparse.Namespace) -> int:
     out = output_file(default if args.out is None else args.out, ".csv", overwrite=args.overwrite)
     trained = load_run(args.run_dir)
     check_outside_images(out, args.dataset or trained.config.dataset, "--out")
-    result = check_run(trained, args.run_dir, args.dataset, args.data_dir, args.seed)
+    encoder = None
+    if args.encoder is not None:
+        from fewlabels.foundation import load_encoder
+
+        encoder = load_encoder(args.encoder)
+    result = check_run(trained, args.run_dir, args.dataset, args.data_dir, args.seed, encoder=encoder)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(result.rows[0]), lineterminator="\n")
     writer.writeheader()

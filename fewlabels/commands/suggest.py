@@ -23,6 +23,9 @@ def add_parser(sub) -> None:
                    help="how many samples to pick")
     p.add_argument("--strategy", default="auto", help=f"one of {', '.join(STRATEGIES)} (default auto: typiclust below "
                    f"{SWITCH_PER_CLASS} labels per class or without a model, margin from there)")
+    p.add_argument("--encoder", metavar="NAME_OR_PATH", help="a foundation encoder's embeddings instead of the PCA (and "
+                   "instead of --from): a folder written by transformers' save_pretrained or a Hugging Face model id "
+                   "already in the local cache (needs pip install 'fewlabels[foundation]')")
     add_seed(p, "seed of the clustering and random draws")
     p.add_argument("--out", required=True, metavar="PICKS.csv", help="the CSV to write")
     add_overwrite(p, "--out (picks.csv of an earlier suggest)")
@@ -42,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         raise FewLabelsError(f"Unknown strategy '{args.strategy}': choose one of {', '.join(STRATEGIES)}.")
     if args.link and not args.copy_to:
         raise FewLabelsError("--link goes with --copy-to DIR.")
+    if args.encoder is not None and args.run_dir:
+        raise FewLabelsError("--encoder and --from are two sources of features; give one.")
     out = output_file(args.out, ".csv", overwrite=args.overwrite)
     rounds.check_outside_images(out, args.dataset, "--out")
     target = None
@@ -49,7 +54,12 @@ def run(args: argparse.Namespace) -> int:
         pool = load_pool(args.dataset, args.data_dir)
         target = rounds.check_copy_to(args.copy_to, pool.root, pool.kind)
     run = load_run(args.run_dir) if args.run_dir else None
-    result = suggest(args.dataset, args.budget, args.strategy, run, args.seed, args.data_dir, args.run_dir)
+    encoder = None
+    if args.encoder is not None:
+        from fewlabels.foundation import load_encoder
+
+        encoder = load_encoder(args.encoder)
+    result = suggest(args.dataset, args.budget, args.strategy, run, args.seed, args.data_dir, args.run_dir, encoder)
     created = []
     if target is not None:  # the copies first, all or none; then the CSV that names them
         samples = [r["sample"] for r in result.rows]

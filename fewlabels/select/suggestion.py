@@ -55,8 +55,11 @@ class Suggestion:
 
 
 def suggest(dataset: str, budget: int, strategy: str = "auto", run=None, seed: int = 0, data_dir: str | None = None,
-            run_name: str = "the run") -> Suggestion:
-    """The ``budget`` unlabeled samples of ``dataset`` most worth labeling next, with reasons."""
+            run_name: str = "the run", encoder=None) -> Suggestion:
+    """The ``budget`` unlabeled samples of ``dataset`` most worth labeling next, with reasons.
+
+    ``encoder`` (a loaded ``fewlabels.foundation.Encoder``, instead of a run) gives the features in place of the PCA
+    of the raw samples; the probabilities then come from a linear probe on its embeddings of the labeled samples."""
     if strategy not in STRATEGIES:
         raise FewLabelsError(f"Unknown strategy '{strategy}': choose one of {', '.join(STRATEGIES)}.")
     if budget < 1:
@@ -73,10 +76,16 @@ def suggest(dataset: str, budget: int, strategy: str = "auto", run=None, seed: i
         classes = list(run.classes)
     else:
         check_budget(budget, pool)
-        features = label_free_features(pool.x, seed)
+        if encoder is not None:
+            from fewlabels.foundation import embed_images
+
+            features = embed_images(encoder, pool.x).numpy()
+            embedding = f"embeddings of {encoder.name} ({features.shape[1]} dimensions)"
+        else:
+            features = label_free_features(pool.x, seed)
+            embedding = f"PCA of the raw samples to {features.shape[1]} dimensions (no run given)"
         classes = pool.classes
         probs = probe_probs(features, pool.labels, len(classes)) if classes else None
-        embedding = f"PCA of the raw samples to {features.shape[1]} dimensions (no run given)"
         if probs is not None:
             embedding += "; probabilities from a linear probe on the labeled samples"
     num_classes = len(classes) if classes else None
@@ -113,8 +122,11 @@ def augmented_features(run, x: torch.Tensor, views: int, seed: int) -> list[np.n
 
 
 def check_run(run, run_name: str = "the run", dataset: str | None = None, data_dir: str | None = None, seed: int = 0,
-              views: int = VIEWS) -> LabelCheck:
-    """Every labeled sample of a run's data, ranked by how doubtful its given label looks."""
+              views: int = VIEWS, encoder=None) -> LabelCheck:
+    """Every labeled sample of a run's data, ranked by how doubtful its given label looks.
+
+    ``encoder`` (a loaded ``fewlabels.foundation.Encoder``) gives the features in place of the run's backbone, without
+    augmented views (each view would cost a full pass of the encoder)."""
     check_seed(seed)
     dataset = dataset or run.config.dataset
     pool = load_pool(dataset, data_dir or run.config.data_dir)
@@ -125,8 +137,13 @@ def check_run(run, run_name: str = "the run", dataset: str | None = None, data_d
     labels = pool.labels[labeled]
     classes = list(run.classes)
     check_counts(labels, len(classes), classes)  # before any embedding
-    features, _ = run_outputs(run, pool.x[labeled])
-    view_feats = augmented_features(run, pool.x[labeled], views, seed)
+    if encoder is not None:
+        from fewlabels.foundation import embed_images
+
+        features, view_feats = embed_images(encoder, pool.x[labeled]).numpy(), []
+    else:
+        features, _ = run_outputs(run, pool.x[labeled])
+        view_feats = augmented_features(run, pool.x[labeled], views, seed)
     result = check_labels(features, labels, len(classes), seed, view_feats or None, class_names=classes)
     rows = []
     for rank, j in enumerate(result["order"].tolist(), 1):
