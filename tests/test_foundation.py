@@ -34,7 +34,11 @@ def models(tmp_path_factory) -> dict[str, Path]:
     transformers.BertModel(transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                                    intermediate_size=64, vocab_size=50)).save_pretrained(bert)
     transformers.ViTModel(transformers.ViTConfig(**TINY)).save_pretrained(bare)  # no image processor beside it
-    return {"vit": vit, "clip": clip, "bert": bert, "bare": bare, "root": root}
+    both = root / "clip-image-text"  # a two-tower model: only its image side embeds
+    text = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=50)
+    transformers.CLIPModel(transformers.CLIPConfig(vision_config=TINY, text_config=text, projection_dim=16)).save_pretrained(both)
+    transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(both)
+    return {"vit": vit, "clip": clip, "bert": bert, "bare": bare, "clip-image-text": both, "root": root}
 
 
 def images(n: int = 5, channels: int = 3, seed: int = 0) -> torch.Tensor:
@@ -54,6 +58,12 @@ def test_embedding_is_the_models_own_forward_on_its_processors_output(models, fa
     assert got.shape == (5, 32) and got.dtype == torch.float32
     assert torch.allclose(got, want, atol=1e-5)
     assert torch.equal(got, embed_images(encoder, x, batch_size=2, progress=False, use_cache=False))
+
+
+def test_an_image_text_model_embeds_with_its_vision_tower(models):
+    encoder = load_encoder(str(models["clip-image-text"]))
+    assert "input_ids" not in encoder.model.forward.__code__.co_varnames
+    assert embed_images(encoder, images(), progress=False, use_cache=False).shape == (5, 32)
 
 
 def test_second_call_is_a_cache_hit_and_new_images_or_weights_compute_again(models, tmp_path, monkeypatch):
