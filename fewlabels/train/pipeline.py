@@ -185,7 +185,8 @@ def resume_pipeline(out: str | os.PathLike, source: DataSource | None = None, pr
         folder = RunFolder(config.out)
         if folder.last.is_file():
             saved, planned = _own_settings(folder.checkpoint()["config"]), _own_settings(entry["config"])
-            differs = [k for k, v in planned.items() if v is not None and saved.get(k) != v]
+            # None and "auto" are settings the run resolves itself (--tta auto is recorded as the mode it chose)
+            differs = [k for k, v in planned.items() if v is not None and v != "auto" and saved.get(k) != v]
             if differs:
                 k = differs[0]
                 raise FewLabelsError(f"{folder.path} holds a run with {k}={saved.get(k)!r}, but this pipeline's stage has "
