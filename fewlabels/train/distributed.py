@@ -13,6 +13,7 @@ an all-reduce after ``backward`` is the same synchronous SGD for all of them.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Iterable
 
@@ -56,7 +57,15 @@ def init_from_env(device: str = "auto") -> torch.device | None:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        atexit.register(_leave_process_group)
     return torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+
+
+def _leave_process_group() -> None:
+    """Tear the group down before the interpreter does: left to exit, gloo's threads sometimes abort the process
+    ("terminate called without an active exception", exit -6) after all the work is done, failing a finished run."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def shard(t: torch.Tensor, rank: int, world: int) -> torch.Tensor:
