@@ -65,7 +65,7 @@ class Run:
 
     # ---- inputs
 
-    def _as_input(self, X: Any) -> torch.Tensor:
+    def as_input(self, X: Any) -> torch.Tensor:
         """uint8 (N, C, H, W) images or float32 (N, D) features, checked against what the model takes."""
         x = as_numpy(X, "X")
         if self.is_image:
@@ -106,7 +106,7 @@ class Run:
     @torch.no_grad()
     def logits(self, X: Any) -> torch.Tensor:
         """Raw class scores (N, K), computed in batches."""
-        x = self._as_input(X)
+        x = self.as_input(X)
         device = next(self.model.parameters()).device
         out = [predict_logits(self.model, self._conform(x[i : i + PREDICT_BATCH]), PREDICT_BATCH, device, self._channels_last)
                for i in range(0, len(x), PREDICT_BATCH)]
@@ -115,12 +115,17 @@ class Run:
     # ---- outputs
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities (N, K), columns in the order of ``classes``."""
-        return torch.softmax(self.logits(X).double(), dim=1).numpy()
+        """Class probabilities (N, K), columns in the order of ``classes``: as ``fewlabels predict`` and the exported
+        model serve them (flip-averaged where the run's views flip, divided by the run's fitted temperature)."""
+        from fewlabels.evaluate.tta import served
+
+        return torch.softmax(served(self).logits(X).double(), dim=1).numpy()
 
     def predict(self, X: Any) -> np.ndarray:
-        """Class indices (N,) into ``classes``."""
-        return self.logits(X).argmax(1).numpy()
+        """Class indices (N,) into ``classes``, as ``fewlabels predict`` serves them."""
+        from fewlabels.evaluate.tta import served
+
+        return served(self).logits(X).argmax(1).numpy()
 
     def evaluate(self, X: Any, y: Any) -> dict:
         """Accuracy, per-class accuracy and the confusion matrix of the model on labeled data."""

@@ -37,7 +37,7 @@ def test_tta_is_the_mean_of_the_two_predictions_and_the_export_applies_the_same(
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2 * 6 * 6, 3)).eval()
     x = torch.rand(4, 1, 8, 8)
     run = SimpleNamespace(is_image=True, config=SimpleNamespace(tta="hflip"), results={"temperature": 2.0},
-                          logits=lambda xb: net(xb))
+                          logits=lambda xb: net(xb), as_input=lambda xb: xb)
     with torch.no_grad():
         expected = (net(x) + net(x.flip(-1))) / 2
         assert not torch.allclose(expected, net(x))  # the flip matters for this net
@@ -107,3 +107,15 @@ def test_tta_hflip_on_a_digits_run_is_one_sentence_and_writes_nothing(command, d
     code, stdout, err = run_main(CASES[command](digits_run, tmp_path), capsys)
     assert_one_line_error(code, stdout, err, ["--tta hflip", "never flip"])
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_a_users_channels_last_array_is_flipped_along_its_width():
+    """Run.predict_proba takes (N, H, W, C) arrays: the flip must mirror the width, never swap the colour channels."""
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2 * 6 * 6, 3)).eval()
+    nchw = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    run = SimpleNamespace(is_image=True, logits=lambda xb: net(torch.as_tensor(xb).float() / 255),
+                          as_input=lambda xb: torch.as_tensor(xb).permute(0, 3, 1, 2) if xb.shape[-1] == 3 else torch.as_tensor(xb))
+    with torch.no_grad():
+        expected = (run.logits(nchw) + run.logits(nchw.flip(-1))) / 2
+        torch.testing.assert_close(ServedRun(run, "hflip").logits(nchw.permute(0, 2, 3, 1).numpy()), expected)

@@ -111,9 +111,10 @@ def test_predict_and_export_resize_as_training_did(tmp_path, capsys):
     assert run_main(["train", "--dataset", root, *SHORT, "--out", tmp_path / "r"], capsys)[0] == 0
     run = fewlabels.load(tmp_path / "r")
     from fewlabels.evaluate.predictions import predict_inputs
+    from fewlabels.evaluate.tta import served
 
     files = sorted((root / "class0").iterdir())
-    predicted = predict_inputs(run, [str(root / "class0")]).probs.numpy()
+    predicted = predict_inputs(served(run), [str(root / "class0")]).probs.numpy()  # as fewlabels predict serves it
     as_trained = folder.load(root, side=32).train.x[:5]  # class0's five files, read as training read them
     np.testing.assert_allclose(predicted, run.predict_proba(as_trained.permute(0, 2, 3, 1).numpy()), atol=1e-6)
     assert len(files) == 5

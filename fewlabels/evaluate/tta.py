@@ -118,7 +118,8 @@ class ServedRun:
         return getattr(self.run, name)
 
     def logits(self, x: Any) -> torch.Tensor:
-        return tta_logits(self.run.logits, torch.as_tensor(x), self.mode) / self.temperature
+        x = self.run.as_input(x)  # (N, C, H, W) first: a user's (N, H, W, C) array must flip its width, not its channels
+        return tta_logits(self.run.logits, x, self.mode) / self.temperature
 
 
 def served(run: Any, asked: str = "auto") -> ServedRun:
