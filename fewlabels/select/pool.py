@@ -118,7 +118,9 @@ def run_outputs(run, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     from fewlabels.evaluate.metrics import predict_outputs
 
     logits, feats = predict_outputs(run.model, x, 1024, "cpu", run.is_image and bool(run.config.channels_last))
-    return feats.numpy(), torch.softmax(logits.double(), 1).numpy()
+    from fewlabels.evaluate.tta import temperature_of  # probabilities at the run's fitted temperature, as predict gives
+
+    return feats.numpy(), torch.softmax(logits.double() / temperature_of(run), 1).numpy()
 
 
 def label_free_features(x: torch.Tensor, seed: int = 0, dims: int = PCA_DIMS) -> np.ndarray:
