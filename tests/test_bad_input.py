@@ -158,16 +158,32 @@ class Ctx:
         return dst
 
 
-CASES: list = []
+class CaseTable(list):
+    """A table of bad-input cases (this file's and the other bad-input files'): ``@table.case(id)`` registers a
+    builder ``ctx -> Expect``; ``bug=`` keeps a case that shows a known bug as a strict xfail until it is fixed."""
+
+    def case(self, case_id: str, bug: str | None = None) -> Callable:
+        def register(fn):
+            marks = [pytest.mark.xfail(strict=True, reason=f"BUG: {bug}"), pytest.mark.filterwarnings("ignore")] if bug else []
+            self.append(pytest.param(fn, id=case_id, marks=marks))
+            return fn
+
+        return register
 
 
-def case(case_id: str, bug: str | None = None):
-    def register(fn):
-        marks = [pytest.mark.xfail(strict=True, reason=f"BUG: {bug}"), pytest.mark.filterwarnings("ignore")] if bug else []
-        CASES.append(pytest.param(fn, id=case_id, marks=marks))
-        return fn
+def assert_refused(ctx, expect: Expect, tmp_path: Path, capsys) -> None:
+    """Run ``expect``'s command: one sentence, exit 2, no --out folder (unless it existed), no temp file left."""
+    code, out, err = run_main(expect.argv, capsys)
+    assert_one_line_error(code, out, err, expect.fragments, expect.forbid)
+    if not expect.out_may_exist:
+        assert not ctx.out.exists(), f"{ctx.out} was created: {sorted(os.listdir(ctx.out))}"
+    assert leftovers(tmp_path) == []
+    if expect.after is not None:
+        expect.after()
 
-    return register
+
+CASES = CaseTable()
+case = CASES.case
 
 
 # ---- 1-3: Fashion-MNIST IDX files
@@ -1035,14 +1051,7 @@ def _(c: Ctx) -> Expect:
 @pytest.mark.parametrize("build", CASES)
 def test_bad_input_is_one_sentence_exit_2_and_leaves_nothing(build, tmp_path, request, capsys):
     ctx = Ctx(tmp_path, request)
-    expect = build(ctx)
-    code, out, err = run_main(expect.argv, capsys)
-    assert_one_line_error(code, out, err, expect.fragments, expect.forbid)
-    if not expect.out_may_exist:
-        assert not ctx.out.exists(), f"{ctx.out} was created: {sorted(os.listdir(ctx.out))}"
-    assert leftovers(tmp_path) == []
-    if expect.after is not None:
-        expect.after()
+    assert_refused(ctx, build(ctx), tmp_path, capsys)
 
 
 def test_case_table_is_large_and_ids_are_unique():

@@ -10,24 +10,16 @@ cases (what --overwrite replaces, the two demos side by side) follow the table.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import pytest
-from test_bad_input import Expect, assert_one_line_error, base_run, image_folder, leftovers, run_main, snapshot  # noqa: F401
+from test_bad_input import CaseTable, Expect, assert_one_line_error, assert_refused, base_run, image_folder, leftovers, run_main, snapshot  # noqa: F401
 from test_bad_input_pipeline import PCtx
 
 from fewlabels.utils.provenance import stamp
 
-CASES: list = []
-
-
-def case(case_id: str):
-    def register(fn):
-        CASES.append(pytest.param(fn, id=case_id))
-        return fn
-
-    return register
+CASES = CaseTable()
+case = CASES.case
 
 
 def _unchanged(folder, before: dict):
@@ -119,14 +111,7 @@ def _(c: PCtx) -> Expect:
 @pytest.mark.parametrize("build", CASES)
 def test_bad_input_is_one_sentence_exit_2_and_leaves_nothing(build, tmp_path, request, capsys, monkeypatch):
     ctx = PCtx(tmp_path, request, monkeypatch)
-    expect = build(ctx)
-    code, out, err = run_main(expect.argv, capsys)
-    assert_one_line_error(code, out, err, expect.fragments, expect.forbid)
-    if not expect.out_may_exist:
-        assert not ctx.out.exists(), f"{ctx.out} was created: {sorted(os.listdir(ctx.out))}"
-    assert leftovers(tmp_path) == []
-    if expect.after is not None:
-        expect.after()
+    assert_refused(ctx, build(ctx), tmp_path, capsys)
 
 
 def test_case_ids_are_unique():

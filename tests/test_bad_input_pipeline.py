@@ -9,7 +9,6 @@ mean nothing for feature vectors. Positive cases (what --overwrite does replace)
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from test_bad_input import Ctx, Expect, assert_one_line_error, base_run, leftovers, run_main, snapshot  # noqa: F401
+from test_bad_input import CaseTable, Ctx, Expect, assert_one_line_error, assert_refused, base_run, leftovers, run_main, snapshot  # noqa: F401
 
 TINY = ["--pretrain-iterations", "1", "--finetune-iterations", "1", "--distill-iterations", "1"]
 
@@ -49,15 +48,8 @@ class PCtx(Ctx):
         return folder
 
 
-CASES: list = []
-
-
-def case(case_id: str):
-    def register(fn):
-        CASES.append(pytest.param(fn, id=case_id))
-        return fn
-
-    return register
+CASES = CaseTable()
+case = CASES.case
 
 
 def _unchanged(folder: Path, before: dict) -> Callable[[], None]:
@@ -210,14 +202,7 @@ for _value in ("rot90", "all", "hflip,rot180"):
 @pytest.mark.parametrize("build", CASES)
 def test_bad_input_is_one_sentence_exit_2_and_leaves_nothing(build, tmp_path, request, capsys, monkeypatch):
     ctx = PCtx(tmp_path, request, monkeypatch)
-    expect = build(ctx)
-    code, out, err = run_main(expect.argv, capsys)
-    assert_one_line_error(code, out, err, expect.fragments, expect.forbid)
-    if not expect.out_may_exist:
-        assert not ctx.out.exists(), f"{ctx.out} was created: {sorted(os.listdir(ctx.out))}"
-    assert leftovers(tmp_path) == []
-    if expect.after is not None:
-        expect.after()
+    assert_refused(ctx, build(ctx), tmp_path, capsys)
 
 
 def test_case_ids_are_unique():

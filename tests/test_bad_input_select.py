@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_bad_input import (  # noqa: F401 (base_run is a fixture)
+    CaseTable,
     Ctx,
     Expect,
     assert_one_line_error,
+    assert_refused,
     base_run,
     image_folder,
     leftovers,
@@ -32,15 +34,8 @@ from test_bad_input import (  # noqa: F401 (base_run is a fixture)
 from fewlabels.cli import main
 from fewlabels.errors import FewLabelsError
 
-CASES: list = []
-
-
-def case(case_id: str):
-    def register(fn):
-        CASES.append(pytest.param(fn, id=case_id))
-        return fn
-
-    return register
+CASES = CaseTable()
+case = CASES.case
 
 
 def _unchanged(folder: Path, before: dict) -> None:
@@ -295,13 +290,7 @@ def _still_a_link(path: Path) -> None:
 @pytest.mark.parametrize("build", CASES)
 def test_bad_input_is_one_sentence_exit_2_and_leaves_nothing(build, tmp_path, request, capsys):
     ctx = Ctx(tmp_path, request)
-    expect = build(ctx)
-    code, out, err = run_main(expect.argv, capsys)
-    assert_one_line_error(code, out, err, expect.fragments, expect.forbid)
-    assert not ctx.out.exists()
-    assert leftovers(tmp_path) == []
-    if expect.after is not None:
-        expect.after()
+    assert_refused(ctx, build(ctx), tmp_path, capsys)
 
 
 # ---- what must work: distinct copies, a row given twice alike

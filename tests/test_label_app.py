@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_bad_input import Ctx, Expect, assert_one_line_error, image_folder, leftovers, run_main, snapshot
+from test_bad_input import CaseTable, Ctx, Expect, assert_one_line_error, image_folder, leftovers, run_main, snapshot
 
 from fewlabels.app.journal import Journal, check_class_name
 from fewlabels.app.session import LabelSession
@@ -235,15 +235,8 @@ def test_the_state_names_the_picks_and_a_label_shows_in_it(served):
 
 # ---------------------------------------------------------------- bad input to the command
 
-CASES: list = []
-
-
-def case(case_id: str):
-    def register(fn):
-        CASES.append(pytest.param(fn, id=case_id))
-        return fn
-
-    return register
+CASES = CaseTable()
+case = CASES.case
 
 
 @case("port-in-use")
