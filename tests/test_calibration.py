@@ -42,6 +42,7 @@ def digits_run(tmp_path_factory):
     return out, train(TrainConfig(**SHORT, out=str(out)), progress=False)
 
 
+@pytest.mark.kernels
 def test_a_run_with_a_validation_split_records_its_temperature_and_ece_is_not_worse_on_test(digits_run):
     _, res = digits_run
     assert res["temperature_fitted_on"] == "validation" and res["temperature_fit_n"] == 150

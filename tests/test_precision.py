@@ -19,6 +19,7 @@ def weights(run):
                   **{f"ema.{k}": v for k, v in ckpt["ema"]["module"].items()}}
 
 
+@pytest.mark.kernels
 def test_a_bf16_run_learns_and_keeps_fp32_weights_and_records_its_precision(tmp_path):
     torch.set_num_threads(1)
     out = tmp_path / "run"
