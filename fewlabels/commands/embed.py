@@ -24,13 +24,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import io
-
-    import numpy as np
-
     from fewlabels.errors import FewLabelsError
     from fewlabels.evaluate.probe import embeddings_npz
-    from fewlabels.utils.io import write_output
 
     if not args.out.endswith(".npz"):
         raise FewLabelsError(f"--out must name an .npz file, got {args.out}.")
@@ -40,24 +35,14 @@ def run(args: argparse.Namespace) -> int:
     trained, source = run_and_data(args.run_dir, args.dataset, args.data_dir, "embed")
     cfg = trained.config
     arrays = embeddings_npz(trained.model, source, channels_last=trained.is_image and cfg.channels_last)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    write_output(out, buf.getvalue(), "npz")
-    print(f"{len(arrays['X'])} training and {len(arrays.get('X_test', []))} test samples of {source.train.name} as "
-          f"{arrays['X'].shape[1]}-d features written to {out}")
-    return 0
+    return _write(arrays, source, out, "features")
 
 
 def _run_encoder(args: argparse.Namespace, out) -> int:
     """``embed DATASET --encoder NAME_OR_PATH``: the dataset's images through a foundation encoder."""
-    import io
-
-    import numpy as np
-
     from fewlabels import data as data_mod
     from fewlabels.errors import FewLabelsError
     from fewlabels.foundation import embeddings_npz, load_encoder
-    from fewlabels.utils.io import write_output
 
     if args.dataset is not None:
         raise FewLabelsError(f"with --encoder the positional names the dataset ({args.run_dir}); drop --dataset "
@@ -66,10 +51,20 @@ def _run_encoder(args: argparse.Namespace, out) -> int:
     if not source.train.is_image:
         raise FewLabelsError(f"{args.run_dir} holds features, not images; --encoder embeds images.")
     encoder = load_encoder(args.encoder)
-    arrays = embeddings_npz(encoder, source)
+    return _write(embeddings_npz(encoder, source), source, out, f"features of {encoder.name}")
+
+
+def _write(arrays: dict, source, out, what: str) -> int:
+    """The .npz that ``train --dataset`` reads, written atomically (never over a user's file), and one line saying so."""
+    import io
+
+    import numpy as np
+
+    from fewlabels.utils.io import write_output
+
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     write_output(out, buf.getvalue(), "npz")
     print(f"{len(arrays['X'])} training and {len(arrays.get('X_test', []))} test samples of {source.train.name} as "
-          f"{arrays['X'].shape[1]}-d features of {encoder.name} written to {out}")
+          f"{arrays['X'].shape[1]}-d {what} written to {out}")
     return 0
