@@ -29,6 +29,8 @@ MAX_SAMPLES = 100_000_000
 MAX_SEED = 2**32 - 1
 MAX_LR = 100.0  # beyond any learning rate that trains; larger values (3.5e38) overflow float32 inside the optimizer
 MAX_WEIGHT_DECAY = 1.0
+OPTIMIZERS = ("sgd", "adam", "adamw")
+DEFAULT_LR = {"sgd": 0.03, "adam": 1e-3, "adamw": 1e-3}  # the lr of a run that names none (recorded as the number)
 
 
 def bounds_text(low: int, high: int) -> str:
@@ -81,10 +83,25 @@ class TrainConfig:
     iterations: int = setting(3000, "training steps", bounds=(1, MAX_STEPS))
     batch_size: int = setting(64, "labeled batch size", bounds=(1, MAX_SAMPLES))
     uratio: int = setting(7, "unlabeled batch = uratio x batch size", bounds=(1, 1_000_000))
-    lr: float = setting(0.03, "SGD learning rate (cosine schedule)")
-    momentum: float = setting(0.9, "SGD momentum (an algorithm's own momentum is one of its options)")
-    weight_decay: float = setting(5e-4, "SGD weight decay")
+    optimizer: str = setting("sgd", "sgd (momentum, Nesterov as --nesterov says), adam or adamw (Adam with decoupled "
+                             "weight decay)", choices=OPTIMIZERS)
+    lookahead: int = setting(0, "lookahead every k steps: slow weights move halfway to the fast ones and the fast "
+                             "restart there (0: off)", bounds=(0, MAX_STEPS))
+    lr: float | None = setting(None, "learning rate at the start of the cosine schedule (default: 0.03 for sgd, 0.001 "
+                               "for adam and adamw; recorded as the number used)")
+    momentum: float = setting(0.9, "SGD momentum (an algorithm's own momentum is one of its options; adam keeps its "
+                              "betas)")
+    weight_decay: float = setting(5e-4, "weight decay of the weights (never of norms and biases): L2 in the gradient "
+                                  "for sgd and adam, decoupled for adamw (each step shrinks weights by lr x decay)")
     nesterov: bool = setting(True, "Nesterov momentum")
+    bn_bias_lr_scale: float = setting(1.0, "learning rate of every one-dimensional parameter (BatchNorm weights and "
+                                      "biases, and every layer's bias) as a multiple of --lr")
+    bn_momentum: float | None = setting(None, "momentum of every BatchNorm's running statistics, in (0, 1) (PyTorch's "
+                                        "meaning: the weight of the new batch; default: the model's own)")
+    label_smoothing: float = setting(0.0, "label smoothing of the supervised (labeled) cross-entropy terms, in [0, 1); "
+                                     "pseudo-label and distillation terms keep hard targets")
+    whiten_init: bool = setting(False, "initialise the first convolution with PCA-whitening filters of image patches "
+                                "from the training pool (labeled + unlabeled; images only; --init wins over it)")
     ema_decay: float = setting(0.999, "decay of the EMA model that is evaluated and reported")
     # evaluation and output
     eval_every: int = setting(500, "steps between evaluations", bounds=(1, MAX_STEPS))
@@ -104,10 +121,15 @@ class TrainConfig:
                        choices=("auto", "none", "hflip"))
 
     def __post_init__(self) -> None:
-        """Names are case-insensitive (--algorithm FixMatch, --model CNN, --dataset Digits): kept in the registries' case."""
-        for name in ("algorithm", "model", "device", "noise_type", "precision", "tta"):
+        """Names are case-insensitive (--algorithm FixMatch, --model CNN, --dataset Digits): kept in the registries' case.
+
+        No lr given: the optimizer's default, set here so every config (flags, files, pipeline stages) holds a number.
+        """
+        for name in ("algorithm", "model", "device", "noise_type", "precision", "tta", "optimizer"):
             if isinstance(getattr(self, name), str):
                 setattr(self, name, getattr(self, name).lower())
+        if self.lr is None and self.optimizer in DEFAULT_LR:  # the optimizer's own; recorded as the number
+            self.lr = DEFAULT_LR[self.optimizer]
         if isinstance(self.dataset, str) and self.dataset != self.dataset.lower():
             from pathlib import Path
 
@@ -142,7 +164,7 @@ class TrainConfig:
                     continue
                 if not is_int(value) or not low <= value <= high:
                     fail(f.name, f"{'empty or ' if optional else ''}a whole number of {bounds_text(low, high)}")
-        for name in ("nesterov", "channels_last", "deterministic", "init_head", "freeze_backbone"):
+        for name in ("nesterov", "channels_last", "deterministic", "init_head", "freeze_backbone", "whiten_init"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "true or false")
         if self.hflip is not None and not isinstance(self.hflip, bool):
@@ -153,6 +175,22 @@ class TrainConfig:
             fail("augment", "auto, hand, all or transformation names such as hflip,rot90 (none of them empty)")
         if self.augment_choice is not None and not isinstance(self.augment_choice, dict):
             fail("augment_choice", "a mapping recorded by --augment auto (or empty)")
+        if self.optimizer not in OPTIMIZERS:  # before lr: its default is the optimizer's
+            fail("optimizer", " or ".join(repr(c) for c in OPTIMIZERS))
+        if self.lr is None:  # set to None after construction: the optimizer's default, as __post_init__ gives it
+            self.lr = DEFAULT_LR[self.optimizer]
+        for name, low, high, what in (("label_smoothing", 0.0, 1.0, "in [0, 1)"),
+                                      ("bn_momentum", 0.0, 1.0, "empty (the model's own) or in (0, 1)"),
+                                      ("bn_bias_lr_scale", 0.0, MAX_LR, f"greater than 0 and at most {MAX_LR:g}")):
+            value = getattr(self, name)
+            if value is None and name == "bn_momentum":
+                continue
+            number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            if not number or not (low <= value if name == "label_smoothing" else low < value) or \
+                    not (value <= high if name == "bn_bias_lr_scale" else value < high):
+                fail(name, what)
+        if self.whiten_init and self.model == "mlp":
+            fail("whiten_init", "false for the mlp (whitening initialises an image model's first convolution)")
         for name in ("lr", "weight_decay", "momentum", "ema_decay"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):

@@ -64,7 +64,9 @@ class Trainer:
         self.algorithm = self._setup_algorithm(prepared.algorithm)  # before the optimizer: it may bring parameters
         self.optimizer = make_optimizer(self.model, self.cfg.lr, self.cfg.momentum, self.cfg.weight_decay, self.cfg.nesterov,
                                         extra=self.algorithm.parameters(),
-                                        groups=[*self.algorithm.param_groups(), *backbone_groups(self.model, self.cfg)])
+                                        groups=[*self.algorithm.param_groups(), *backbone_groups(self.model, self.cfg)],
+                                        optimizer=self.cfg.optimizer, lookahead=self.cfg.lookahead,
+                                        norm_lr_scale=self.cfg.bn_bias_lr_scale)
         self.scheduler = cosine_schedule(self.optimizer, self.cfg.iterations)
         views = (augment.make_views(prepared.hflip, prepared.symmetries) if train.is_image
                  else augment.make_feature_views(std.nan_to_num(posinf=0.0).clamp(min=1e-6)))
@@ -86,7 +88,8 @@ class Trainer:
     def _setup_algorithm(self, algorithm: Algorithm) -> Algorithm:
         split, train = self.p.split, self.p.source.train
         labeled = torch.as_tensor(split.labeled, dtype=torch.int64)
-        teacher = load_teacher(algorithm, self.classes, tuple(self.train_x.shape[1:]), self.device, self.channels_last)
+        teacher = load_teacher(algorithm, self.classes, tuple(self.train_x.shape[1:]), self.device, self.channels_last,
+                               split)
         ctx = SetupContext(model=self.model, num_classes=train.num_classes, num_labeled=len(split.labeled),
                            num_unlabeled=len(split.unlabeled), total_steps=self.cfg.iterations,
                            labeled_y=self.train_y[labeled], label_noise=self.cfg.label_noise, ema_decay=self.cfg.ema_decay,

@@ -51,4 +51,4 @@ def backbone_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     params = [p for p in model.backbone.parameters() if p.requires_grad]
     lr = cfg.lr * cfg.backbone_lr_scale
     return [{"params": [p for p in params if p.dim() > 1], "lr": lr, "weight_decay": cfg.weight_decay},
-            {"params": [p for p in params if p.dim() <= 1], "lr": lr, "weight_decay": 0.0}]
+            {"params": [p for p in params if p.dim() <= 1], "lr": lr * cfg.bn_bias_lr_scale, "weight_decay": 0.0}]
