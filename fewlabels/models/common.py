@@ -35,3 +35,15 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.features(x)
         return self.head(feats), feats
+
+
+def set_batchnorm_momentum(module: nn.Module, momentum: float) -> int:
+    """Give every BatchNorm in ``module`` this running-statistics momentum (PyTorch's: the new batch's weight).
+
+    Models set their own (WideResNet 0.001, the others PyTorch's 0.1); a run's ``bn_momentum`` overrides them all.
+    Returns how many layers were set.
+    """
+    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in layers:
+        m.momentum = momentum
+    return len(layers)

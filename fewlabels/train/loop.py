@@ -59,7 +59,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
         self.channels_last = self.cfg.channels_last and train.is_image
         self.model, std, self.init_record = build_student(self.cfg, train, self.device, self.world, self.channels_last,
-                                                          restoring)
+                                                          restoring, pool=(prepared.split.labeled, prepared.split.unlabeled))
         self.ema = EMA(self.model, self.cfg.ema_decay)
         self.algorithm = self._setup_algorithm(prepared.algorithm)  # before the optimizer: it may bring parameters
         self.optimizer = make_optimizer(self.model, self.cfg.lr, self.cfg.momentum, self.cfg.weight_decay, self.cfg.nesterov,

@@ -5,32 +5,49 @@ The Trainer asks for it once; the order of the steps is the order the weights' r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from fewlabels import models
 from fewlabels.data import Dataset
+from fewlabels.errors import FewLabelsError
+from fewlabels.models.common import set_batchnorm_momentum
 from fewlabels.train.config import TrainConfig
 from fewlabels.train.distributed import global_batchnorm
 from fewlabels.train.init import apply_init, read_init
 from fewlabels.train.preparation import normalization_stats
+from fewlabels.train.progress import say
+from fewlabels.train.whitening import whiten_first_conv
 
 
 def build_student(cfg: TrainConfig, train: Dataset, device: torch.device, world: int, channels_last: bool,
-                  restoring: bool) -> tuple[nn.Module, torch.Tensor, dict[str, Any] | None]:
+                  restoring: bool, pool: Sequence[np.ndarray] = ()) -> tuple[nn.Module, torch.Tensor, dict[str, Any] | None]:
     """The model on ``device``, its input std (for the feature views) and the ``--init`` record (None without one).
 
-    ``restoring``: a checkpoint will replace the weights (resume), so ``--init`` is not read again.
+    ``restoring``: a checkpoint will replace the weights (resume), so ``--init`` is not read again (nor whitening
+    done). ``pool``: index arrays of the training images ``--whiten-init`` may draw patches from (the labeled and unlabeled
+    sets; none given: all).
     """
     model = models.get(cfg.model, train.sample_shape, train.num_classes)
+    if cfg.whiten_init and not train.is_image:
+        raise FewLabelsError(f"--whiten-init initialises an image model's first convolution, but {train.name} holds "
+                             "feature vectors; leave it out.")
+    if cfg.bn_momentum is not None:
+        set_batchnorm_momentum(model, cfg.bn_momentum)
     mean, std = normalization_stats(train.x)
     model.set_normalization(mean, std)
     init_record = None
     if cfg.init is not None and not restoring:  # the encoder brings the normalization it was trained with
         state, init_record = read_init(cfg.init)
         init_record["tensors"] = apply_init(model, state, cfg.init_head, cfg.init, cfg.model)
+        if cfg.whiten_init:
+            say(f"note: --whiten-init is not applied: the first layer is the --init encoder's ({cfg.init}).", None)
+    elif cfg.whiten_init and not restoring:
+        whiten_first_conv(model, train.x, np.concatenate(pool) if pool else np.arange(len(train.x)), cfg.seed)
     if cfg.freeze_backbone:
         model.backbone.requires_grad_(False)
     model.to(device)
