@@ -11,6 +11,10 @@ Strong Semi-Supervised Learners") distils its fine-tuned teacher this way, with 
 unlabeled pool. The teacher is a finished run folder (``teacher=RUN_DIR``), loaded with
 ``weights_only=True``, frozen and in eval mode; the student is the run's ``--model``, the same
 size (self-distillation) or smaller. Defaults: T = 1, lambda_ce = 1, no mixup.
+
+A foundation encoder's head (an encoder pipeline's teacher stage) is no network run per step: its
+logits of every image are looked up by the batch's positions (``foundation/teacher.py``), the clean
+image's output as the encoder saw it, matched by the student's own view of that image.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext,
 from fewlabels.algorithms.components.mixing import mixup
 from fewlabels.algorithms.components.options import NON_NEGATIVE, POSITIVE, RUN_FOLDER, Option
 from fewlabels.algorithms.components.result import step_result
+from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate.metrics import accuracy
 from fewlabels.losses import cross_entropy
 
@@ -55,6 +60,9 @@ class Distill(Algorithm):
 
     def setup(self, ctx: SetupContext) -> None:
         self.teacher_model = ctx.teacher.requires_grad_(False).eval()
+        if getattr(self.teacher_model, "looks_up", False) and self.mixup > 0:
+            raise FewLabelsError(f"The teacher {self.teacher} is a foundation encoder's head, whose logits are looked up "
+                                 "per image: there is none for a mixed image; leave mixup at 0.")
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         lab, unl = batch["labeled"], batch["unlabeled"]
@@ -65,7 +73,10 @@ class Distill(Algorithm):
                 x_u = x_u.round().to(torch.uint8)  # the models take 0..255 bytes as they came
         x = torch.cat([lab["weak"], x_u.to(lab["weak"].dtype)])
         with torch.no_grad():
-            teacher_logits, _ = self.teacher_model(x)
+            if getattr(self.teacher_model, "looks_up", False):
+                teacher_logits = self.teacher_model.lookup(lab["index"], unl["index"])
+            else:
+                teacher_logits, _ = self.teacher_model(x)
         logits, _ = model(x)
         n = len(lab["weak"])
         kl = distillation_kl(logits, teacher_logits, self.temperature)
@@ -74,7 +85,22 @@ class Distill(Algorithm):
         return step_result(kl + self.lambda_ce * ce, sup=ce, unsup=kl, teacher_agreement=agreement)
 
     def monitors(self) -> list[Any]:
+        if getattr(self.teacher_model, "looks_up", False):
+            return [LookedUpTeacher(self.teacher_model)]
         return [TeacherAndStudent(self.teacher_model)]
+
+
+class LookedUpTeacher:
+    """A looked-up teacher's test accuracy (its logits of the test images, from the encoder's embeddings)."""
+
+    def __init__(self, teacher: nn.Module) -> None:
+        self.teacher = teacher
+
+    def __call__(self, ctx) -> dict[str, float]:
+        test = self.teacher.test_logits
+        if ctx.test_x is None or test is None or len(test) != len(ctx.test_y):
+            return {}
+        return {"teacher_acc": accuracy(ctx.test_y, test.cpu().argmax(1))}
 
 
 class TeacherAndStudent:

@@ -37,6 +37,10 @@ def add_parser(sub) -> None:
     p.add_argument("--device", help=_help("device"))
     for stage in ("pretrain", "finetune", "distill"):
         p.add_argument(f"--{stage}-iterations", type=int, metavar="N", help=f"steps of the {stage} stage")
+    p.add_argument("--encoder", metavar="NAME_OR_PATH",
+                   help="start from a foundation encoder (a save_pretrained folder or a Hugging Face id): stage 1 trains a "
+                        "head on its embeddings (the teacher), stage 2 distils it into --model; needs "
+                        "'fewlabels[foundation]'")
     p.add_argument("--pretrain-algorithm", metavar="NAME", help="the self-supervised method (default simclr)")
     p.add_argument("--finetune-algorithm", metavar="NAME", help="the semi-supervised method (default softmatch)")
     p.add_argument("--stage", action="append", metavar="STAGE.KEY=VALUE", default=[],
@@ -83,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume == "":
         raise FewLabelsError("--resume needs the folder of the pipeline to continue, got ''.")
     if args.resume is not None:
-        stage_flags = [f"{s}_iterations" for s in ("pretrain", "finetune", "distill")] + ["pretrain_algorithm", "finetune_algorithm"]
+        stage_flags = [f"{s}_iterations" for s in ("pretrain", "finetune", "distill")] + ["pretrain_algorithm",
+                                                                                        "finetune_algorithm", "encoder"]
         if given or args.stage or args.out is not None or args.overwrite or any(getattr(args, f) is not None for f in stage_flags):
             raise FewLabelsError("--resume continues a pipeline with its own settings; give no other setting with it.")
         record = resume_pipeline(args.resume, progress=not args.quiet)
@@ -95,8 +100,15 @@ def run(args: argparse.Namespace) -> int:
         if args.out == "":
             raise FewLabelsError("--out is empty; give the pipeline's folder, e.g. --out runs/my-pipeline.")
         out = Path(args.out if args.out is not None else f"runs/pipeline-{name}-{labels}-s{common.get('seed', 0)}")
-        record = run_pipeline(common, out, default_stages(stage_overrides(args)), progress=not args.quiet,
-                              overwrite=args.overwrite)
+        if args.encoder is not None:  # no pretraining or fine-tuning: the encoder's head teaches, the student learns
+            unused = next((f for f in ("pretrain_iterations", "finetune_iterations", "pretrain_algorithm",
+                                       "finetune_algorithm") if getattr(args, f) is not None), None)
+            if unused:
+                raise FewLabelsError(f"--{unused.replace('_', '-')} does not apply with --encoder, whose stages are teacher "
+                                     "(a head on the encoder's embeddings) and distill; set the teacher's with --stage "
+                                     "teacher.KEY=VALUE, e.g. --stage teacher.iterations=500.")
+        stages = default_stages(stage_overrides(args), encoder=args.encoder)
+        record = run_pipeline(common, out, stages, progress=not args.quiet, overwrite=args.overwrite)
     print(summary_table(record))
     print(f"pipeline written to {out} (evaluate, predict, report and export accept this folder)")
     return 0

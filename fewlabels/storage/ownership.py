@@ -16,6 +16,7 @@ RUN_FILES = ("config.yaml", "metrics.csv", "results.json", "last.pt")  # plus ch
 CHECKPOINT_NAME = re.compile(r"checkpoint-\d+\.pt")
 STRAY_NAME = re.compile(r"\..+\.tmp")  # an atomic write cut short by a kill
 EVALUATION_FILE, REPORT_FILE = "evaluation.json", "report.html"  # what evaluate and report write into a run folder
+EMBEDDINGS_FILE = "embeddings.npz"  # an encoder pipeline's teacher data, in its folder (foundation/pipeline.py), marked
 OUTPUT_FILES = (EVALUATION_FILE, REPORT_FILE)
 PLOTS_FOLDER = "report"  # report's plots, <name>.png for each name in PLOTS
 # report's plots by name: here, below the report that draws them, so that the folder knows them as ours

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from fewlabels.errors import FewLabelsError
 from fewlabels.storage.manifest import MANIFEST, holds_pipeline
+from fewlabels.storage.ownership import EMBEDDINGS_FILE
 from fewlabels.storage.reading import RunReader
+from fewlabels.utils.provenance import recognise
 
 
 def replaceable(out: Path, overwrite: bool) -> list[Path]:
@@ -30,7 +32,7 @@ def replaceable(out: Path, overwrite: bool) -> list[Path]:
     own, other = RunReader(out).contents()
     foreign = []
     for entry in other:
-        if entry.name == MANIFEST and holds_pipeline(out):
+        if (entry.name == MANIFEST and holds_pipeline(out)) or (entry.name == EMBEDDINGS_FILE and recognise(entry)):
             own.append(entry)
         elif entry.is_dir() and not entry.is_symlink():
             inner_own, inner_other = RunReader(entry).contents()

@@ -26,6 +26,8 @@ from typing import Any
 
 from fewlabels.data import DataSource
 from fewlabels.errors import FewLabelsError
+from fewlabels.foundation.pipeline import check_student, embed_images_for, load_encoders, write_embeddings
+from fewlabels.foundation.teacher import EMBEDDINGS
 from fewlabels.storage import RunFolder
 from fewlabels.storage.manifest import MANIFEST, PIPELINE_FORMAT, read_manifest, write_manifest
 from fewlabels.storage.replacing import replace, replaceable
@@ -41,13 +43,15 @@ from fewlabels.utils.io import check_writable_dir
 class Stage:
     """One stage: its folder name and the settings it adds to the pipeline's common ones.
 
-    ``init_from`` / ``teacher_from`` name an earlier stage whose folder is handed over.
+    ``init_from`` / ``teacher_from`` name an earlier stage whose folder is handed over; ``encoder`` (a foundation
+    encoder's folder or hub id) makes the stage a run on that encoder's embeddings of the images (foundation/pipeline.py).
     """
 
     name: str
     settings: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None
     teacher_from: str | None = None
+    encoder: str | None = None
 
 
 DEFAULT_STAGES = (
@@ -56,16 +60,24 @@ DEFAULT_STAGES = (
     Stage("3-distill", {"algorithm": "distill", "iterations": 1200}, teacher_from="2-finetune"),
 )
 STAGE_KEYS = {"pretrain": "1-pretrain", "finetune": "2-finetune", "distill": "3-distill"}
+# From a foundation encoder (issue 30): a head on its embeddings is the teacher, distilled into the student
+ENCODER_STAGES = (Stage("1-teacher", {"algorithm": "labelprop", "iterations": 1000, "model": None, "image_size": None}),
+                  Stage("2-distill", {"algorithm": "distill", "iterations": 1200}, teacher_from="1-teacher"))
+ENCODER_STAGE_KEYS = {"teacher": "1-teacher", "distill": "2-distill"}
 
 
-def default_stages(overrides: dict[str, dict[str, Any]] | None = None) -> list[Stage]:
-    """The default stages with per-stage setting overrides, by short name: {"pretrain": {"iterations": 300}}."""
-    stages = [copy.deepcopy(s) for s in DEFAULT_STAGES]
+def default_stages(overrides: dict[str, dict[str, Any]] | None = None, encoder: str | None = None) -> list[Stage]:
+    """The default stages with per-stage setting overrides, by short name: {"pretrain": {"iterations": 300}}; with
+    ``encoder``, the stages from that foundation encoder (teacher, distill) instead."""
+    stages = [copy.deepcopy(s) for s in (DEFAULT_STAGES if encoder is None else ENCODER_STAGES)]
+    keys = STAGE_KEYS if encoder is None else ENCODER_STAGE_KEYS
+    if encoder is not None:
+        stages[0].encoder = encoder
     by_key = {s.name: s for s in stages}
     for key, settings in (overrides or {}).items():
-        if key not in STAGE_KEYS:
-            raise FewLabelsError(f"Unknown pipeline stage '{key}': the stages are {', '.join(STAGE_KEYS)}.")
-        stage = by_key[STAGE_KEYS[key]]
+        if key not in keys:
+            raise FewLabelsError(f"Unknown pipeline stage '{key}': the stages are {', '.join(keys)}.")
+        stage = by_key[keys[key]]
         options = {**stage.settings.get("options", {}), **settings.get("options", {})}
         stage.settings.update(settings)
         if options:
@@ -81,6 +93,7 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
     from fewlabels import algorithms, models
 
     configs: dict[str, TrainConfig] = {}
+    embeds = {s.name for s in stages if s.encoder}
     for stage in stages:
         given = {**common, **stage.settings}
         handed = ["out"] + (["init"] if stage.init_from else []) + (["options.teacher"] if stage.teacher_from else [])
@@ -100,6 +113,9 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
                 earlier = configs.get(source) if source else None
                 if source and earlier is None:
                     raise FewLabelsError(f"it {what} stage {source}, which does not come before it.")
+                if source in embeds:  # the encoder's embeddings of this stage's images, at their own size
+                    check_student(settings)
+                    continue
                 if earlier is not None and (earlier.dataset, earlier.data_dir) != (config.dataset, config.data_dir):
                     raise FewLabelsError(f"it {what} stage {source}, trained on {earlier.dataset}, but uses {config.dataset}.")
                 sizes = [_as_run(c, first, "image_size") for c in (earlier, config) if c is not None]
@@ -122,6 +138,8 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
 def _with_folders(settings: dict[str, Any], stage: Stage, out: Path) -> dict[str, Any]:
     """A stage's settings with the folders the pipeline gives it: its own, and the ones it starts from or learns from."""
     settings = {**settings, "out": str(out / stage.name)}
+    if stage.encoder:
+        settings["dataset"] = str(out / EMBEDDINGS)
     if stage.init_from:
         settings["init"] = str(out / stage.init_from)
     if stage.teacher_from:
@@ -150,11 +168,14 @@ def run_pipeline(common: dict[str, Any], out: str | os.PathLike, stages: list[St
     configs = stage_configs(common, stages, out)
     check_writable_dir(out)
     replaced = replaceable(out, overwrite)
-    prepare(configs[0], source, overwrite=True)  # the first stage's data, device and model, before anything is replaced
-    for config in configs[1:]:  # what the data decided for the first stage (model, size, labels) holds for them all
-        for name in DATA_DECIDED:
+    lead = next(i for i, s in enumerate(stages) if not s.encoder)  # the first stage on the images themselves
+    encoders = load_encoders(stages)  # a foundation encoder refuses before any data is read
+    prepare(configs[lead], source, overwrite=True)  # the first stage's data, device and model, before anything is replaced
+    for stage, config in zip(stages, configs):  # what the data decided for it (model, size, labels) holds for them all
+        for name in DATA_DECIDED if not stage.encoder else ("labels_per_class",):  # a head's model suits its embeddings
             if getattr(config, name) is None:
-                setattr(config, name, getattr(configs[0], name))
+                setattr(config, name, getattr(configs[lead], name))
+    embedded = embed_images_for(encoders, configs[lead], source, progress)  # in memory: nothing written yet
     said = replace(out, replaced)  # an earlier pipeline's stages must not pass for this one's
     if said:
         print(said, flush=True)
@@ -162,6 +183,7 @@ def run_pipeline(common: dict[str, Any], out: str | os.PathLike, stages: list[St
               "stages": [{"name": s.name, "init_from": s.init_from, "teacher_from": s.teacher_from, "config": c.to_dict(),
                           "status": "pending"} for s, c in zip(stages, configs)]}
     out.mkdir(parents=True, exist_ok=True)
+    write_embeddings(out, record["stages"], embedded)  # and which encoder taught each stage, in its entry
     write_manifest(out, record)
     return _run_stages(out, record, configs, source, progress, fresh=True)
 
@@ -174,7 +196,7 @@ def resume_pipeline(out: str | os.PathLike, source: DataSource | None = None, pr
     """
     out = Path(out).absolute()
     record = read_manifest(out)
-    stages = [Stage(s["name"], {}, s.get("init_from"), s.get("teacher_from")) for s in record["stages"]]
+    stages = [Stage(s["name"], {}, s.get("init_from"), s.get("teacher_from"), s.get("encoder")) for s in record["stages"]]
     configs = []
     for stage, entry in zip(stages, record["stages"]):
         try:
@@ -216,7 +238,8 @@ def _run_stages(out: Path, record: dict, configs: list[TrainConfig], source: Dat
         t0 = time.time()
         try:
             if folder.last.is_file() and not fresh:
-                handed = {"init": config.init, "teacher": config.options.get("teacher")}
+                handed = {"init": config.init, "teacher": config.options.get("teacher"),
+                          "dataset": config.dataset if entry.get("encoder") else None}
                 results = resume(folder.path, progress=progress, moved={k: v for k, v in handed.items() if v})
             else:
                 results = train(config, source=source, progress=progress, overwrite=True)

@@ -39,6 +39,8 @@ def resume(run_dir: str | os.PathLike, progress: bool = True, moved: dict[str, s
     moved = moved or {}
     if "init" in moved:
         saved["init"] = moved["init"]
+    if "dataset" in moved:  # an encoder pipeline's embeddings, beside its stages
+        saved["dataset"] = moved["dataset"]
     if "teacher" in moved:
         saved["options"] = {**(saved.get("options") or {}), "teacher": moved["teacher"]}
     config = TrainConfig.from_dict(saved)
