@@ -36,7 +36,6 @@ from fewlabels.algorithms.components.base import Algorithm, Batch, SetupContext,
 from fewlabels.algorithms.components.options import FRACTION, MOMENTUM, Option, or_empty
 from fewlabels.algorithms.components.ramps import linear_rampup, ramp_steps
 from fewlabels.algorithms.components.result import step_result
-from fewlabels.losses import cross_entropy
 
 DEFAULT_FORGET_RATE = 0.2  # when the noise rate is not known
 
@@ -93,8 +92,8 @@ class CoTeaching(Algorithm):
         self.peer.train(model.training)
         logits_f, _ = model(x)
         logits_g, _ = self.peer(x)
-        loss_f = cross_entropy(logits_f, y, reduction="none")
-        loss_g = cross_entropy(logits_g, y, reduction="none")
+        loss_f = self.supervised_ce(logits_f, y, reduction="none")
+        loss_g = self.supervised_ce(logits_g, y, reduction="none")
         rate = self.forget(step)
         keep = max(1, len(y) - int(round(rate * len(y))))
         keep_f, keep_g = small_loss_indices(loss_f, keep), small_loss_indices(loss_g, keep)

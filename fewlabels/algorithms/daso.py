@@ -143,7 +143,7 @@ class DASO(Algorithm):
             conf, pseudo = probs.max(dim=-1)
             mask = conf >= self.threshold
             self.count(pseudo)
-        sup = cross_entropy(logits_l, y_l)
+        sup = self.supervised_ce(logits_l, y_l)
         unsup = masked_mean(cross_entropy(logits_s, pseudo, reduction="none"), mask)
         align = (cross_entropy(similarity_logits(z_s, protos, self.t_proto), semantic) if semantic is not None
                  else torch.zeros((), device=sup.device))

@@ -31,7 +31,7 @@ from fewlabels.algorithms.components.parts import fit_buffers_to, mean_by_index
 from fewlabels.algorithms.components.result import step_result
 from fewlabels.collectives import all_gather_cat
 from fewlabels.errors import FewLabelsError
-from fewlabels.losses import cross_entropy, elr_regularizer
+from fewlabels.losses import elr_regularizer
 
 
 @register
@@ -82,6 +82,6 @@ class ELR(Algorithm):
         logits, _ = model(lab["weak"])
         probs = torch.softmax(logits.float(), dim=-1)
         self.update_targets(lab["index"], probs.detach())
-        sup = cross_entropy(logits, lab["y"])
+        sup = self.supervised_ce(logits, lab["y"])
         reg = elr_regularizer(probs, self.targets[lab["index"].to(self.targets.device)].to(probs.device))
         return step_result(sup + self.lambda_elr * reg, sup=sup, elr=reg)

@@ -72,5 +72,6 @@ class FixMatch(Algorithm):
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         align = self.alignment if self.distribution_alignment else None
-        out, _, _ = pseudo_label_consistency(model, batch, self.weigh, self.lambda_u, self.temperature, align=align)
+        out, _, _ = pseudo_label_consistency(model, batch, self.weigh, self.lambda_u, self.temperature, align=align,
+                                             label_smoothing=self.label_smoothing)
         return out

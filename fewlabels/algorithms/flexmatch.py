@@ -43,5 +43,6 @@ class FlexMatch(Algorithm):
         self.curriculum = CurriculumThreshold(self.threshold, ctx.num_unlabeled, ctx.num_classes, self.warmup)
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        out, _, _ = pseudo_label_consistency(model, batch, self.curriculum, self.lambda_u)
+        out, _, _ = pseudo_label_consistency(model, batch, self.curriculum, self.lambda_u,
+                                             label_smoothing=self.label_smoothing)
         return out

@@ -63,7 +63,8 @@ class FreeMatch(Algorithm):
         return (target * torch.log(batch_dist + 1e-12)).sum()
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        out, logits_strong, mask = pseudo_label_consistency(model, batch, self.thresholds, self.lambda_u)
+        out, logits_strong, mask = pseudo_label_consistency(model, batch, self.thresholds, self.lambda_u,
+                                                              label_smoothing=self.label_smoothing)
         fair = self.fairness(logits_strong, mask)
         out.update(total=out["total"] + self.lambda_f * fair, fairness=fair, global_threshold=self.thresholds.global_tau.clone())
         return out

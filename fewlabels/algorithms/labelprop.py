@@ -73,7 +73,7 @@ class LabelProp(Algorithm):
         u, index = batch["unlabeled"]["weak"], batch["unlabeled"]["index"]
         (logits_l, logits_u), _ = joint_forward(model, x_l, u)
         target, weight = self.pseudo[index], self.weight[index]
-        sup = cross_entropy(logits_l, y_l)
+        sup = self.supervised_ce(logits_l, y_l)
         unsup = (weight * cross_entropy(logits_u, target, reduction="none")).mean()
         return step_result(sup + self.lambda_u * unsup, sup=sup, unsup=unsup, mask_rate=(weight > 0).float().mean(),
                            pseudo_labels=target, mask=weight > 0)

@@ -72,7 +72,8 @@ class SupervisedLA(_LogitAdjusted, Algorithm):
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         logits, _ = model(batch["labeled"]["weak"])
-        sup = logit_adjusted_cross_entropy(logits, batch["labeled"]["y"], self.prior(logits.device), tau=self.la_tau)
+        sup = logit_adjusted_cross_entropy(logits, batch["labeled"]["y"], self.prior(logits.device), tau=self.la_tau,
+                                           label_smoothing=self.label_smoothing)
         return step_result(sup, sup=sup)
 
 
@@ -90,7 +91,8 @@ class FixMatchLA(_LogitAdjusted, FixMatch):
         """FixMatch's step with only the labeled cross-entropy adjusted: pseudo-labels come from the raw logits."""
         x_l, y_l, unl = batch["labeled"]["weak"], batch["labeled"]["y"], batch["unlabeled"]
         (logits_l, logits_weak, logits_strong), _ = joint_forward(model, x_l, unl["weak"], unl["strong"])
-        sup = logit_adjusted_cross_entropy(logits_l, y_l, self.prior(logits_l.device), tau=self.la_tau)
+        sup = logit_adjusted_cross_entropy(logits_l, y_l, self.prior(logits_l.device), tau=self.la_tau,
+                                           label_smoothing=self.label_smoothing)
         align = self.alignment if self.distribution_alignment else None
         unsup, pseudo, weight = thresholded_consistency(logits_weak, logits_strong, self.weigh, unl.get("index"),
                                                         self.temperature, align)

@@ -30,7 +30,7 @@ from fewlabels.algorithms.components.consistency import joint_forward
 from fewlabels.algorithms.components.options import LAMBDA_U, RAMPUP, UNIT, Option
 from fewlabels.algorithms.components.ramps import ramp_steps, sigmoid_rampup
 from fewlabels.algorithms.components.result import step_result
-from fewlabels.losses import cross_entropy, softmax_mse
+from fewlabels.losses import softmax_mse
 from fewlabels.models.ema import EMA
 
 
@@ -66,7 +66,7 @@ class MeanTeacher(Algorithm):
         (logits_l, logits_u), _ = joint_forward(model, x_l, u_student)
         with torch.no_grad():
             target = torch.softmax(teacher(u_teacher)[0].float(), dim=-1)
-        sup = cross_entropy(logits_l, y_l)
+        sup = self.supervised_ce(logits_l, y_l)
         unsup = softmax_mse(logits_u.float(), target).mean()
         weight = self.lambda_u * sigmoid_rampup(step, self.rampup_steps)
         return step_result(sup + weight * unsup, sup=sup, unsup=unsup, unsup_weight=torch.tensor(weight),

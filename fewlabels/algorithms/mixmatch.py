@@ -37,7 +37,7 @@ from fewlabels.algorithms.components.mixing import mixup, sharpen
 from fewlabels.algorithms.components.options import COUNT, LAMBDA_U, POSITIVE, RAMPUP, Option
 from fewlabels.algorithms.components.ramps import linear_rampup, ramp_steps
 from fewlabels.algorithms.components.result import step_result
-from fewlabels.losses import cross_entropy, softmax_mse
+from fewlabels.losses import softmax_mse
 
 
 def mix_labeled_and_unlabeled(x_l: torch.Tensor, t_l: torch.Tensor, u_views: list[torch.Tensor], q: torch.Tensor,
@@ -90,7 +90,7 @@ class MixMatch(Algorithm):
         t_l = F.one_hot(y_l, q.shape[-1]).float()
         mixed_x, mixed_t = mix_labeled_and_unlabeled(x_l, t_l, u_views, q, self.alpha, gen)
         logits, _ = model(mixed_x)
-        sup = cross_entropy(logits[:n_l], mixed_t[:n_l])
+        sup = self.supervised_ce(logits[:n_l], mixed_t[:n_l])
         unsup = softmax_mse(logits[n_l:].float(), mixed_t[n_l:]).mean()
         weight = self.lambda_u * linear_rampup(step, self.rampup_steps)
         return step_result(sup + weight * unsup, sup=sup, unsup=unsup, unsup_weight=torch.tensor(weight),

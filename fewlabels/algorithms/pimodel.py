@@ -23,7 +23,7 @@ from fewlabels.algorithms.components.consistency import joint_forward
 from fewlabels.algorithms.components.options import LAMBDA_U, RAMPUP
 from fewlabels.algorithms.components.ramps import ramp_steps, sigmoid_rampup
 from fewlabels.algorithms.components.result import step_result
-from fewlabels.losses import cross_entropy, softmax_mse
+from fewlabels.losses import softmax_mse
 
 
 @register
@@ -50,7 +50,7 @@ class PiModel(Algorithm):
         u2 = batch["unlabeled"]["weak#2"]
         (logits_l, logits_1, logits_2), _ = joint_forward(model, x_l, u1, u2)
         target = torch.softmax(logits_2.detach().float(), dim=-1)
-        sup = cross_entropy(logits_l, y_l)
+        sup = self.supervised_ce(logits_l, y_l)
         unsup = softmax_mse(logits_1.float(), target).mean()
         weight = self.lambda_u * sigmoid_rampup(step, self.rampup_steps)
         return step_result(sup + weight * unsup, sup=sup, unsup=unsup, unsup_weight=torch.tensor(weight),

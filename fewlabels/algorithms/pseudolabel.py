@@ -55,7 +55,7 @@ class PseudoLabel(Algorithm):
         (logits_l, logits_u), _ = joint_forward(model, x_l, u)
         with torch.no_grad():
             pseudo, _, mask = confident_pseudo_labels(torch.softmax(logits_u.detach().float(), dim=-1), self.threshold)
-        sup = cross_entropy(logits_l, y_l)
+        sup = self.supervised_ce(logits_l, y_l)
         unsup = masked_mean(cross_entropy(logits_u, pseudo, reduction="none"), mask)
         weight = self.lambda_u * linear_rampup(step, self.rampup_steps)
         return step_result(sup + weight * unsup, sup=sup, unsup=unsup, mask_rate=mask.float().mean(), pseudo_labels=pseudo,

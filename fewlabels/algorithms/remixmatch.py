@@ -127,7 +127,7 @@ class ReMixMatch(Algorithm):
             parts.append(rotated)
         logits, features = model(torch.cat(parts))
         n_mixed = len(mixed_x)
-        sup = cross_entropy(logits[:n_l], mixed_t[:n_l])
+        sup = self.supervised_ce(logits[:n_l], mixed_t[:n_l])
         unsup = cross_entropy(logits[n_l:n_mixed], mixed_t[n_l:])
         unsup1 = cross_entropy(logits[n_mixed:n_mixed + n_u], q)
         ramp = linear_rampup(step, self.rampup_steps)

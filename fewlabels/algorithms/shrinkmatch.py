@@ -44,7 +44,7 @@ from fewlabels.algorithms.components.parts import feature_dim_of
 from fewlabels.algorithms.components.result import step_result
 from fewlabels.algorithms.components.thresholds import FixedThreshold
 from fewlabels.collectives import all_reduce_mean
-from fewlabels.losses import cross_entropy, masked_mean
+from fewlabels.losses import masked_mean
 from fewlabels.models.heads import projection_mlp
 
 
@@ -102,7 +102,7 @@ class ShrinkMatch(Algorithm):
             m = self.momentum
             first = bool(torch.isnan(self.certain_ratio))
             self.certain_ratio = ratio if first else m * self.certain_ratio + (1 - m) * ratio
-        sup = cross_entropy(logits_l, y_l)
+        sup = self.supervised_ce(logits_l, y_l)
         aux = self.head(feats_strong).float().masked_fill(~keep, float("-inf"))
         shrink = masked_mean(-F.log_softmax(aux, dim=-1).gather(1, pseudo[:, None]).squeeze(1), shrink_weight)
         r = self.certain_ratio.to(sup.device)

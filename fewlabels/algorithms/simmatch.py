@@ -121,7 +121,7 @@ class SimMatch(Algorithm):
                 q_agg = torch.zeros_like(p).index_add_(1, key_labels, q)  # aggregation: q summed per class
                 p_hat = self.alpha * p + (1 - self.alpha) * q_agg
             mask = p_hat.max(dim=-1).values >= self.threshold
-        sup = cross_entropy(logits_l, y_l)
+        sup = self.supervised_ce(logits_l, y_l)
         unsup = masked_mean(cross_entropy(logits_s, p_hat, reduction="none"), mask)
         instance = (cross_entropy(similarity_logits(z_s, keys, self.temperature), q_hat) if q_hat is not None
                     else torch.zeros((), device=sup.device))

@@ -60,7 +60,6 @@ from fewlabels.algorithms.components.result import step_result
 from fewlabels.algorithms.fixmatch import FIXMATCH_OPTIONS, set_fixmatch_options
 from fewlabels.augment import GROUPS, TransformGroup, get_group
 from fewlabels.errors import FewLabelsError
-from fewlabels.losses import cross_entropy
 from fewlabels.models.ema import EMA
 from fewlabels.models.heads import linear_head
 
@@ -159,11 +158,11 @@ class SLA(Algorithm):
         """SLA+SD on the forward outputs of the M-copy stack of a labeled batch (element-major, identity first)."""
         m, b = len(self.transforms), len(y)
         joint_logits = self.joint_head(feats)
-        joint = cross_entropy(joint_logits, joint_labels(y, m))
+        joint = self.supervised_ce(joint_logits, joint_labels(y, m))
         single = logits[:b]  # the C-way head on t_1(x) = x
         target = F.softmax(aggregate(joint_logits.detach().float(), m), dim=-1)  # P_agg, a constant
         distill = F.kl_div(F.log_softmax(single.float(), dim=-1), target, reduction="batchmean")
-        ce = cross_entropy(single, y)
+        ce = self.supervised_ce(single, y)
         sup = joint + distill + self.beta * ce
         return {"sup": sup, "joint": joint, "distill": distill, "single_ce": ce}
 

@@ -51,5 +51,6 @@ class SoftMatch(Algorithm):
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         align = self.alignment if self.uniform_alignment else None
-        out, _, _ = pseudo_label_consistency(model, batch, self.weighting, self.lambda_u, align=align)
+        out, _, _ = pseudo_label_consistency(model, batch, self.weighting, self.lambda_u, align=align,
+                                             label_smoothing=self.label_smoothing)
         return out

@@ -7,7 +7,6 @@ from torch import nn
 
 from fewlabels.algorithms.components.base import Algorithm, Batch, register
 from fewlabels.algorithms.components.result import step_result
-from fewlabels.losses import cross_entropy
 
 
 @register
@@ -17,5 +16,5 @@ class Supervised(Algorithm):
 
     def losses(self, model: nn.Module, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         logits, _ = model(batch["labeled"]["weak"])
-        sup = cross_entropy(logits, batch["labeled"]["y"])
+        sup = self.supervised_ce(logits, batch["labeled"]["y"])
         return step_result(sup, sup=sup)

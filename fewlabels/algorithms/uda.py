@@ -57,7 +57,7 @@ class UDA(Algorithm):
             target_neg_entropy = torch.special.xlogy(target, target).sum(-1)  # sum q log q, 0 log 0 = 0
         # KL(q || p) = H(q, p) - H(q); the constant H(q) only makes the value read as a divergence
         kl = cross_entropy(logits_strong.float(), target, reduction="none") + target_neg_entropy
-        sup = cross_entropy(logits_l, y_l)
+        sup = self.supervised_ce(logits_l, y_l)
         unsup = masked_mean(kl, mask)
         return step_result(sup + self.lambda_u * unsup, sup=sup, unsup=unsup, mask_rate=mask.float().mean(),
                            pseudo_labels=pseudo, mask=mask)

@@ -35,7 +35,7 @@ from fewlabels.algorithms.components.base import Algorithm, Batch, register
 from fewlabels.algorithms.components.consistency import bn_stats_frozen, vat_perturbation
 from fewlabels.algorithms.components.options import COUNT, FLAG, LAMBDA_U, NON_NEGATIVE, POSITIVE, Option
 from fewlabels.algorithms.components.result import step_result
-from fewlabels.losses import cross_entropy, entropy, kl_divergence
+from fewlabels.losses import entropy, kl_divergence
 
 REFERENCE_SIZE = 3 * 32 * 32  # eps and xi are stated for a CIFAR-sized input
 
@@ -72,7 +72,7 @@ class VAT(Algorithm):
         x_l, y_l = batch["labeled"]["weak"], batch["labeled"]["y"]
         x = torch.cat([x_l, batch["unlabeled"]["weak"]])
         logits, _ = model(x)
-        sup = cross_entropy(logits[: len(x_l)], y_l)
+        sup = self.supervised_ce(logits[: len(x_l)], y_l)
         k = self.size_factor(x)
         r_adv = vat_perturbation(model, x, logits, self.xi * k, self.eps * k, self.power_iterations, batch["generator"])
         with bn_stats_frozen(model):  # the adversarial inputs should not shift the running statistics

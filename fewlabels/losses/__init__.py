@@ -14,12 +14,19 @@ def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype == torch.float64 else t.float()
 
 
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy against hard class indices (B,) or soft distributions (B, K)."""
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy against hard class indices (B,) or soft distributions (B, K).
+
+    ``label_smoothing`` e: the target is ``(1 - e) * target + e / K`` (Szegedy et al. 2016), for the supervised terms
+    of a run with ``--label-smoothing``; 0 leaves the arithmetic exactly as without it.
+    """
     if targets.dim() == logits.dim():
+        if label_smoothing:
+            targets = targets * (1.0 - label_smoothing) + label_smoothing / logits.shape[-1]
         loss = -(targets * F.log_softmax(logits, dim=-1)).sum(-1)
     else:
-        loss = F.cross_entropy(logits, targets, reduction="none")
+        loss = F.cross_entropy(logits, targets, reduction="none", label_smoothing=label_smoothing)
     if reduction == "none":
         return loss
     if reduction == "sum":
@@ -48,14 +55,15 @@ def softmax_mse(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def logit_adjusted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, log_prior: torch.Tensor, tau: float = 1.0,
-                                 reduction: str = "mean") -> torch.Tensor:
+                                 reduction: str = "mean", label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy of ``logits + tau * log_prior`` ("Long-tail learning via logit adjustment", Menon et al. 2021).
 
     Training with the head classes' logits raised by their log prior makes the raw logits,
     used unadjusted at test time, estimate the class-balanced posterior. tau = 1 is the
     paper's default; ``log_prior`` is (K,), the log of the training label frequencies.
     """
-    return cross_entropy(logits + tau * log_prior.to(logits.dtype), targets, reduction=reduction)
+    return cross_entropy(logits + tau * log_prior.to(logits.dtype), targets, reduction=reduction,
+                         label_smoothing=label_smoothing)
 
 
 def elr_regularizer(probs: torch.Tensor, targets_ema: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:

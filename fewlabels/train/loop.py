@@ -94,8 +94,10 @@ class Trainer:
                            num_unlabeled=len(split.unlabeled), total_steps=self.cfg.iterations,
                            labeled_y=self.train_y[labeled], label_noise=self.cfg.label_noise, ema_decay=self.cfg.ema_decay,
                            device=self.device, sample_shape=tuple(train.sample_shape), teacher=teacher,
-                           pool=(train.x[labeled], train.x[split.unlabeled]) if "pool" in algorithm.requires else None)
+                           pool=(train.x[labeled], train.x[split.unlabeled]) if "pool" in algorithm.requires else None,
+                           label_smoothing=self.cfg.label_smoothing)
         check_context(algorithm, ctx)
+        algorithm.take_run_settings(ctx)
         algorithm.setup(ctx)
         algorithm.to(self.device)
         if self.world > 1:  # heads the algorithm built in setup (ShrinkMatch's has BatchNorm), before the optimizer sees them

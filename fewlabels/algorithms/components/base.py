@@ -27,6 +27,7 @@ from torch import nn
 
 from fewlabels.algorithms.components.options import Option, check_declared, check_values, init_parameters, refuse_unknown
 from fewlabels.errors import FewLabelsError
+from fewlabels.losses import cross_entropy
 
 Batch = dict[str, Any]
 
@@ -53,6 +54,7 @@ class SetupContext:
     encoder: nn.Module | None = None  # a pretrained encoder the run starts from (``--init``)
     teacher: nn.Module | None = None  # a frozen teacher network (distillation)
     pool: tuple[torch.Tensor, torch.Tensor] | None = None  # (labeled, unlabeled) samples on the CPU, for graph methods
+    label_smoothing: float = 0.0  # of the supervised (labeled) cross-entropy terms (TrainConfig.label_smoothing)
 
 
 OPTIONAL_CONTEXT = ("encoder", "teacher", "pool")
@@ -90,6 +92,18 @@ class Algorithm(nn.Module):
     @property
     def uses_unlabeled(self) -> bool:
         return bool(self.views.get("unlabeled"))
+
+    label_smoothing: float = 0.0  # set by ``take_run_settings``; 0: the supervised terms' targets are the labels
+
+    def take_run_settings(self, ctx: SetupContext) -> None:
+        """The run's settings every algorithm applies the same way; the loop calls it before ``setup`` (which
+        subclasses override without calling up). Today: the label smoothing of the supervised terms."""
+        self.label_smoothing = float(ctx.label_smoothing)
+
+    def supervised_ce(self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """The cross-entropy of a supervised term, against the given labels (hard, or mixed as MixMatch mixes them),
+        with the run's label smoothing. Pseudo-label, consistency and distillation terms use ``cross_entropy``."""
+        return cross_entropy(logits, targets, reduction=reduction, label_smoothing=self.label_smoothing)
 
     def setup(self, ctx: SetupContext) -> None:
         """Called once by the loop before training, for state that depends on the data or model."""

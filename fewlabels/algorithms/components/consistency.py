@@ -26,7 +26,7 @@ def joint_forward(model: nn.Module, *inputs: torch.Tensor) -> tuple[list[torch.T
 
 
 def pseudo_label_consistency(model: nn.Module, batch: dict, weigh: Weigh, lambda_u: float, temperature: float = 1.0,
-                             align: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                             align: Callable[[torch.Tensor], torch.Tensor] | None = None, label_smoothing: float = 0.0,
                              ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """The step the threshold family shares (FixMatch, FlexMatch, FreeMatch, SoftMatch).
 
@@ -39,7 +39,7 @@ def pseudo_label_consistency(model: nn.Module, batch: dict, weigh: Weigh, lambda
     unl = batch["unlabeled"]
     (logits_l, logits_weak, logits_strong), _ = joint_forward(model, x_l, unl["weak"], unl["strong"])
     unsup, pseudo, weight = thresholded_consistency(logits_weak, logits_strong, weigh, unl.get("index"), temperature, align)
-    sup = cross_entropy(logits_l, y_l)
+    sup = cross_entropy(logits_l, y_l, label_smoothing=label_smoothing)  # the labeled term only (the algorithm's)
     out = step_result(sup + lambda_u * unsup, sup=sup, unsup=unsup, mask_rate=weight.float().mean(),
                       pseudo_labels=pseudo, mask=weight >= 0.5)
     return out, logits_strong, weight

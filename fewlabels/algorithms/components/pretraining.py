@@ -26,7 +26,6 @@ from fewlabels.algorithms.components.result import step_result
 from fewlabels.collectives import all_gather_with_grad
 from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate.representation import representation_monitors
-from fewlabels.losses import cross_entropy
 from fewlabels.models.heads import projection_mlp
 
 VIEWS = ("strong", "crop")
@@ -83,7 +82,7 @@ class Pretraining(Algorithm):
         n = len(lab["weak"]) if lab else 0
         parts = ([lab["weak"]] if n else []) + [unl[first], unl[second]]
         feats = model.features(torch.cat(parts))
-        probe = cross_entropy(model.head(feats[:n].detach()), lab["y"]) if n else feats.new_zeros(())
+        probe = self.supervised_ce(model.head(feats[:n].detach()), lab["y"]) if n else feats.new_zeros(())
         f1, f2 = feats[n:].chunk(2)
         terms = self.pretext(f1, f2, batch, step)
         loss = terms.pop("loss")
