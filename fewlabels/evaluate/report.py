@@ -214,6 +214,11 @@ def build_report(run_name: str, results: dict, config: dict, rows: list[dict], e
         out.append("<h2>Pipeline stages</h2><table><tr>" + "".join(f"<th>{html.escape(k)}</th>" for k in stages[0]) + "</tr>"
                    + "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row.values()) + "</tr>" for row in stages)
                    + "</table><p class=\"note\">The figures below are the final stage's.</p>")
+        taught = [row for row in stages if row.get("taught by", "-") != "-"]
+        if taught:  # an encoder pipeline: which foundation encoder's head the student learned from
+            out.append("<p>Taught by the foundation encoder " + ", ".join(
+                f"{html.escape(row['taught by'])} (stage {html.escape(row['stage'])}: a head on its embeddings)"
+                for row in taught) + ".</p>")
 
     def figures(names_captions: list[tuple[str, str]]) -> str:
         items = [_img(pngs[n], n, c) for n, c in names_captions if pngs.get(n)]

@@ -56,7 +56,7 @@ def load_encoders(stages: Sequence[Any]) -> dict[str, Encoder]:
     """The encoder of each stage that names one, by stage name; refused in one sentence if it cannot embed images."""
     from fewlabels.foundation.loading import load_encoder
 
-    return {s.name: load_encoder(s.encoder) for s in stages if s.encoder}
+    return {s.name: load_encoder(s.encoder) for s in stages if s.encoder is not None}
 
 
 def embed_images_for(encoders: dict[str, Encoder], config: Any, source: Any, progress: bool) -> dict[str, dict[str, np.ndarray]]:

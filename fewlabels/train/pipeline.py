@@ -93,7 +93,7 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
     from fewlabels import algorithms, models
 
     configs: dict[str, TrainConfig] = {}
-    embeds = {s.name for s in stages if s.encoder}
+    embeds = {s.name for s in stages if s.encoder is not None}
     for stage in stages:
         given = {**common, **stage.settings}
         handed = ["out"] + (["init"] if stage.init_from else []) + (["options.teacher"] if stage.teacher_from else [])
@@ -138,7 +138,7 @@ def stage_configs(common: dict[str, Any], stages: list[Stage], out: Path) -> lis
 def _with_folders(settings: dict[str, Any], stage: Stage, out: Path) -> dict[str, Any]:
     """A stage's settings with the folders the pipeline gives it: its own, and the ones it starts from or learns from."""
     settings = {**settings, "out": str(out / stage.name)}
-    if stage.encoder:
+    if stage.encoder is not None:
         settings["dataset"] = str(out / EMBEDDINGS)
     if stage.init_from:
         settings["init"] = str(out / stage.init_from)
@@ -168,11 +168,11 @@ def run_pipeline(common: dict[str, Any], out: str | os.PathLike, stages: list[St
     configs = stage_configs(common, stages, out)
     check_writable_dir(out)
     replaced = replaceable(out, overwrite)
-    lead = next(i for i, s in enumerate(stages) if not s.encoder)  # the first stage on the images themselves
+    lead = next(i for i, s in enumerate(stages) if s.encoder is None)  # the first stage on the images themselves
     encoders = load_encoders(stages)  # a foundation encoder refuses before any data is read
     prepare(configs[lead], source, overwrite=True)  # the first stage's data, device and model, before anything is replaced
     for stage, config in zip(stages, configs):  # what the data decided for it (model, size, labels) holds for them all
-        for name in DATA_DECIDED if not stage.encoder else ("labels_per_class",):  # a head's model suits its embeddings
+        for name in DATA_DECIDED if stage.encoder is None else ("labels_per_class",):  # a head's model suits its embeddings
             if getattr(config, name) is None:
                 setattr(config, name, getattr(configs[lead], name))
     embedded = embed_images_for(encoders, configs[lead], source, progress)  # in memory: nothing written yet
@@ -277,7 +277,9 @@ def stage_rows(folder: str | os.PathLike) -> list[dict[str, str]]:
     if not (folder / MANIFEST).is_file():
         return []
     rows = []
-    for s in read_manifest(folder)["stages"]:
+    stages = read_manifest(folder)["stages"]
+    encoders = any(s.get("encoder") for s in stages)  # an encoder pipeline's rows say which encoder taught a stage
+    for s in stages:
         try:
             results = RunFolder(folder / s["name"]).results()
         except FewLabelsError:  # damaged: the manifest's figures, without the per-class ones
@@ -290,5 +292,6 @@ def stage_rows(folder: str | os.PathLike) -> list[dict[str, str]]:
                      "iterations": figures["iterations"] or s["config"].get("iterations"),
                      "wall time": f"{wall / 60:.1f} min" if wall is not None else None,
                      "final EMA test accuracy": f"{acc:.4f}" if acc is not None else s.get("status"),
-                     "worst class": f"{worst} {per_class[worst]:.4f}" if worst is not None else None})
+                     "worst class": f"{worst} {per_class[worst]:.4f}" if worst is not None else None,
+                     **({"taught by": s.get("encoder")} if encoders else {})})
     return [{k: "-" if v is None else str(v) for k, v in row.items()} for row in rows]
