@@ -32,7 +32,6 @@ from fewlabels.algorithms.components.options import NON_NEGATIVE, POSITIVE, RUN_
 from fewlabels.algorithms.components.result import step_result
 from fewlabels.errors import FewLabelsError
 from fewlabels.evaluate.metrics import accuracy
-from fewlabels.losses import cross_entropy
 
 
 def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -80,7 +79,7 @@ class Distill(Algorithm):
         logits, _ = model(x)
         n = len(lab["weak"])
         kl = distillation_kl(logits, teacher_logits, self.temperature)
-        ce = cross_entropy(logits[:n], lab["y"])
+        ce = self.supervised_ce(logits[:n], lab["y"])  # the labeled term: --label-smoothing applies
         agreement = (logits[n:].argmax(1) == teacher_logits[n:].argmax(1)).float().mean()
         return step_result(kl + self.lambda_ce * ce, sup=ce, unsup=kl, teacher_agreement=agreement)
 
