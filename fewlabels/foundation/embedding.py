@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -57,17 +58,35 @@ def pooled(output) -> torch.Tensor:
     return hidden[:, 0] if hidden.dim() == 3 else hidden.flatten(2).mean(-1)
 
 
+def _processed(encoder: Encoder, batch: torch.Tensor) -> torch.Tensor:
+    """The processor's pixel_values of a uint8 batch: PIL conversion, then the encoder's own processor."""
+    return encoder.processor(images=_as_rgb_images(batch), return_tensors="pt")["pixel_values"]
+
+
+def pixel_values(encoder: Encoder, batch: torch.Tensor, pool: ThreadPoolExecutor | None = None,
+                 workers: int = 1) -> torch.Tensor:
+    """``_processed`` of the batch, split into ``workers`` slices run by ``pool``.
+
+    The processor works one image at a time in Python and PIL (transformers' PIL backend: no torchvision), so alone
+    it runs on one core while the model's forward uses all of torch's threads: the more threads, the larger its
+    share (48% of a ViT-S/14 forward at 2 threads on 320x240 photos, bench/foundation.py). PIL's resize and numpy
+    release the GIL, so slices in threads run in parallel; each image is processed exactly as alone."""
+    if pool is None or workers < 2 or len(batch) < 2:
+        return _processed(encoder, batch)
+    slices = torch.tensor_split(batch, min(workers, len(batch)))
+    return torch.cat(list(pool.map(lambda part: _processed(encoder, part), slices)))
+
+
 def _compute(encoder: Encoder, x: torch.Tensor, batch_size: int, progress: bool, desc: str) -> torch.Tensor:
     from tqdm import tqdm
 
-    parts = []
-    with torch.inference_mode(), tqdm(total=len(x), desc=desc, unit="img", disable=not progress, dynamic_ncols=True,
-                                      leave=False) as bar:
+    parts, workers = [], max(1, torch.get_num_threads())  # as many as the forward uses, no more
+    with (ThreadPoolExecutor(max_workers=workers) as pool, torch.inference_mode(),
+          tqdm(total=len(x), desc=desc, unit="img", disable=not progress, dynamic_ncols=True, leave=False) as bar):
         for start in range(0, len(x), batch_size):
-            images = _as_rgb_images(x[start:start + batch_size])
-            pixels = encoder.processor(images=images, return_tensors="pt")["pixel_values"]
-            parts.append(pooled(encoder.model(pixel_values=pixels)).float().cpu())
-            bar.update(len(images))
+            batch = x[start:start + batch_size]
+            parts.append(pooled(encoder.model(pixel_values=pixel_values(encoder, batch, pool, workers))).float().cpu())
+            bar.update(len(batch))
     return torch.cat(parts)
 
 
