@@ -138,13 +138,14 @@ def fit(
 def pipeline(data: DataLike = "fashion-mnist", y: Any = None, *, labels_per_class: int | None = None,
              num_labels: int | None = None, test: Dataset | tuple[Any, Any] | None = None, model: str | None = None,
              seed: int = 0, stages: dict[str, dict[str, Any]] | None = None, out: str | os.PathLike | None = None,
-             progress: bool = False, overwrite: bool = False, **settings: Any) -> Run:
+             progress: bool = False, overwrite: bool = False, encoder: str | None = None, **settings: Any) -> Run:
     """Pretrain, fine-tune and distil (``fewlabels pipeline``) and return the final model; its record is ``.pipeline``.
 
     ``data``, ``y``, ``labels_per_class``, ``num_labels``, ``test`` and ``model`` as for ``fit``;
     ``settings`` are training settings every stage shares; ``stages`` overrides one stage's, e.g.
     ``{"pretrain": {"iterations": 300}, "finetune": {"options": {"threshold": 0.9}}}``. Without
-    ``out`` the stages' folders live in a temporary folder, gone once the final model is loaded.
+    ``out`` the stages' folders live in a temporary folder, gone once the final model is loaded. ``encoder`` (a
+    foundation encoder's folder or hub id): its stages instead, ``{"teacher": ..., "distill": ...}``.
     """
     import tempfile
 
@@ -157,11 +158,12 @@ def pipeline(data: DataLike = "fashion-mnist", y: Any = None, *, labels_per_clas
               "seed": _item(seed), "model": model,
               **{k: _item(v) for k, v in settings.items()}}
     if out is not None:
-        record = run_pipeline(common, out, default_stages(stages), source=source, progress=progress, overwrite=overwrite)
+        record = run_pipeline(common, out, default_stages(stages, encoder), source=source, progress=progress,
+                              overwrite=overwrite)
         run = load(out)
     else:
         with tempfile.TemporaryDirectory(prefix="fewlabels-pipeline-") as tmp:
-            record = run_pipeline(common, tmp, default_stages(stages), source=source, progress=progress)
+            record = run_pipeline(common, tmp, default_stages(stages, encoder), source=source, progress=progress)
             run = load(tmp)
     run.pipeline = record
     return run

@@ -102,8 +102,13 @@ def test_the_exported_student_predicts_without_transformers(finished, tmp_path):
 
 def test_a_pipeline_stopped_after_the_teacher_resumes_without_the_encoder(finished, encoder, tmp_path):
     """Stage 1 done, stage 2 not begun, the folder moved: resume skips the teacher and distils from the embeddings
-    beside it, in an interpreter where transformers cannot be imported, to the uninterrupted pipeline's result."""
-    run_pipeline(COMMON, tmp_path / "p", default_stages(SMALL, encoder=str(encoder)), progress=False)
+    beside it, in an interpreter where transformers cannot be imported, to the uninterrupted pipeline's result.
+    The first run is the Python API's (``fewlabels.pipeline(..., encoder=)``), on the images it was handed."""
+    import fewlabels
+
+    first = fewlabels.pipeline("digits", labels_per_class=4, model="cnn-small", seed=1, stages=SMALL, encoder=str(encoder),
+                               out=tmp_path / "p")
+    assert first.pipeline["stages"][0]["encoder"] == str(encoder) and first.config.algorithm == "distill"
     moved = (tmp_path / "p").rename(tmp_path / "moved")
     shutil.rmtree(moved / "2-distill")
     record = json.loads((moved / "pipeline.json").read_text())

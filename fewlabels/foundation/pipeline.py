@@ -68,8 +68,8 @@ def embed_images_for(encoders: dict[str, Encoder], config: Any, source: Any, pro
 
     embedded = {}
     for name, encoder in encoders.items():
-        images = source or data.load(config.dataset, config.data_dir, side=processor_side(encoder.processor),
-                                     shrink_only=True)
+        images = source if source is not None else data.load(config.dataset, config.data_dir, shrink_only=True,
+                                                             side=processor_side(encoder.processor))
         if not images.train.is_image:
             raise FewLabelsError(f"--encoder embeds images, but {config.dataset} holds feature vectors; train on them "
                                  "directly (a pipeline without --encoder), or pass an image dataset.")

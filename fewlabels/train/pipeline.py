@@ -13,6 +13,9 @@ alignment and soft weights keep the classes a few labels leave close from collap
 distil the fine-tuned teacher into the final
 model on the unlabeled pool. Their budgets are iterations, sized to about 15 minutes in all on a
 2-core CPU; how they were chosen (on a validation split) is in bench/notes/pipeline.md.
+
+From a foundation encoder (``default_stages(encoder=...)``, ``pipeline --encoder``) the stages are a head on the
+encoder's embeddings (``1-teacher``) and its distillation into the student (``2-distill``): foundation/pipeline.py.
 """
 
 from __future__ import annotations
@@ -242,7 +245,7 @@ def _run_stages(out: Path, record: dict, configs: list[TrainConfig], source: Dat
                           "dataset": config.dataset if entry.get("encoder") else None}
                 results = resume(folder.path, progress=progress, moved={k: v for k, v in handed.items() if v})
             else:
-                results = train(config, source=source, progress=progress, overwrite=True)
+                results = train(config, source=None if entry.get("encoder") else source, progress=progress, overwrite=True)
         except TrainingInterrupted as exc:
             raise TrainingInterrupted(exc.signum, exc.step, None, hint=f"in pipeline stage {entry['name']}, checkpoint "
                                       f"saved; continue with: fewlabels pipeline --resume {out}") from None
