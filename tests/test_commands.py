@@ -320,7 +320,9 @@ def test_export_torchscript_matches_the_run(run_dir, digits_test, tmp_path, caps
     extra = {"fewlabels.json": ""}
     module = torch.jit.load(str(out), _extra_files=extra)
     x = digits_test.x[:6]
-    expected = load(run_dir).logits(x)
+    from fewlabels.evaluate.tta import served
+
+    expected = served(load(run_dir)).logits(x)  # as predict serves them: the run's TTA and temperature
     with torch.no_grad():
         torch.testing.assert_close(module(x.float() / 255.0), expected, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(module(x), expected, atol=1e-5, rtol=1e-5)  # uint8 accepted too
@@ -342,7 +344,9 @@ def test_export_onnx_matches_the_run_when_onnx_is_installed(run_dir, digits_test
     assert main(["export", str(run_dir), "--format", "onnx", "--out", str(out)]) == 0
     x = digits_test.x[:4]
     got = ReferenceEvaluator(onnx.load(str(out))).run(None, {"input": (x.float() / 255).numpy()})[0]
-    np.testing.assert_allclose(got, load(run_dir).logits(x).numpy(), atol=1e-5)
+    from fewlabels.evaluate.tta import served
+
+    np.testing.assert_allclose(got, served(load(run_dir)).logits(x).numpy(), atol=1e-5)  # the run's TTA and temperature
 
 
 def test_export_bad_input(run_dir, tmp_path, capsys, monkeypatch):

@@ -2,8 +2,9 @@
 
 Pure functions on NumPy/PyTorch arrays: ``probs`` is (N, K) class probabilities, ``y`` (N,)
 true class indices. Confidence is the top probability and the prediction its class. Temperature
-scaling (one T fitted on held-out labels: the validation split, never the test set) makes a run's
-probabilities honest; ``predict``, ``evaluate`` and the export divide the logits by the run's T.
+scaling (one T fitted on held-out labels: the validation split, never the test set; without one, estimated
+from the unlabeled pool, evaluate/pool_calibration.py) makes a run's probabilities honest; ``predict``,
+``evaluate``, ``check-labels``, the report and the export divide the logits by the run's T.
 """
 
 from __future__ import annotations
@@ -110,27 +111,54 @@ def temperature_record(fit_logits: torch.Tensor, fit_y: torch.Tensor, fitted_on:
     temperature = fit_temperature(fit_logits, fit_y)
     out: dict[str, Any] = {"temperature": temperature, "temperature_fitted_on": fitted_on, "temperature_fit_n": len(fit_y)}
     if report_logits is not None and report_y is not None and len(report_y):
-        out.update(ece_before=expected_calibration_error(scaled_probs(report_logits, 1.0), report_y),
-                   ece_after=expected_calibration_error(scaled_probs(report_logits, temperature), report_y),
-                   nll_before=nll(report_logits, report_y), nll_after=nll(report_logits, report_y, temperature))
+        out.update(scores(report_logits, report_y, temperature))
     return out
 
 
 def calibration_figures(trainer: Any) -> dict[str, Any]:
     """results.json's temperature for a finished run (``trainer``: train/loop.py's Trainer, untyped).
 
-    Fitted on the validation split's logits of the final EMA model, as predict serves them (with the run's
-    test-time augmentation); without a validation split there are no held-out labels, and T is left out
-    (1: the probabilities as the network gives them) with a note saying how to get one.
+    Fitted on the logits of the final EMA model as predict serves them (with the run's test-time augmentation):
+    on the validation split's labels where there is one; otherwise estimated from the unlabeled pool
+    (evaluate/pool_calibration.py), or left out (1) with a note saying why. The test set only scores the T found.
     """
+    from fewlabels.evaluate.pool_calibration import pool_temperature
     from fewlabels.evaluate.tta import tta_logits
 
     split, test = trainer.p.split, trainer.p.source.test
-    if not len(split.validation):
-        return {"temperature": None, "temperature_fitted_on": None,
-                "temperature_note": "no validation split (--val-per-class) to fit a temperature on"}
     model, mode = trainer.ema.module, trainer.cfg.tta
-    val = torch.as_tensor(split.validation, dtype=torch.int64)
-    fit = tta_logits(lambda x: trainer.predict(model, x), trainer.train_x[val], mode)
-    shown = tta_logits(lambda x: trainer.predict(model, x), test.x, mode) if test is not None else None
-    return temperature_record(fit, trainer.train_y[val], "validation", shown, test.y if test is not None else None)
+
+    def served(x: torch.Tensor) -> torch.Tensor:
+        return tta_logits(lambda v: trainer.predict(model, v), x, mode)
+
+    shown = served(test.x) if test is not None else None
+    if len(split.validation):
+        val = torch.as_tensor(split.validation, dtype=torch.int64)
+        return temperature_record(served(trainer.train_x[val]), trainer.train_y[val], "validation", shown,
+                                  test.y if test is not None else None)
+    out = pool_temperature(trainer, served)
+    if out["temperature"] is not None and shown is not None and len(test.y):
+        out.update(scores(shown, test.y, out["temperature"]))
+    return out
+
+
+def scores(logits: torch.Tensor, y: torch.Tensor, temperature: float) -> dict[str, float]:
+    """ECE and NLL of the report set before and after T (the report set only scores it)."""
+    return {"ece_before": expected_calibration_error(scaled_probs(logits, 1.0), y),
+            "ece_after": expected_calibration_error(scaled_probs(logits, temperature), y),
+            "nll_before": nll(logits, y), "nll_after": nll(logits, y, temperature)}
+
+
+def served_reliability(run: Any, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> dict[str, Any]:
+    """The reliability diagram's data from the probabilities predict serves: the run's TTA, then its temperature.
+
+    ``run``: a ``fewlabels.Run``. The report draws this, not the network's raw softmax, so the diagram shows what a
+    user of predict, check-labels or the export gets.
+    """
+    from fewlabels.evaluate.tta import served
+
+    serving = served(run)
+    logits = torch.cat([serving.logits(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    probs = scaled_probs(logits, 1.0)
+    return {"reliability": reliability_bins(probs, y), "ece": expected_calibration_error(probs, y),
+            "temperature": serving.temperature, "tta": serving.mode}

@@ -83,8 +83,12 @@ def confusion_png(cm: Sequence[Sequence[int]], classes: Sequence[str]) -> bytes:
     return png_bytes(fig)
 
 
-def reliability_png(bins: list[dict], ece: float | None) -> bytes:
-    """Accuracy per confidence bin (bars) against the bin's mean confidence (red marks): their gap is miscalibration."""
+def reliability_png(bins: list[dict], ece: float | None, temperature: float | None = None, ece_raw: float | None = None) -> bytes:
+    """Accuracy per confidence bin (bars) against the bin's mean confidence (red marks): their gap is miscalibration.
+
+    ``temperature``: the bins are of the probabilities as served (logits / T); the title says so, with the network's
+    own ECE (``ece_raw``) beside, so a reader knows which probabilities the diagram judges.
+    """
     fig = new_figure(6.0, 4.4)
     ax, hist = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.08})
     width = bins[0]["upper"] - bins[0]["lower"] if bins else 1.0
@@ -97,7 +101,13 @@ def reliability_png(bins: list[dict], ece: float | None) -> bytes:
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("accuracy")
-    ax.set_title(f"Reliability (ECE {'-' if ece is None else f'{ece:.3f}'}, {len(bins)} bins)", pad=24)
+    shown = "-" if ece is None else f"{ece:.3f}"
+    if temperature is None:
+        ax.set_title(f"Reliability (ECE {shown}, {len(bins)} bins)", pad=24)
+    else:
+        raw = "" if ece_raw is None else f"; {ece_raw:.3f} at T = 1"
+        ax.set_title(f"Reliability of the served probabilities, T = {temperature:.3g} (ECE {shown}{raw}, {len(bins)} bins)",
+                     pad=24, fontsize=10.5)
     # the legend goes above the axes: bars can fill any corner
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8.5, frameon=False, handlelength=1.6)
     ax.grid(alpha=0.3)

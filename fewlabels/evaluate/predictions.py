@@ -38,8 +38,14 @@ def check_inputs(names: Sequence[str]) -> None:
 
 
 def predict_inputs(run, names: Sequence[str], batch_size: int = 256, quiet: bool = True) -> Predictions:
-    """Class probabilities of ``run`` (a ``fewlabels.Run``) for image folders (searched recursively), image files, or one .npy array."""
+    """Class probabilities of ``run`` (a ``fewlabels.Run``) for image folders (searched recursively), image files, or one .npy array.
+
+    As predict serves them: a plain run is served at its recorded TTA and temperature, as ``Run.predict_proba`` is.
+    """
+    from fewlabels.evaluate.tta import ServedRun, served
+
     check_inputs(names)
+    run = run if isinstance(run, ServedRun) else served(run)
     if str(names[0]).lower().endswith(".npy"):
         x = inputs.load_npy(names[0], run.sample_shape)
         items = [str(i) for i in range(len(x))]

@@ -185,7 +185,9 @@ def build_report(run_name: str, results: dict, config: dict, rows: list[dict], e
     classes = (evaluation or {}).get("classes") or list((results.get("test") or {}).get("per_class_accuracy", {}))
     cm = (evaluation or {}).get("confusion_matrix") or (results.get("test") or {}).get("confusion_matrix")
     pngs["confusion"] = confusion_png(cm, classes) if cm and classes else None
-    pngs["reliability"] = reliability_png(evaluation["reliability"], evaluation["ece"]) if evaluation else None
+    served = (evaluation or {}).get("served")  # the probabilities predict serves (TTA, temperature): what the diagram judges
+    pngs["reliability"] = (reliability_png(served["reliability"], served["ece"], served["temperature"], evaluation["ece"])
+                           if served else reliability_png(evaluation["reliability"], evaluation["ece"]) if evaluation else None)
     picks: list[int] = []
     if test_x is not None and test_probs is not None and test_y is not None and test_x.dim() == 4:
         picks = confident_mistakes(test_probs, test_y)
@@ -239,7 +241,10 @@ def build_report(run_name: str, results: dict, config: dict, rows: list[dict], e
         out.append("<h2>Pseudo-labels</h2>" + figures([("pseudo_labels", "Share of unlabeled samples above the confidence "
                                                         "threshold, and how often those pseudo-labels match the hidden labels.")]))
     out.append("<h2>Test set</h2>" + (figures([("confusion", "Rows: true class; columns: predicted class."),
-                                                ("reliability", "Top-class confidence against accuracy, in equal-width bins.")])
+                                                ("reliability", "Top-class confidence against accuracy, in equal-width "
+                                                 "bins, of the probabilities predict serves (the run's temperature and "
+                                                 "test-time augmentation)." if served else "Top-class confidence against "
+                                                 "accuracy, in equal-width bins.")])
                                        or '<p class="note">No test set to evaluate.</p>'))
     if evaluation is not None:
         out.append("<h2>Per class</h2><table><tr><th>class</th><th>support</th><th>accuracy</th><th>F1</th></tr>" + "".join(

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from fewlabels.errors import FewLabelsError
+from fewlabels.evaluate.calibration import served_reliability
 from fewlabels.evaluate.inputs import LabeledSet, labeled_set
 from fewlabels.evaluate.report import build_report, evaluation_record, metric_floats
 from fewlabels.storage import RunFolder
@@ -114,7 +115,8 @@ def write_report(run, run_dir: str | os.PathLike, out: str | os.PathLike | None 
         warnings.append(str(exc))
     test = evaluation.test if evaluation is not None else None
     probs = torch.softmax(evaluation.logits.double(), dim=1) if evaluation is not None else None
-    html_text, pngs = build_report(run_dir.resolve().name, results, config, rows, evaluation.record if evaluation else None,
+    record = {**evaluation.record, "served": served_reliability(run, test.x, test.y)} if evaluation is not None else None
+    html_text, pngs = build_report(run_dir.resolve().name, results, config, rows, record,
                                    test.x if test is not None else None, probs, test.y if test is not None else None, notes,
                                    stages)
     png_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,123 @@
+"""A temperature for a run without a validation split: the unlabeled pool's augmentation ensemble.
+
+With 4 labels per class nothing labeled is held out, and the final model has memorized its own labeled images
+(even their strongly augmented views: 86% right where the test set is 64%, bench/notes/calibration.md), so a T
+fitted on them sharpens instead of softening. The unlabeled pool is drawn from the test distribution and was
+never labeled: how much the model's prediction for a pool image moves across the run's own label-keeping
+(weak) views measures how unsure it should be. T is fitted so that softmax(logits / T) of the clean image (as
+predict serves it, with the run's TTA) matches the mean softmax over those views, by cross-entropy on the pool.
+
+Why weak views and not strong ones: the strong view (RandAugment + Cutout) destroys 8x8 digits, and its
+ensemble then asks for twice the temperature the test set wants; the weak views are the ones the run keeps
+the label under by construction (``--augment auto``). On the benchmark the weak-view T never overshot the
+test set's own for a semi-supervised run; it undershoots where the model is very overconfident (a partial fix).
+
+Guards, each recorded: never sharpen (a T below 1 is kept at 1: without labels there is no evidence the model
+is underconfident); a pool too small, or an algorithm that never read the pool, gives no T; a wide bootstrap
+interval (the pool images resampled) keeps its lower end, the smallest correction the evidence supports.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+METHOD = "unlabeled pool: weak-view ensemble"
+POOL_IMAGES = 2000  # pool images drawn (seeded): the estimate's spread at 2,000 is ~1% of T
+VIEW_DRAWS = 4  # weak views per image whose mean softmax is the target
+MIN_POOL = 200  # fewer pool images than this: no estimate
+BOOTSTRAP = 50
+WIDE = 1.25  # an interval whose upper end exceeds its lower end by this factor is too unsure: take the lower end
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> float:
+    """Mean cross-entropy of softmax(logits / T) against soft ``targets`` (rows summing to 1), in float64."""
+    return float(-(targets.double() * torch.log_softmax(logits.double() / temperature, dim=1)).sum(1).mean())
+
+
+def fit_temperature_to(logits: torch.Tensor, targets: torch.Tensor, low: float = 0.05, high: float = 20.0) -> float:
+    """The T in [low, high] whose softmax(logits / T) is closest to the soft ``targets`` in cross-entropy.
+
+    Convex in 1/T as the NLL is (hard targets are the one-hot case), so the same golden-section search on log T.
+    """
+    if len(logits) == 0:
+        return 1.0
+    z, q = logits.double(), targets.double()
+    a, b = math.log(low), math.log(high)
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(60):
+        c, d = b - ratio * (b - a), a + ratio * (b - a)
+        if soft_cross_entropy(z, q, math.exp(c)) <= soft_cross_entropy(z, q, math.exp(d)):
+            b = d
+        else:
+            a = c
+    return math.exp((a + b) / 2)
+
+
+def ensemble_targets(view_logits: torch.Tensor) -> torch.Tensor:
+    """(V, N, K) logits of V views of N images -> (N, K): the mean of their softmaxes."""
+    return torch.softmax(view_logits.double(), dim=-1).mean(0)
+
+
+def pool_estimate(clean_logits: torch.Tensor, view_logits: torch.Tensor, seed: int = 0) -> dict[str, Any]:
+    """T from the clean logits and the (V, N, K) view logits of the same pool images, with its guards and interval.
+
+    Returns ``temperature`` (None when the pool is too small), ``temperature_interval`` (10th and 90th percentile
+    over pool resamples), ``temperature_estimate`` (the raw fit) and a ``temperature_note`` when a guard acted.
+    """
+    n = len(clean_logits)
+    if n < MIN_POOL:
+        return {"temperature": None, "temperature_fitted_on": None, "temperature_fit_n": n,
+                "temperature_note": f"no validation split, and only {n} unlabeled images to estimate a temperature from "
+                                    f"(at least {MIN_POOL} are needed); pass --val-per-class to fit one"}
+    q = ensemble_targets(view_logits)
+    estimate = fit_temperature_to(clean_logits, q)
+    g = torch.Generator().manual_seed(seed)
+    fits = sorted(fit_temperature_to(clean_logits[i], q[i])
+                  for i in (torch.randint(0, n, (n,), generator=g) for _ in range(BOOTSTRAP)))
+    lo, hi = fits[int(0.1 * (BOOTSTRAP - 1))], fits[int(0.9 * (BOOTSTRAP - 1))]
+    t, notes = estimate, []
+    if hi > WIDE * lo:
+        t = lo
+        notes.append(f"the estimate is unsure (T between {lo:.3g} and {hi:.3g}): its lower end is kept")
+    if t < 1.0:
+        t = 1.0
+        notes.append("the pool shows no overconfidence; without labels T is never below 1")
+    out: dict[str, Any] = {"temperature": round(t, 4), "temperature_fitted_on": METHOD, "temperature_fit_n": n,
+                           "temperature_estimate": round(estimate, 4), "temperature_interval": [round(lo, 4), round(hi, 4)]}
+    if notes:
+        out["temperature_note"] = "; ".join(notes)
+    return out
+
+
+def pool_evidence(trainer: Any, logits_of: Any, draws: int = VIEW_DRAWS, images: int = POOL_IMAGES,
+                  view: str = "weak") -> tuple[torch.Tensor, torch.Tensor]:
+    """(clean logits as served, (draws, N, K) logits of ``view``) of up to ``images`` pool images (seeded by the run).
+
+    ``trainer``: train/loop.py's Trainer (untyped); ``logits_of(x)``: the final model's served logits (its TTA).
+    Only pool images are read: neither the test set nor any label.
+    """
+    pool = torch.as_tensor(trainer.p.split.unlabeled, dtype=torch.int64)
+    g = torch.Generator().manual_seed(int(trainer.cfg.seed))
+    pick = pool[torch.randperm(len(pool), generator=g)[:images]]
+    x = trainer.train_x[pick]
+    draw = trainer.batches.views[view]
+    clean = logits_of(x)
+    views = torch.stack([logits_of(draw(x, g)) for _ in range(draws)]) if len(x) else clean.unsqueeze(0)
+    return clean, views
+
+
+def pool_temperature(trainer: Any, logits_of: Any) -> dict[str, Any]:
+    """results.json's temperature for a run without a validation split (see the module's docstring)."""
+    if not trainer.algorithm.uses_unlabeled:
+        return {"temperature": None, "temperature_fitted_on": None,
+                "temperature_note": "no validation split (--val-per-class) to fit a temperature on, and the method "
+                                    "never read the unlabeled pool (the estimate without labels reads it)"}
+    clean, views = pool_evidence(trainer, logits_of)
+    return pool_estimate(clean, views, int(trainer.cfg.seed))
+
+
+__all__ = ["METHOD", "ensemble_targets", "fit_temperature_to", "pool_estimate", "pool_evidence", "pool_temperature",
+           "soft_cross_entropy"]
