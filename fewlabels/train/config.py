@@ -128,7 +128,7 @@ class TrainConfig:
         for name in ("algorithm", "model", "device", "noise_type", "precision", "tta", "optimizer"):
             if isinstance(getattr(self, name), str):
                 setattr(self, name, getattr(self, name).lower())
-        if self.lr is None and isinstance(self.optimizer, str) and self.optimizer in DEFAULT_LR:  # the optimizer's own; recorded as the number
+        if self.lr is None and isinstance(self.optimizer, str) and self.optimizer in DEFAULT_LR:  # recorded as the number
             self.lr = DEFAULT_LR[self.optimizer]
         if isinstance(self.dataset, str) and self.dataset != self.dataset.lower():
             from pathlib import Path
