@@ -223,6 +223,10 @@ def table(record: dict) -> str:
         from ceiling import table as ceiling_table
 
         return ceiling_table(record)
+    if record.get("bench") == "calibration":
+        from calibration import table as calibration_table
+
+        return calibration_table(record)
     if record.get("bench") == "rounding":
         from rounding_margins import table as rounding_table
 
