@@ -90,6 +90,7 @@ def test_a_run_without_a_validation_split_records_the_pool_temperature(pool_run)
     assert res["num_validation"] == 0
     assert res["temperature_fitted_on"] == METHOD and res["temperature"] >= 1.0
     assert res["temperature_fit_n"] >= MIN_POOL and len(res["temperature_interval"]) == 2
+    assert res["temperature_strong_views"] > 0  # the uncertainty's other side, recorded, not served
     assert {"ece_before", "ece_after", "nll_before", "nll_after"} <= set(res)  # the test set scores it
 
 
