@@ -1,4 +1,8 @@
-"""``fewlabels pipeline``: pretrain without labels, fine-tune with them, distil; each stage a run folder under --out."""
+"""``fewlabels pipeline``: pretrain without labels, fine-tune with them, distil; each stage a run folder under --out.
+
+With ``--encoder`` the stages are a head on a foundation encoder's embeddings and its distillation into --model
+(train/pipeline.py's ENCODER_STAGES); the flags of the stages it does not have are refused.
+"""
 
 from __future__ import annotations
 
