@@ -1,6 +1,6 @@
 """Calibration without a validation split: candidate estimators of the temperature at 4 labels per class.
 
-    nice -n 10 python bench/calibration.py                        # the grid: 2 datasets x 2 methods x 3 seeds
+    nice -n 10 python bench/calibration.py                        # the grid: 5 cells x 3 seeds
     nice -n 10 python bench/calibration.py --cells digits:fixmatch:300 --seeds 0
     python bench/report.py                                        # BENCHMARKS.md
 
@@ -26,7 +26,8 @@ from common import RESULTS, command, machine, mean_std, notes_lines  # noqa: E40
 RUNS = RESULTS / "calibration"
 RECORD = RESULTS / "calibration.json"
 DATA = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
-CELLS = ["digits:fixmatch:300", "digits:softmatch:300", "fashion-mnist:fixmatch:300", "fashion-mnist:softmatch:300"]
+CELLS = ["digits:fixmatch:300", "digits:softmatch:300", "digits:supervised:300", "fashion-mnist:fixmatch:300",
+         "fashion-mnist:softmatch:300"]
 CANDIDATES = {  # name: what it fits on (the table's words)
     "none": "T = 1: the network's own probabilities",
     "adopted": "what results.json records: the pool's weak-view ensemble, guarded (never below 1; unsure: lower end)",
@@ -119,6 +120,35 @@ def one_run(dataset: str, algorithm: str, iterations: int, seed: int) -> dict:
             "wall_s": round(time.time() - t0, 1), "machine": machine()}
 
 
+def pipeline_row(final_stage: str, seed: int) -> dict:
+    """The same scores for a finished ``fewlabels pipeline``'s final (distilled) stage, from its folder.
+
+    Its results.json holds the adopted T and the strong-view one; the served test logits are scored at each
+    (the labeled-set candidates need the trainer's views and are left out here).
+    """
+    import torch
+
+    from fewlabels.api import load
+    from fewlabels.data import load as load_data
+    from fewlabels.evaluate.calibration import expected_calibration_error, fit_temperature, nll, scaled_probs
+    from fewlabels.evaluate.tta import served
+
+    run = load(final_stage)
+    serving = served(run)
+    test = load_data(run.config.dataset, run.config.data_dir).test
+    z = torch.cat([serving.logits(test.x[i : i + 512]) for i in range(0, len(test.x), 512)]).double() * serving.temperature
+    res = run.results
+    t_fit = {"none": 1.0, "adopted": res.get("temperature") or 1.0, "pool-weak": res.get("temperature_estimate") or 1.0,
+             "pool-strong": res.get("temperature_strong_views") or 1.0, "test-fitted": fit_temperature(z, test.y)}
+    scored = {name: {"temperature": round(t, 4), "ece": expected_calibration_error(scaled_probs(z, t), test.y),
+                     "nll": nll(z, test.y, t)} for name, t in t_fit.items()}
+    return {"dataset": run.config.dataset, "algorithm": "pipeline (final stage: distill)", "iterations": res.get("iterations"),
+            "seed": seed, "test_accuracy": res["test_accuracy"], "tta": serving.mode, "candidates": scored,
+            "recorded": {k: v for k, v in res.items() if k.startswith("temperature")}, "machine": machine(),
+            "command": "fewlabels pipeline --labels-per-class 4 --pretrain-iterations 100 --finetune-iterations 200 "
+                       f"--distill-iterations 200 --seed {seed}"}
+
+
 def collect() -> dict:
     rows = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*-s*.json"))]
     record = {"bench": "calibration", "title": "Calibration without a validation split (4 labels per class)",
@@ -159,7 +189,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", default=CELLS, help="dataset:algorithm:iterations")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--pipeline", metavar="FINAL_STAGE", help="score a finished pipeline's final stage folder instead "
+                        "(with --seeds giving its one seed)")
     args = parser.parse_args()
+    if args.pipeline:
+        path = RUNS / f"pipeline-s{args.seeds[0]}.json"
+        RUNS.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(pipeline_row(args.pipeline, args.seeds[0]), indent=1) + "\n")
+        collect()
+        return
     import torch
 
     torch.set_num_threads(1)
