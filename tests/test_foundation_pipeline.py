@@ -125,6 +125,14 @@ def test_a_pipeline_stopped_after_the_teacher_resumes_without_the_encoder(finish
     assert json.loads((moved / "pipeline.json").read_text())["final_stage"] == "2-distill"
 
 
+def test_overwrite_may_replace_the_pipelines_own_embeddings(finished, tmp_path):
+    from fewlabels.storage.replacing import replaceable
+
+    copy = tmp_path / "copy"
+    shutil.copytree(finished, copy)
+    assert copy / "embeddings.npz" in replaceable(copy, overwrite=True)  # stamped as fewlabels' own when written
+
+
 def test_a_student_of_the_head_may_not_mix_images(finished, tmp_path):
     with pytest.raises(FewLabelsError, match="cannot use mixup"):
         run_pipeline(COMMON, tmp_path / "p", default_stages({"distill": {"options": {"mixup": 0.5}}}, encoder="x"),
@@ -210,6 +218,19 @@ def _(c: ECtx) -> Expect:
 @case("encoder-with-resume")
 def _(c: ECtx) -> Expect:
     return Expect(["pipeline", "--resume", c.tmp / "p", "--encoder", c.encoder], ["give no other setting with it"])
+
+
+@case("encoder-overwrite-keeps-a-users-embeddings-file")  # the name the pipeline writes; the user's file is theirs
+def _(c: ECtx) -> Expect:
+    c.out.mkdir()
+    npz(c.out / "embeddings.npz", X=np.zeros((2, 3)), y=np.zeros(2, dtype=np.int64))
+    before = snapshot(c.out)
+
+    def unchanged() -> None:
+        assert snapshot(c.out) == before
+
+    return Expect(c.pipeline("--encoder", c.encoder, "--overwrite"), ["only what fewlabels wrote", "embeddings.npz"],
+                  after=unchanged, out_may_exist=True)
 
 
 @pytest.mark.parametrize("build", CASES)
