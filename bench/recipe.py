@@ -195,7 +195,9 @@ def table(record: dict) -> str:
         mu, sd = mean_std(values)
         return f"{100 * mu:.2f} ± {100 * sd:.2f}"
 
-    for name, rs in by.items():
+    order = [n for n in ALONE if n in by] + sorted(n for n in by if n not in ALONE)
+    for name in order:
+        rs = by[name]
         gain = " / ".join(f"{100 * x:+.2f}" for x in g.get(name, [])) or "—"
         ece = " → ".join(f"{statistics.fmean(r[k] for r in rs if r.get(k) is not None):.3f}"
                          if any(r.get(k) is not None for r in rs) else "—" for k in ("ece_before", "ece_after"))

@@ -219,6 +219,10 @@ def table(record: dict) -> str:
         from symmetries import table as symmetries_table
 
         return symmetries_table(record)
+    if record.get("bench") == "recipe":
+        from recipe import table as recipe_table
+
+        return recipe_table(record)
     if record.get("bench") == "ceiling":
         from ceiling import table as ceiling_table
 
