@@ -12,8 +12,8 @@ accuracy is reported plain and with flip test-time augmentation. One JSON per ru
 (a rerun skips finished runs); bench/results/ceiling.json collects them, with the precision micro-benchmark
 (bench/precision.py) and an accuracy-against-CPU-seconds plot (bench/results/ceiling.png).
 
-The ``convnet`` row is the textbook network (4 conv + BN, dropout, dense 64) at batch 128; it trains with the
-library's SGD recipe, not the tutorials' Adam (the optimizer is not a setting yet).
+The ``convnet`` rows are the textbook network (4 conv + BN, dropout, dense 64) at batch 128, with the library's SGD
+recipe and (``convnet:bf16:adam``) with the tutorials' Adam.
 """
 
 from __future__ import annotations
@@ -34,19 +34,30 @@ RECORD = RESULTS / "ceiling.json"
 PLOT = RESULTS / "ceiling.png"
 DATA = "/usr/share/datasets/fashion-mnist"
 BATCH = {"convnet": 128}  # the textbook row's batch; the small CNNs train at the library's 64
-ROWS = ["cnn:fp32", "cnn:bf16", "cnn-wide:fp32", "cnn-wide:bf16", "convnet:fp32", "convnet:bf16"]
+# model:precision[:optimizer] (SGD-Nesterov unless named; Adam at its own default lr 1e-3)
+ROWS = ["cnn:fp32", "cnn:bf16", "cnn-wide:fp32", "cnn-wide:bf16", "convnet:fp32", "convnet:bf16", "convnet:bf16:adam"]
 PROBE_STEPS, PROBE_WARMUP = 30, 5
 
 
-def config(model: str, precision: str, seed: int, iterations: int):
+def config(model: str, precision: str, seed: int, iterations: int, optimizer: str = "sgd"):
     from fewlabels.train import TrainConfig
 
     return TrainConfig(dataset="fashion-mnist", data_dir=DATA, algorithm="supervised", model=model, precision=precision,
-                       augment="hand", val_per_class=100, seed=seed, batch_size=BATCH.get(model, 64),
+                       optimizer=optimizer, augment="hand", val_per_class=100, seed=seed, batch_size=BATCH.get(model, 64),
                        iterations=iterations, eval_every=iterations, checkpoint_every=iterations)
 
 
-def probe_step_s(model: str, precision: str, seed: int) -> tuple[float, float]:
+def parse_row(row: str) -> tuple[str, str, str]:
+    """"convnet:bf16:adam" -> (model, precision, optimizer); the optimizer defaults to sgd."""
+    model, precision, *rest = row.split(":")
+    return model, precision, rest[0] if rest else "sgd"
+
+
+def row_key(r: dict) -> tuple[str, str, str]:
+    return r["model"], r["precision"], r.get("optimizer", "sgd")
+
+
+def probe_step_s(model: str, precision: str, seed: int, optimizer: str = "sgd") -> tuple[float, float]:
     """(CPU seconds per step / threads, wall seconds per step), medians over a throw-away Trainer's steps.
 
     The budget counts CPU time, not wall time: on a machine shared with other processes the wall clock of a step
@@ -58,7 +69,7 @@ def probe_step_s(model: str, precision: str, seed: int) -> tuple[float, float]:
     from fewlabels.train.loop import Trainer
     from fewlabels.train.preparation import prepare
 
-    trainer = Trainer(prepare(config(model, precision, seed, 10_000)), progress=False)
+    trainer = Trainer(prepare(config(model, precision, seed, 10_000, optimizer)), progress=False)
     cpu, wall = [], []
     for _ in range(PROBE_STEPS):
         c0, t0 = time.process_time(), time.perf_counter()
@@ -68,16 +79,16 @@ def probe_step_s(model: str, precision: str, seed: int) -> tuple[float, float]:
     return statistics.median(cpu[PROBE_WARMUP:]) / torch.get_num_threads(), statistics.median(wall[PROBE_WARMUP:])
 
 
-def one_run(model: str, precision: str, budget_s: float, seed: int) -> dict:
+def one_run(model: str, precision: str, budget_s: float, seed: int, optimizer: str = "sgd") -> dict:
     import torch
 
     from fewlabels.train.loop import Trainer
     from fewlabels.train.preparation import prepare
 
     threads = torch.get_num_threads()
-    step_cpu_s, step_wall_s = probe_step_s(model, precision, seed)
+    step_cpu_s, step_wall_s = probe_step_s(model, precision, seed, optimizer)
     iterations = max(50, int(budget_s / step_cpu_s))
-    trainer = Trainer(prepare(config(model, precision, seed, iterations)), progress=False)
+    trainer = Trainer(prepare(config(model, precision, seed, iterations, optimizer)), progress=False)
     c0 = time.process_time()
     res = trainer.run()
     run_cpu_s = (time.process_time() - c0) / threads  # training, the one evaluation and the results record
@@ -86,7 +97,7 @@ def one_run(model: str, precision: str, budget_s: float, seed: int) -> dict:
     trainer.predict(trainer.ema.module, test.x)
     predict_s = time.perf_counter() - t0
     batch = trainer.cfg.batch_size
-    return {"model": model, "precision": res["precision"], "budget_s": budget_s, "seed": seed, "batch_size": batch,
+    return {"model": model, "precision": res["precision"], "optimizer": optimizer, "budget_s": budget_s, "seed": seed, "batch_size": batch,
             "probe_step_cpu_s": round(step_cpu_s, 4), "probe_step_wall_s": round(step_wall_s, 4),
             "iterations": res["iterations"], "run_cpu_s": round(run_cpu_s, 1), "train_time_s": res["train_time_s"],
             "wall_time_s": res["wall_time_s"], "train_images_per_s": round(res["iterations"] * batch / res["train_time_s"], 1),
@@ -120,9 +131,10 @@ def plot(rows: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key in sorted({(r["model"], r["precision"]) for r in rows}):
-        mine = sorted((r for r in rows if (r["model"], r["precision"]) == key), key=lambda r: r["run_cpu_s"])
-        ax.plot([r["run_cpu_s"] for r in mine], [100 * r["test_accuracy"] for r in mine], "o-", label=" ".join(key))
+    for key in sorted({row_key(r) for r in rows}):
+        mine = sorted((r for r in rows if row_key(r) == key), key=lambda r: r["run_cpu_s"])
+        label = " ".join(key[:2] if key[2] == "sgd" else key)
+        ax.plot([r["run_cpu_s"] for r in mine], [100 * r["test_accuracy"] for r in mine], "o-", label=label)
     ax.set_xlabel("CPU seconds / threads (training + final evaluation)")
     ax.set_ylabel("test accuracy %")
     ax.set_title("Fashion-MNIST, every label, final EMA model")
@@ -134,10 +146,10 @@ def plot(rows: list[dict]) -> None:
 
 
 def missing(record: dict) -> list[str]:
-    have = {(r["model"], r["precision"], int(r["budget_s"]), r["seed"]) for r in record["rows"]}
+    have = {(*row_key(r), int(r["budget_s"]), r["seed"]) for r in record["rows"]}
     grid = record["grid"]
     return [f"{row} {b}s s{s}" for row in grid["rows"] for b in grid["budgets_s"] for s in grid["seeds"]
-            if (*row.split(":"), b, s) not in have]
+            if (*parse_row(row), b, s) not in have]
 
 
 def table(record: dict) -> str:
@@ -149,14 +161,14 @@ def table(record: dict) -> str:
              f"of an idle machine) from a probe of its step's CPU time; under load a step costs more CPU than the probe saw "
              f"(spinning threads), so *CPU s used* is the figure to read. {m['cpu']}, "
              f"{m['cores']} cores, torch {m['torch']}, {m['date']}, **a machine shared with other sessions**: images/s "
-             "are loaded figures, compare them only as ratios within a row set run together. The `convnet` row is the "
-             "textbook network at batch 128, trained with the same SGD recipe (not Adam).", "",
+             "are loaded figures, compare them only as ratios within a row set run together. The `convnet` rows are the "
+             "textbook network at batch 128, with the same SGD recipe or with Adam (lr 1e-3).", "",
              f"Reproduce: `{record['command']}`", "", "![accuracy against CPU seconds](bench/results/ceiling.png)", "",
-             "| model | precision | budget (CPU s, planned) | seeds | steps | CPU s used | test accuracy % | with flip TTA % | "
-             "train img / CPU s | predict img/s | T | ECE before → after |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | precision | optimizer | budget (CPU s, planned) | seeds | steps | CPU s used | test accuracy % | with flip TTA % | "
+             "train img / CPU s | predict img/s | T | ECE before → after |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple, list[dict]] = {}
     for r in record["rows"]:
-        groups.setdefault((r["model"], r["precision"], int(r["budget_s"])), []).append(r)
+        groups.setdefault((*row_key(r), int(r["budget_s"])), []).append(r)
 
     def pct(rs: list[dict], key: str) -> str:
         values = [r[key] for r in rs if r.get(key) is not None]
@@ -169,9 +181,9 @@ def table(record: dict) -> str:
         values = [r[key] for r in rs if r.get(key) is not None]
         return format(statistics.fmean(values), fmt) if values else "—"
 
-    for (model, precision, budget), rs in sorted(groups.items()):
+    for (model, precision, optimizer, budget), rs in sorted(groups.items()):
         ece = f"{avg(rs, 'ece_before', '.3f')} → {avg(rs, 'ece_after', '.3f')}"
-        lines.append(f"| {model} | {precision} | {budget} | {len(rs)} | {avg(rs, 'iterations', ',.0f')} | "
+        lines.append(f"| {model} | {precision} | {optimizer} | {budget} | {len(rs)} | {avg(rs, 'iterations', ',.0f')} | "
                      f"{avg(rs, 'run_cpu_s', ',.0f')} | {pct(rs, 'test_accuracy')} "
                      f"| {pct(rs, 'test_accuracy_tta')} | {avg(rs, 'train_images_per_cpu_s', ',.0f')} | "
                      f"{avg(rs, 'predict_images_per_s', ',.0f')} | {avg(rs, 'temperature', '.2f')} | {ece} |")
@@ -206,12 +218,13 @@ def main() -> None:
     for budget in args.budgets:
         for seed in args.seeds:
             for row in args.rows:
-                model, precision = row.split(":")
-                path = RUNS / f"{model}-{precision}-{int(budget)}s-s{seed}.json"
+                model, precision, optimizer = parse_row(row)
+                tag = f"{model}-{precision}" + (f"-{optimizer}" if optimizer != "sgd" else "")
+                path = RUNS / f"{tag}-{int(budget)}s-s{seed}.json"
                 if path.exists():
                     continue
                 print(f"{row} {int(budget)}s seed {seed} ...", flush=True)
-                result = {**one_run(model, precision, budget, seed), "command": command()}
+                result = {**one_run(model, precision, budget, seed, optimizer), "command": command()}
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(result, indent=1) + "\n")
                 tmp.replace(path)
