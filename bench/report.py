@@ -239,6 +239,11 @@ def table(record: dict) -> str:
         from pipeline import table as pipeline_table
 
         return pipeline_table(record)
+    if record.get("bench") in ("foundation", "foundation-teacher"):
+        from foundation import table as foundation_table
+        from foundation_teacher import table as teacher_table
+
+        return (foundation_table if record["bench"] == "foundation" else teacher_table)(record)
     if record.get("bench") == "ssl":
         return ssl_table(record)
     if record.get("bench") == "methods":
