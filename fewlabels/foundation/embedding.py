@@ -68,9 +68,10 @@ def pixel_values(encoder: Encoder, batch: torch.Tensor, pool: ThreadPoolExecutor
     """``_processed`` of the batch, split into ``workers`` slices run by ``pool``.
 
     The processor works one image at a time in Python and PIL (transformers' PIL backend: no torchvision), so alone
-    it runs on one core while the model's forward uses all of torch's threads: the more threads, the larger its
-    share (48% of a ViT-S/14 forward at 2 threads on 320x240 photos, bench/foundation.py). PIL's resize and numpy
-    release the GIL, so slices in threads run in parallel; each image is processed exactly as alone."""
+    it runs on one core while the model's forward uses all of torch's threads: its share grows with the threads
+    (1-2% of a ViT-S/14 or CLIP ViT-B/32 forward on one thread for 320x240 photos, bench/foundation.py; eight times
+    that beside a forward on eight cores). PIL's resize and numpy release the GIL, so slices in threads run in
+    parallel; each image is processed exactly as alone."""
     if pool is None or workers < 2 or len(batch) < 2:
         return _processed(encoder, batch)
     slices = torch.tensor_split(batch, min(workers, len(batch)))
