@@ -105,7 +105,7 @@ def reliability_png(bins: list[dict], ece: float | None, temperature: float | No
     if temperature is None:
         ax.set_title(f"Reliability (ECE {shown}, {len(bins)} bins)", pad=24)
     else:
-        raw = "" if ece_raw is None else f"; {ece_raw:.3f} at T = 1"
+        raw = "" if ece_raw is None else f"; the network's own {ece_raw:.3f}"
         ax.set_title(f"Reliability of the served probabilities, T = {temperature:.3g} (ECE {shown}{raw}, {len(bins)} bins)",
                      pad=24, fontsize=10.5)
     # the legend goes above the axes: bars can fill any corner
