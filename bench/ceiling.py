@@ -37,6 +37,7 @@ BATCH = {"convnet": 128}  # the textbook row's batch; the small CNNs train at th
 # model:precision[:optimizer] (SGD-Nesterov unless named; Adam at its own default lr 1e-3)
 ROWS = ["cnn:fp32", "cnn:bf16", "cnn-wide:fp32", "cnn-wide:bf16", "convnet:fp32", "convnet:bf16", "convnet:bf16:adam"]
 PROBE_STEPS, PROBE_WARMUP = 30, 5
+THREADS = 1  # the grid's: one thread per run, two runs side by side on a 2-core machine
 
 
 def config(model: str, precision: str, seed: int, iterations: int, optimizer: str = "sgd"):
@@ -53,8 +54,8 @@ def parse_row(row: str) -> tuple[str, str, str]:
     return model, precision, rest[0] if rest else "sgd"
 
 
-def row_key(r: dict) -> tuple[str, str, str]:
-    return r["model"], r["precision"], r.get("optimizer", "sgd")
+def row_key(r: dict) -> tuple[str, str, str, int]:
+    return r["model"], r["precision"], r.get("optimizer", "sgd"), r["torch_threads"]
 
 
 def probe_step_s(model: str, precision: str, seed: int, optimizer: str = "sgd") -> tuple[float, float]:
@@ -116,7 +117,7 @@ def collect() -> dict:
     micro = RUNS / "precision-microbench.json"
     record = {"bench": "ceiling", "title": "The ceiling: supervised Fashion-MNIST, every label, fixed CPU budgets",
               "command": "nice -n 10 python bench/ceiling.py", "machine": rows[-1]["machine"] if rows else machine(),
-              "rows": rows, "grid": {"budgets_s": [120, 300, 900], "seeds": [0, 1, 2], "rows": ROWS},
+              "rows": rows, "grid": {"budgets_s": [120, 300, 900], "seeds": [0, 1, 2], "rows": ROWS, "threads": THREADS},
               "microbench": json.loads(micro.read_text()) if micro.exists() else None}
     RECORD.write_text(json.dumps(record, indent=1) + "\n")
     if rows:
@@ -133,7 +134,7 @@ def plot(rows: list[dict]) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for key in sorted({row_key(r) for r in rows}):
         mine = sorted((r for r in rows if row_key(r) == key), key=lambda r: r["run_cpu_s"])
-        label = " ".join(key[:2] if key[2] == "sgd" else key)
+        label = " ".join(key[:2] if key[2] == "sgd" else key[:3]) + f", {key[3]} thread{'s' if key[3] > 1 else ''}"
         ax.plot([r["run_cpu_s"] for r in mine], [100 * r["test_accuracy"] for r in mine], "o-", label=label)
     ax.set_xlabel("CPU seconds / threads (training + final evaluation)")
     ax.set_ylabel("test accuracy %")
@@ -149,7 +150,7 @@ def missing(record: dict) -> list[str]:
     have = {(*row_key(r), int(r["budget_s"]), r["seed"]) for r in record["rows"]}
     grid = record["grid"]
     return [f"{row} {b}s s{s}" for row in grid["rows"] for b in grid["budgets_s"] for s in grid["seeds"]
-            if (*parse_row(row), b, s) not in have]
+            if (*parse_row(row), grid["threads"], b, s) not in have]
 
 
 def table(record: dict) -> str:
@@ -164,8 +165,9 @@ def table(record: dict) -> str:
              "are loaded figures, compare them only as ratios within a row set run together. The `convnet` rows are the "
              "textbook network at batch 128, with the same SGD recipe or with Adam (lr 1e-3).", "",
              f"Reproduce: `{record['command']}`", "", "![accuracy against CPU seconds](bench/results/ceiling.png)", "",
-             "| model | precision | optimizer | budget (CPU s, planned) | seeds | steps | CPU s used | test accuracy % | with flip TTA % | "
-             "train img / CPU s | predict img/s | T | ECE before → after |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | precision | optimizer | threads | budget (CPU s, planned) | seeds | steps | CPU s used | "
+             "test accuracy % | with flip TTA % | "
+             "train img / CPU s | predict img/s | T | ECE before → after |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple, list[dict]] = {}
     for r in record["rows"]:
         groups.setdefault((*row_key(r), int(r["budget_s"])), []).append(r)
@@ -181,9 +183,9 @@ def table(record: dict) -> str:
         values = [r[key] for r in rs if r.get(key) is not None]
         return format(statistics.fmean(values), fmt) if values else "—"
 
-    for (model, precision, optimizer, budget), rs in sorted(groups.items()):
+    for (model, precision, optimizer, threads, budget), rs in sorted(groups.items(), key=lambda kv: (-kv[0][3], kv[0])):
         ece = f"{avg(rs, 'ece_before', '.3f')} → {avg(rs, 'ece_after', '.3f')}"
-        lines.append(f"| {model} | {precision} | {optimizer} | {budget} | {len(rs)} | {avg(rs, 'iterations', ',.0f')} | "
+        lines.append(f"| {model} | {precision} | {optimizer} | {threads} | {budget} | {len(rs)} | {avg(rs, 'iterations', ',.0f')} | "
                      f"{avg(rs, 'run_cpu_s', ',.0f')} | {pct(rs, 'test_accuracy')} "
                      f"| {pct(rs, 'test_accuracy_tta')} | {avg(rs, 'train_images_per_cpu_s', ',.0f')} | "
                      f"{avg(rs, 'predict_images_per_s', ',.0f')} | {avg(rs, 'temperature', '.2f')} | {ece} |")
@@ -212,14 +214,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", type=float, nargs="+", default=[120, 300, 900], help="training seconds per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--rows", nargs="+", default=ROWS, help="model:precision")
+    parser.add_argument("--rows", nargs="+", default=ROWS, help="model:precision[:optimizer]")
+    parser.add_argument("--threads", type=int, default=THREADS, help="torch threads per run (1: CPU time is what a "
+                        "step costs even on a loaded machine; 2 threads spin while they wait for each other)")
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     RUNS.mkdir(parents=True, exist_ok=True)
     for budget in args.budgets:
         for seed in args.seeds:
             for row in args.rows:
                 model, precision, optimizer = parse_row(row)
-                tag = f"{model}-{precision}" + (f"-{optimizer}" if optimizer != "sgd" else "")
+                tag = f"{model}-{precision}" + (f"-{optimizer}" if optimizer != "sgd" else "") + \
+                    (f"-t{args.threads}" if args.threads != 2 else "")  # 2 threads: the first round's files
                 path = RUNS / f"{tag}-{int(budget)}s-s{seed}.json"
                 if path.exists():
                     continue
