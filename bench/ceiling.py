@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import RESULTS, command, machine, mean_std, notes_lines  # noqa: E402
+from common import RESULTS, command, machine, notes_lines, pct_mean_std  # noqa: E402
 
 RUNS = RESULTS / "ceiling"
 RECORD = RESULTS / "ceiling.json"
@@ -150,7 +150,7 @@ def missing(record: dict) -> list[str]:
     have = {(*row_key(r), int(r["budget_s"]), r["seed"]) for r in record["rows"]}
     grid = record["grid"]
     return [f"{row} {b}s s{s}" for row in grid["rows"] for b in grid["budgets_s"] for s in grid["seeds"]
-            if (*parse_row(row), grid["threads"], b, s) not in have]
+            if (*parse_row(row), grid.get("threads", 2), b, s) not in have]
 
 
 def table(record: dict) -> str:
@@ -172,13 +172,6 @@ def table(record: dict) -> str:
     for r in record["rows"]:
         groups.setdefault((*row_key(r), int(r["budget_s"])), []).append(r)
 
-    def pct(rs: list[dict], key: str) -> str:
-        values = [r[key] for r in rs if r.get(key) is not None]
-        if not values:
-            return "—"
-        mu, sd = mean_std(values)
-        return f"{100 * mu:.2f} ± {100 * sd:.2f}"
-
     def avg(rs: list[dict], key: str, fmt: str) -> str:
         values = [r[key] for r in rs if r.get(key) is not None]
         return format(statistics.fmean(values), fmt) if values else "—"
@@ -186,8 +179,8 @@ def table(record: dict) -> str:
     for (model, precision, optimizer, threads, budget), rs in sorted(groups.items(), key=lambda kv: (-kv[0][3], kv[0])):
         ece = f"{avg(rs, 'ece_before', '.3f')} → {avg(rs, 'ece_after', '.3f')}"
         lines.append(f"| {model} | {precision} | {optimizer} | {threads} | {budget} | {len(rs)} | {avg(rs, 'iterations', ',.0f')} | "
-                     f"{avg(rs, 'run_cpu_s', ',.0f')} | {pct(rs, 'test_accuracy')} "
-                     f"| {pct(rs, 'test_accuracy_tta')} | {avg(rs, 'train_images_per_cpu_s', ',.0f')} | "
+                     f"{avg(rs, 'run_cpu_s', ',.0f')} | {pct_mean_std(rs, 'test_accuracy')} "
+                     f"| {pct_mean_std(rs, 'test_accuracy_tta')} | {avg(rs, 'train_images_per_cpu_s', ',.0f')} | "
                      f"{avg(rs, 'predict_images_per_s', ',.0f')} | {avg(rs, 'temperature', '.2f')} | {ece} |")
     gaps = missing(record)
     if gaps:

@@ -45,6 +45,15 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def pct_mean_std(rows: list[dict], key: str) -> str:
+    """"89.12 ± 0.28": the rows' ``key`` (a fraction) in percent, mean ± std over the rows that have it; "—" if none."""
+    values = [r[key] for r in rows if r.get(key) is not None]
+    if not values:
+        return "—"
+    mu, sd = mean_std(values)
+    return f"{100 * mu:.2f} ± {100 * sd:.2f}"
+
+
 def notes_lines(stem: str) -> list[str]:
     """The hand-written discussion in bench/notes/<stem>.md, as lines to append to a section (none if absent)."""
     notes = Path(__file__).resolve().parent / "notes" / f"{stem}.md"

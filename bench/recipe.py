@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import RESULTS, command, machine, mean_std, notes_lines  # noqa: E402
+from common import RESULTS, command, machine, notes_lines, pct_mean_std  # noqa: E402
 
 RUNS = RESULTS / "recipe"
 RECORD = RESULTS / "recipe.json"
@@ -188,13 +188,6 @@ def table(record: dict) -> str:
              "| setting | seeds | validation % | gain on validation (per seed) | test % | with flip TTA % | ECE before → after "
              "| step cost |", "|---|---|---|---|---|---|---|---|"]
 
-    def pct(rs: list[dict], key: str) -> str:
-        values = [r[key] for r in rs if r.get(key) is not None]
-        if not values:
-            return "—"
-        mu, sd = mean_std(values)
-        return f"{100 * mu:.2f} ± {100 * sd:.2f}"
-
     order = [n for n in ALONE if n in by] + sorted(n for n in by if n not in ALONE)
     for name in order:
         rs = by[name]
@@ -202,8 +195,8 @@ def table(record: dict) -> str:
         ece = " → ".join(f"{statistics.fmean(r[k] for r in rs if r.get(k) is not None):.3f}"
                          if any(r.get(k) is not None for r in rs) else "—" for k in ("ece_before", "ece_after"))
         cost = f"{costs[name] / base_cost:.2f}x" if base_cost and name in costs else "—"
-        lines.append(f"| {name} | {len(rs)} | {pct(rs, 'val_accuracy')} | {gain} | {pct(rs, 'test_accuracy')} | "
-                     f"{pct(rs, 'test_accuracy_tta')} | {ece} | {cost} |")
+        lines.append(f"| {name} | {len(rs)} | {pct_mean_std(rs, 'val_accuracy')} | {gain} | {pct_mean_std(rs, 'test_accuracy')} | "
+                     f"{pct_mean_std(rs, 'test_accuracy_tta')} | {ece} | {cost} |")
     lines += ["", "Adopted on validation: " + (", ".join(record["adopted"]) or "none") + "."]
     return "\n".join(lines + notes_lines("recipe")) + "\n"
 

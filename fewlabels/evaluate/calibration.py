@@ -10,6 +10,7 @@ from the unlabeled pool, evaluate/pool_calibration.py) makes a run's probabiliti
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -77,24 +78,29 @@ def nll(logits: torch.Tensor, y: torch.Tensor, temperature: float = 1.0) -> floa
     return float(torch.nn.functional.cross_entropy(logits.double() / temperature, y.long()))
 
 
+def search_temperature(loss: Callable[[float], float], low: float, high: float, steps: int) -> float:
+    """The T in [low, high] minimizing ``loss(T)``, a loss convex in 1/T (a cross-entropy of softmax(logits / T)):
+    a golden-section search on log T, which needs no learning rate."""
+    a, b = math.log(low), math.log(high)
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(steps):
+        c, d = b - ratio * (b - a), a + ratio * (b - a)
+        if loss(math.exp(c)) <= loss(math.exp(d)):
+            b = d
+        else:
+            a = c
+    return math.exp((a + b) / 2)
+
+
 def fit_temperature(logits: torch.Tensor, y: torch.Tensor, low: float = 0.05, high: float = 20.0) -> float:
     """The T in [low, high] that minimizes the held-out NLL of softmax(logits / T).
 
-    The NLL is convex in 1/T, so a golden-section search on log T finds it without a learning rate; T
-    changes no prediction (the argmax is the same), only how sure the probabilities say it is.
+    T changes no prediction (the argmax is the same), only how sure the probabilities say it is.
     """
     z, t = logits.double(), y.long()
     if len(t) == 0:
         return 1.0
-    a, b = math.log(low), math.log(high)
-    ratio = (math.sqrt(5) - 1) / 2
-    for _ in range(80):
-        c, d = b - ratio * (b - a), a + ratio * (b - a)
-        if nll(z, t, math.exp(c)) <= nll(z, t, math.exp(d)):
-            b = d
-        else:
-            a = c
-    return round(math.exp((a + b) / 2), 4)
+    return round(search_temperature(lambda temperature: nll(z, t, temperature), low, high, 80), 4)
 
 
 def scaled_probs(logits: torch.Tensor, temperature: float | None) -> torch.Tensor:

@@ -21,10 +21,11 @@ images resampled) keeps its lower end, the smallest correction the evidence supp
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
+
+from fewlabels.evaluate.calibration import search_temperature
 
 METHOD = "unlabeled pool: weak-view ensemble"
 POOL_IMAGES = 2000  # pool images drawn (seeded): the estimate's spread at 2,000 is ~1% of T
@@ -47,15 +48,7 @@ def fit_temperature_to(logits: torch.Tensor, targets: torch.Tensor, low: float =
     if len(logits) == 0:
         return 1.0
     z, q = logits.double(), targets.double()
-    a, b = math.log(low), math.log(high)
-    ratio = (math.sqrt(5) - 1) / 2
-    for _ in range(60):
-        c, d = b - ratio * (b - a), a + ratio * (b - a)
-        if soft_cross_entropy(z, q, math.exp(c)) <= soft_cross_entropy(z, q, math.exp(d)):
-            b = d
-        else:
-            a = c
-    return math.exp((a + b) / 2)
+    return search_temperature(lambda temperature: soft_cross_entropy(z, q, temperature), low, high, 60)
 
 
 def ensemble_targets(view_logits: torch.Tensor) -> torch.Tensor:
