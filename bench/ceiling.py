@@ -105,6 +105,7 @@ def one_run(model: str, precision: str, budget_s: float, seed: int, optimizer: s
             "train_images_per_cpu_s": round(res["iterations"] * batch / run_cpu_s, 1),
             "predict_images_per_s": round(len(test.x) / predict_s, 1),
             "predict_tta_images_per_s": round(len(test.x) / res["tta_predict_s"], 1) if res.get("tta_predict_s") else None,
+            "val_accuracy": res.get("final_val_acc"),
             "test_accuracy": res["test_accuracy"], "test_accuracy_tta": res.get("test_accuracy_tta"), "tta": res.get("tta"),
             **{k: res.get(k) for k in ("temperature", "ece_before", "ece_after", "nll_before", "nll_after")},
             "parameters": sum(p.numel() for p in trainer.model.parameters()), "torch_threads": threads,
@@ -166,8 +167,8 @@ def table(record: dict) -> str:
              "textbook network at batch 128, with the same SGD recipe or with Adam (lr 1e-3).", "",
              f"Reproduce: `{record['command']}`", "", "![accuracy against CPU seconds](bench/results/ceiling.png)", "",
              "| model | precision | optimizer | threads | budget (CPU s, planned) | seeds | steps | CPU s used | "
-             "test accuracy % | with flip TTA % | "
-             "train img / CPU s | predict img/s | T | ECE before → after |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "validation % | test accuracy % | with flip TTA % | "
+             "train img / CPU s | predict img/s | T | ECE before → after |", "|---" * 15 + "|"]
     groups: dict[tuple, list[dict]] = {}
     for r in record["rows"]:
         groups.setdefault((*row_key(r), int(r["budget_s"])), []).append(r)
@@ -179,7 +180,7 @@ def table(record: dict) -> str:
     for (model, precision, optimizer, threads, budget), rs in sorted(groups.items(), key=lambda kv: (-kv[0][3], kv[0])):
         ece = f"{avg(rs, 'ece_before', '.3f')} → {avg(rs, 'ece_after', '.3f')}"
         lines.append(f"| {model} | {precision} | {optimizer} | {threads} | {budget} | {len(rs)} | {avg(rs, 'iterations', ',.0f')} | "
-                     f"{avg(rs, 'run_cpu_s', ',.0f')} | {pct_mean_std(rs, 'test_accuracy')} "
+                     f"{avg(rs, 'run_cpu_s', ',.0f')} | {pct_mean_std(rs, 'val_accuracy')} | {pct_mean_std(rs, 'test_accuracy')} "
                      f"| {pct_mean_std(rs, 'test_accuracy_tta')} | {avg(rs, 'train_images_per_cpu_s', ',.0f')} | "
                      f"{avg(rs, 'predict_images_per_s', ',.0f')} | {avg(rs, 'temperature', '.2f')} | {ece} |")
     gaps = missing(record)
