@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-DEFAULT_LR = {"sgd": 0.03, "adam": 1e-3, "adamw": 1e-3}  # the lr a run gets when none is given (config.lr None)
+from fewlabels.train.config import OPTIMIZERS
+
 LOOKAHEAD_ALPHA = 0.5  # how far the slow weights move toward the fast ones at each sync (Zhang et al. 2019)
 
 
