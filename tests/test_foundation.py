@@ -199,3 +199,23 @@ def test_check_labels_with_encoder_ranks_the_runs_labels_on_its_embeddings(model
     code, stdout, err = run_main(["check-labels", run, "--encoder", models["vit"], "--out", tmp_path / "c.csv"], capsys)
     assert code == 0, err
     assert len((tmp_path / "c.csv").read_text().splitlines()) == 21
+
+
+def test_an_embedding_of_hours_says_so_before_it_runs_on_even_without_a_progress_bar(capsys):
+    """The estimate after the second batch (a setting that runs for hours is warned about, with the estimate);
+    a short one says nothing without a progress bar, and a few minutes are said once beside the bar."""
+    from types import SimpleNamespace
+
+    from fewlabels.foundation.embedding import say_if_long
+
+    encoder = SimpleNamespace(name="facebook/dinov2-base")
+    say_if_long(encoder, per_image_s=2.0, images_left=10_000, progress=False)
+    line = capsys.readouterr().err
+    assert "5.6 h left" in line and "10,000 images" in line and "smaller encoder" in line
+    say_if_long(encoder, per_image_s=0.5, images_left=1_000, progress=False)  # 8 min, no bar: the bar would say it
+    assert capsys.readouterr().err == ""
+    say_if_long(encoder, per_image_s=0.5, images_left=1_000, progress=True)
+    said = capsys.readouterr().err
+    assert "9 min left" in said and "smaller encoder" not in said
+    say_if_long(encoder, per_image_s=0.001, images_left=1_000, progress=True)
+    assert capsys.readouterr().err == ""

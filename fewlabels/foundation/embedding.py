@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import torch
 from fewlabels.data.dataset import DataSource
 from fewlabels.errors import FewLabelsError
 from fewlabels.foundation.loading import Encoder
+from fewlabels.utils.durations import LONG_S, duration_text
 
 FORMAT = 1  # bump when what is cached changes meaning
 
@@ -84,11 +87,27 @@ def _compute(encoder: Encoder, x: torch.Tensor, batch_size: int, progress: bool,
     parts, workers = [], max(1, torch.get_num_threads())  # as many as the forward uses, no more
     with (ThreadPoolExecutor(max_workers=workers) as pool, torch.inference_mode(),
           tqdm(total=len(x), desc=desc, unit="img", disable=not progress, dynamic_ncols=True, leave=False) as bar):
-        for start in range(0, len(x), batch_size):
+        for number, start in enumerate(range(0, len(x), batch_size)):
             batch = x[start:start + batch_size]
+            t0 = time.perf_counter()
             parts.append(pooled(encoder.model(pixel_values=pixel_values(encoder, batch, pool, workers))).float().cpu())
+            if number == 1:  # the first batch pays for warm-up; the second says what the rest will cost
+                say_if_long(encoder, (time.perf_counter() - t0) / len(batch), len(x) - start - len(batch), progress)
             bar.update(len(batch))
     return torch.cat(parts)
+
+
+def say_if_long(encoder: Encoder, per_image_s: float, images_left: int, progress: bool) -> None:
+    """One line on stderr when the embedding has more than an hour left (always) or more than a minute (with the
+    progress bar's own estimate beside it, said once in words): a CPU runs a ViT-B at a few images a second."""
+    left = per_image_s * images_left
+    if left < 60 or (left < LONG_S and not progress):
+        return
+    text = (f"embedding with {encoder.name}: about {duration_text(left)} left ({images_left:,} images at "
+            f"{per_image_s:.2f} s an image; cached afterwards)")
+    if left >= LONG_S:
+        text += "; to shorten it use a smaller encoder (ViT-S/14 costs ~1/4 of ViT-B/14), fewer images, or a GPU"
+    print(text, file=sys.stderr, flush=True)
 
 
 def embed_images(encoder: Encoder, x: torch.Tensor, batch_size: int = 32, progress: bool = True,

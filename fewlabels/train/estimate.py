@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 from fewlabels.train.config import TrainConfig
+from fewlabels.utils.durations import LONG_S, duration_text
 
 WARMUP_STEPS = 2  # the first steps pay for allocation and kernel selection: not counted
 MEASURED_STEPS = 8
 WORTH_SAYING_S = 60.0  # a run with less left than this is not worth a line
-LONG_RUN_S = 3600.0  # past this the estimate is said even without a progress bar, with ways to shorten the run
+LONG_RUN_S = LONG_S  # past this the estimate is said even without a progress bar, with ways to shorten the run
 
 
 class RunEstimate:
@@ -34,16 +33,10 @@ class RunEstimate:
         return sentence(per_step, steps_left, self.config) if per_step * steps_left >= WORTH_SAYING_S else None
 
 
-def _duration(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{max(1, math.ceil(seconds / 60))} min" if seconds >= 60 else f"{seconds:.0f} s"
-
-
 def sentence(per_step: float, steps_left: int, config: TrainConfig) -> str:
     """'About 16.3 h left (2,990 steps at 19.6 s a step)', with ways to shorten a long run."""
     left = per_step * steps_left
-    text = f"about {_duration(left)} of training left ({steps_left:,} steps at {per_step:.2f} s a step)"
+    text = f"about {duration_text(left)} of training left ({steps_left:,} steps at {per_step:.2f} s a step)"
     if left >= LONG_RUN_S:
         size = f" (now {config.image_size} px)" if config.image_size else ""
         text += (f"; to shorten it give fewer --iterations, a smaller --image-size{size}, --batch-size "
