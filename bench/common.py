@@ -54,6 +54,15 @@ def pct_mean_std(rows: list[dict], key: str) -> str:
     return f"{100 * mu:.2f} ± {100 * sd:.2f}"
 
 
+# what a finished run's results.json says about its predictions as served (flip TTA, then the fitted temperature)
+SERVED_KEYS = ("tta", "test_accuracy_tta", "temperature", "temperature_fitted_on", "ece_before", "ece_after")
+
+
+def served(res: dict) -> dict:
+    """A run's served figures (issue 29): TTA accuracy, temperature and where it was fitted, test ECE before -> after."""
+    return {k: res[k] for k in SERVED_KEYS if res.get(k) is not None}
+
+
 def notes_lines(stem: str) -> list[str]:
     """The hand-written discussion in bench/notes/<stem>.md, as lines to append to a section (none if absent)."""
     notes = Path(__file__).resolve().parent / "notes" / f"{stem}.md"

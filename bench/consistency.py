@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CONSISTENCY_SETTINGS as SETTINGS  # noqa: E402
-from common import RESULTS, command, machine  # noqa: E402
+from common import RESULTS, command, machine, served  # noqa: E402
 
 SKLEARN = ("LabelSpreading (knn, k=7)", "SelfTraining (LogisticRegression)")
 FAMILY = ("supervised", "pimodel", "pseudolabel", "meanteacher", "vat", "uda", "mixmatch", "remixmatch",
@@ -70,7 +70,7 @@ def run_network(task: dict) -> dict:
             "train_time_s": res["train_time_s"], "iterations": res["iterations"],
             "iterations_per_s": res["iterations"] / max(res["train_time_s"], 1e-9),
             "mask_rate": res.get("final_mask_rate"), "pseudo_label_acc": res.get("final_pseudo_label_acc"),
-            "per_class_accuracy": res["test"]["per_class_accuracy"],
+            "per_class_accuracy": res["test"]["per_class_accuracy"], **served(res),
             "other_inference": {k.removeprefix("test_accuracy_"): v for k, v in res.items()
                                 if k.startswith("test_accuracy_") and k != "test_accuracy_raw_model"}}
 

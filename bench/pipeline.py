@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, notes_lines  # noqa: E402
+from common import RESULTS, machine, notes_lines, served  # noqa: E402
 
 RUNS = RESULTS / "pipeline"
 BASELINE_ITERATIONS = 3000  # the default pipeline's steps: a from-scratch run of as many is its equal-time baseline
@@ -51,7 +51,7 @@ def stage_record(name: str, res: dict) -> dict:
     record = {"stage": name, "algorithm": res["algorithm"], "model": res["model"], "iterations": res["iterations"],
               "wall_time_s": res["wall_time_s"], "test_accuracy": res["test_accuracy"],
               "val_accuracy": res.get("final_val_acc"), "knn_accuracy": res.get("final_knn_acc"),
-              "worst_class": worst, "worst_class_accuracy": per_class.get(worst)}
+              "worst_class": worst, "worst_class_accuracy": per_class.get(worst), **served(res)}
     for key in ("teacher_acc", "teacher_images_per_s", "student_images_per_s"):  # distillation's measurements
         if f"final_{key}" in res:
             record[key] = res[f"final_{key}"]

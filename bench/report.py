@@ -235,6 +235,10 @@ def table(record: dict) -> str:
         from rounding_margins import table as rounding_table
 
         return rounding_table(record)
+    if record.get("bench") == "headlines":
+        from headlines import table as headlines_table
+
+        return headlines_table(record)
     if record.get("bench") == "pipeline":
         from pipeline import table as pipeline_table
 
@@ -343,6 +347,9 @@ def features_table(record: dict) -> str:
 
 
 def write_benchmarks() -> None:
+    from headlines import refresh
+
+    refresh()  # headlines.json is derived from the other records: kept current with them
     parts = [INTRO]
     for path in sorted(RESULTS.glob("*.json")):
         parts.append(table(json.loads(path.read_text())))
