@@ -11,6 +11,7 @@ is written to the JSON at once, so an interrupted benchmark resumes where it sto
 
     python bench/consistency.py                           # the published table
     python bench/consistency.py --settings digits5 --seeds 0 --iterations 50 --out /tmp/smoke.json
+    python bench/consistency.py --settings digits5 --replace   # one setting again, its rows replaced
 """
 
 from __future__ import annotations
@@ -178,6 +179,8 @@ def main() -> None:
     ap.add_argument("--runs", default="runs/bench-consistency")
     ap.add_argument("--out", default=str(RESULTS / "consistency.json"))
     ap.add_argument("--title", default="The consistency family side by side")
+    ap.add_argument("--replace", action="store_true",
+                    help="run the chosen settings x seeds x methods again, replacing their rows (a rerun at a newer commit)")
     ap.add_argument("--speed-steps", type=int, default=0,
                     help="only time N steps of each algorithm, one at a time, into the existing record")
     args = ap.parse_args()
@@ -217,6 +220,12 @@ def main() -> None:
             write_benchmarks()
         return
     tasks = []
+    if args.replace:
+        record["command"] = previous.get("command", record["command"])  # the table's command stays; the rerun is listed
+        record["reruns"] = [*previous.get("reruns", []), command()]
+        chosen = set(methods) | (set() if args.no_sklearn else set(SKLEARN))
+        record["rows"] = [r for r in record["rows"] if not (r["setting"] in args.settings and r["seed"] in args.seeds
+                                                            and r["method"] in chosen)]
     for setting in args.settings:
         dataset, lpc, _ = SETTINGS[setting]
         for seed in args.seeds:

@@ -79,7 +79,8 @@ def consistency_table(record: dict) -> str:
         "4/class, " + (f"each method timed alone for {record['speed']['steps']} steps on one thread" if record.get("speed")
                        else "from the accuracy runs (evaluation excluded)") + ".",
         "",
-        f"Reproduce: `{record['command']}`" + (f"; it/s: `{record['speed']['command']}`" if record.get("speed") else ""),
+        f"Reproduce: `{record['command']}`" + (f"; it/s: `{record['speed']['command']}`" if record.get("speed") else "")
+        + "".join(f"; rerun since: `{c}`" for c in record.get("reruns", [])),
         "",
         "| method | " + " | ".join(SETTINGS[s][2] for s in settings) + " | it/s | mask rate | pseudo-label acc |",
         "|---|" + "---|" * (len(settings) + 3),
