@@ -118,6 +118,19 @@ def test_a_method_that_never_read_the_pool_gets_no_temperature(tmp_path):
     assert res["temperature"] is None and "unlabeled pool" in res["temperature_note"]
 
 
+def test_a_method_the_estimate_was_not_checked_on_gets_no_temperature(tmp_path):
+    res = train(TrainConfig(**{**POOL_RUN, "algorithm": "pimodel", "iterations": 10, "eval_every": 10,
+                               "checkpoint_every": 10}, out=str(tmp_path / "run")), progress=False)
+    assert res["temperature"] is None and "not checked on pimodel" in res["temperature_note"]
+
+
+def test_the_methods_served_a_pool_temperature_are_the_ones_it_was_checked_on():
+    from fewlabels import algorithms
+
+    served = {name for name in algorithms.names() if algorithms.get_class(name).pool_calibration}
+    assert served == {"fixmatch", "flexmatch", "freematch", "softmatch", "uda", "distill"}
+
+
 def test_predict_serves_the_pool_temperature(pool_run, tmp_path, capsys):
     from test_bad_input import run_main
 

@@ -45,6 +45,7 @@ def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
 class Distill(Algorithm):
     name = "distill"
     views = {"labeled": ["weak"], "unlabeled": ["strong"]}
+    pool_calibration = True  # the pool temperature was checked on it (components/base.py)
     requires = ("teacher",)
     options = {
         "teacher": Option(RUN_FOLDER, "the finished run whose predictions the student matches"),

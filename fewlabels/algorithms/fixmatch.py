@@ -53,6 +53,7 @@ def set_fixmatch_options(algorithm: Algorithm, threshold: float, lambda_u: float
 class FixMatch(Algorithm):
     name = "fixmatch"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    pool_calibration = True  # the pool temperature was checked on it (components/base.py)
     options = {
         **FIXMATCH_OPTIONS,
         "distribution_alignment": Option(FLAG, "align the pseudo-labels' class marginal to the labeled one (ReMixMatch's DA)"),

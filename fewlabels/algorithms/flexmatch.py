@@ -27,6 +27,7 @@ from fewlabels.algorithms.components.thresholds import CurriculumThreshold
 class FlexMatch(Algorithm):
     name = "flexmatch"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    pool_calibration = True  # the pool temperature was checked on it (components/base.py)
     options = {
         "threshold": Option(UNIT, "the highest per-class threshold, scaled down for classes still being learned"),
         "lambda_u": LAMBDA_U,

@@ -35,6 +35,7 @@ def sum_norm(v: torch.Tensor) -> torch.Tensor:
 class FreeMatch(Algorithm):
     name = "freematch"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    pool_calibration = True  # the pool temperature was checked on it (components/base.py)
     options = {
         "momentum": Option(MOMENTUM, "momentum of the self-adaptive global and per-class confidence"),
         "lambda_u": LAMBDA_U,

@@ -49,6 +49,7 @@ class _LogitAdjusted:
 
     name: str
     la_tau: float
+    pool_calibration = False  # the prior shifts the logits: the pool temperature was not checked with it
     log_prior: torch.Tensor
 
     def setup(self, ctx: SetupContext) -> None:

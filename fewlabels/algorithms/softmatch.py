@@ -30,6 +30,7 @@ from fewlabels.algorithms.components.thresholds import DistributionAlignment, Tr
 class SoftMatch(Algorithm):
     name = "softmatch"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    pool_calibration = True  # the pool temperature was checked on it (components/base.py)
     options = {
         "momentum": Option(MOMENTUM, "momentum of the confidence mean and variance"),
         "n_sigma": Option(POSITIVE, "width of the truncated Gaussian weight, in standard deviations"),

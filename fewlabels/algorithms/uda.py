@@ -31,6 +31,7 @@ from fewlabels.losses import confident_pseudo_labels, cross_entropy, masked_mean
 class UDA(Algorithm):
     name = "uda"
     views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"]}
+    pool_calibration = True  # the pool temperature was checked on it (components/base.py)
     options = {
         "lambda_u": LAMBDA_U,
         "temperature": Option(POSITIVE, "sharpening temperature of the soft targets"),

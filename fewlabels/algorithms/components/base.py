@@ -74,6 +74,11 @@ class Algorithm(nn.Module):
     views: ClassVar[dict[str, list[str]]] = {"labeled": ["weak"], "unlabeled": []}
     requires: ClassVar[tuple[str, ...]] = ()  # fields of SetupContext that must not be None (e.g. "teacher")
     options: ClassVar[dict[str, Option]] = {}  # one declaration per __init__ parameter (components/options.py)
+    # Without a validation split, a temperature from the unlabeled pool's weak views (evaluate/pool_calibration.py)
+    # is served only for a method it was checked on and found to lower test ECE on 3 seeds or more (FixMatch,
+    # FlexMatch, FreeMatch, SoftMatch, UDA, distillation); on Pi-model, Mean Teacher,
+    # Pseudo-Label, VAT, MixMatch and ReMixMatch it raised test ECE on every digits seed (bench/notes/calibration.md).
+    pool_calibration: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
