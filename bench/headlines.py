@@ -88,7 +88,7 @@ def collect() -> dict:
     if consistency:
         rows += consistency_headlines(consistency)
     return {"bench": "headlines", "title": "Every headline as served, against the ceiling",
-            "command": "python bench/headlines.py", "ceiling": ceiling_reference(read("ceiling")), "rows": rows}
+            "command": "python bench/report.py", "ceiling": ceiling_reference(read("ceiling")), "rows": rows}
 
 
 def table(record: dict) -> str:
@@ -98,10 +98,11 @@ def table(record: dict) -> str:
     lines = [f"## {record['title']}", "",
              "The headline runs of the pipeline, from-scratch and consistency benches, with the figures of their "
              "predictions as `predict` serves them: flip test-time augmentation where the run's views flip, and the "
-             "temperature (fitted on the validation split where the run held one out, else on the unlabeled pool). "
+             "temperature (fitted on the validation split where the run held one out, else on the unlabeled pool's weak "
+             "views: *pool*). "
              f"*To the ceiling*: mean test accuracy minus the ceiling, {ref_text} (Fashion-MNIST only). Rows without "
              "served figures ran before runs recorded them. CPU-min: one thread per run.", "",
-             f"Reproduce: `{record['command']}` (from the records of the benches named above)", "",
+             f"Reproduce: `{record['command']}` (rewritten from the records of the benches named above)", "",
              "| dataset | labels/class | path | budget | seeds | test % | flip TTA % | T (fitted on) | ECE before → after "
              "| worst class % | CPU-min | to the ceiling |", "|---" * 12 + "|"]
     groups: dict[tuple, list[dict]] = {}
@@ -114,7 +115,8 @@ def table(record: dict) -> str:
 
     for (dataset, lpc, path, budget), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1],
                                                                                    -statistics.fmean(r["test_accuracy"] for r in kv[1]))):
-        fitted = sorted({r["temperature_fitted_on"] for r in rs if r.get("temperature_fitted_on")})
+        fitted = sorted({r["temperature_fitted_on"].split(":")[0].removeprefix("unlabeled ") for r in rs
+                         if r.get("temperature_fitted_on")})
         t = avg(rs, "temperature", ".2f") + (f" ({', '.join(fitted)})" if fitted else "")
         ece = "—" if avg(rs, "ece_before", ".3f") == "—" else f"{avg(rs, 'ece_before', '.3f')} → {avg(rs, 'ece_after', '.3f')}"
         gap = "—"
