@@ -12,7 +12,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 
 .PHONY: demo test test-kernels test-browser browser lint bench data clean
 
-# make demo runs the pretrain / fine-tune / distil pipeline; make demo DEMO_FLAGS=--fixmatch runs FixMatch alone
+# make demo runs ReMixMatch; DEMO_FLAGS=--pipeline the pretrain / fine-tune / distil pipeline, --fixmatch FixMatch alone
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -1148,8 +1148,12 @@ def test_demo_with_bad_iterations_ends_in_one_error_line(tmp_path, capsys):
     assert [line for line in lines if line.startswith("fewlabels: error:")] == [lines[-1]]
     assert all(line.startswith(("fewlabels train ", "Fashion-MNIST is not on this machine")) for line in lines[:-1])
     code, out, err = run_main(["demo", "--iterations", "0", "--out", tmp_path / "out"], capsys)
+    assert code == 2 and err.splitlines()[-1].startswith("fewlabels: error: iterations must be a whole number of at least 1")
+    code, out, err = run_main(["demo", "--pipeline", "--iterations", "0", "--out", tmp_path / "out"], capsys)
     assert code == 2 and err.splitlines()[-1].startswith(
         "fewlabels: error: pipeline stage 1-pretrain: iterations must be a whole number of at least 1")
+    code, out, err = run_main(["demo", "--pipeline", "--fixmatch", "--out", tmp_path / "out"], capsys)
+    assert code == 2 and err.splitlines()[-1].startswith("fewlabels: error: argument --fixmatch: not allowed")
     assert not (tmp_path / "out").exists()
 
 

@@ -4,7 +4,7 @@ The same promise as tests/test_bad_input.py: one sentence, exit 2, nothing lost.
 pipeline wrote a run beside pipeline.json (``evaluate P`` then took the run, and the pipeline went stale); with
 ``--overwrite`` it replaces the pipeline only when every file in P is fewlabels' own. An image folder is resized as it
 is read, so ``--image-size 4096`` is checked from the files' count and headers before any image is decoded. Positive
-cases (what --overwrite replaces, the two demos side by side) follow the table.
+cases (what --overwrite replaces, the three demos side by side) follow the table.
 """
 
 from __future__ import annotations
@@ -148,25 +148,29 @@ def test_train_overwrite_of_a_run_says_nothing_of_a_pipeline(tmp_path, request, 
     assert "--overwrite:" not in out and (c.out / "notes.txt").read_text() == "mine"
 
 
-def test_the_two_demos_keep_their_own_folders(tmp_path, capsys, monkeypatch):
-    """make demo, then make demo DEMO_FLAGS=--fixmatch: the pipeline stays in runs/demo, FixMatch goes beside it, and
-    running either again replaces only its own demo."""
+def test_the_three_demos_keep_their_own_folders(tmp_path, capsys, monkeypatch):
+    """make demo, then DEMO_FLAGS=--pipeline and --fixmatch: ReMixMatch stays in runs/demo, the others go beside it,
+    and running one again replaces only its own demo."""
     from fewlabels import data
 
     real = data.where
     monkeypatch.setattr(data, "where", lambda name, data_dir=None: None if name == "fashion-mnist" else real(name, data_dir))
     monkeypatch.chdir(tmp_path)
-    pipeline, fixmatch = tmp_path / "runs" / "demo", tmp_path / "runs" / "demo-fixmatch"
-    code, out, err = run_main(["demo", "--iterations", "1"], capsys)
+    remix, pipeline, fixmatch = (tmp_path / "runs" / d for d in ("demo", "demo-pipeline", "demo-fixmatch"))
+    code, out, err = run_main(["demo", "--iterations", "2"], capsys)
     assert code == 0, err
-    assert (pipeline / "pipeline.json").is_file()
+    assert "fewlabels train " in err and "--algorithm remixmatch" in err and (remix / "last.pt").is_file()
+    code, out, err = run_main(["demo", "--pipeline", "--iterations", "1"], capsys)
+    assert code == 0, err
+    assert "--out runs/demo-pipeline" in err and (pipeline / "pipeline.json").is_file()
     code, out, err = run_main(["demo", "--fixmatch", "--iterations", "2"], capsys)
     assert code == 0, err
     assert "--out runs/demo-fixmatch" in err and (fixmatch / "last.pt").is_file()
     assert json.loads((pipeline / "pipeline.json").read_text())["final_stage"] and not (pipeline / "last.pt").exists()
     code, out, err = run_main(["demo", "--fixmatch", "--iterations", "2", "--seed", "1"], capsys)  # again: replaces its own
     assert code == 0, err
-    assert (pipeline / "pipeline.json").is_file() and (fixmatch / "last.pt").is_file()
-    code, out, err = run_main(["evaluate", pipeline, "--json", tmp_path / "e.json", "--quiet"], capsys)
-    assert code == 0, err
-    assert json.loads((tmp_path / "e.json").read_text())["algorithm"] == "distill"
+    assert (pipeline / "pipeline.json").is_file() and (fixmatch / "last.pt").is_file() and (remix / "last.pt").is_file()
+    for folder, algorithm in ((remix, "remixmatch"), (pipeline, "distill"), (fixmatch, "fixmatch")):
+        code, out, err = run_main(["evaluate", folder, "--json", tmp_path / f"{algorithm}.json", "--quiet"], capsys)
+        assert code == 0, err
+        assert json.loads((tmp_path / f"{algorithm}.json").read_text())["algorithm"] == algorithm
