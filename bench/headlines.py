@@ -103,8 +103,8 @@ def table(record: dict) -> str:
              f"*To the ceiling*: mean test accuracy minus the ceiling, {ref_text} (Fashion-MNIST only). Rows without "
              "served figures ran before runs recorded them. CPU-min: one thread per run.", "",
              f"Reproduce: `{record['command']}` (rewritten from the records of the benches named above)", "",
-             "| dataset | labels/class | path | budget | seeds | test % | flip TTA % | T (fitted on) | ECE before → after "
-             "| worst class % | CPU-min | to the ceiling |", "|---" * 12 + "|"]
+             "| dataset | labels/class | path | budget | seeds | validation % | test % | flip TTA % | T (fitted on) "
+             "| ECE before → after | worst class % | CPU-min | to the ceiling |", "|---" * 13 + "|"]
     groups: dict[tuple, list[dict]] = {}
     for r in record["rows"]:
         groups.setdefault((r["dataset"], r["labels_per_class"], r["path"], r["budget"]), []).append(r)
@@ -122,7 +122,8 @@ def table(record: dict) -> str:
         gap = "—"
         if ref and dataset == "fashion-mnist":
             gap = f"{100 * (statistics.fmean(r['test_accuracy'] for r in rs) - ref['test_accuracy']):+.2f}"
-        lines.append(f"| {dataset} | {lpc} | {path} | {budget} | {len(rs)} | {pct_mean_std(rs, 'test_accuracy')} | "
+        lines.append(f"| {dataset} | {lpc} | {path} | {budget} | {len(rs)} | {pct_mean_std(rs, 'val_accuracy')} | "
+                     f"{pct_mean_std(rs, 'test_accuracy')} | "
                      f"{pct_mean_std(rs, 'test_accuracy_tta')} | {t} | {ece} | {avg(rs, 'worst_class_accuracy', '.1f', 100)} "
                      f"| {avg(rs, 'cpu_s', '.1f', 1 / 60)} | {gap} |")
     return "\n".join(lines + notes_lines("headlines")) + "\n"
