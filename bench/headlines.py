@@ -109,6 +109,11 @@ def table(record: dict) -> str:
     for r in record["rows"]:
         groups.setdefault((r["dataset"], r["labels_per_class"], r["path"], r["budget"]), []).append(r)
 
+    def pct(rs: list[dict], key: str) -> str:
+        """mean ± std over the seeds that have it, saying how many where not all do."""
+        n = sum(isinstance(r.get(key), (int, float)) for r in rs)
+        return pct_mean_std(rs, key) + (f" ({n} of {len(rs)})" if 0 < n < len(rs) else "")
+
     def avg(rs: list[dict], key: str, fmt: str, scale: float = 1.0) -> str:
         values = [scale * r[key] for r in rs if isinstance(r.get(key), (int, float))]
         return format(statistics.fmean(values), fmt) if values else "—"
@@ -118,13 +123,15 @@ def table(record: dict) -> str:
         fitted = sorted({r["temperature_fitted_on"].split(":")[0].removeprefix("unlabeled ") for r in rs
                          if r.get("temperature_fitted_on")})
         t = avg(rs, "temperature", ".2f") + (f" ({', '.join(fitted)})" if fitted else "")
-        ece = "—" if avg(rs, "ece_before", ".3f") == "—" else f"{avg(rs, 'ece_before', '.3f')} → {avg(rs, 'ece_after', '.3f')}"
+        n_ece = sum(isinstance(r.get("ece_before"), (int, float)) for r in rs)
+        ece = "—" if not n_ece else (f"{avg(rs, 'ece_before', '.3f')} → {avg(rs, 'ece_after', '.3f')}"
+                                     + (f" ({n_ece} of {len(rs)})" if n_ece < len(rs) else ""))
         gap = "—"
         if ref and dataset == "fashion-mnist":
             gap = f"{100 * (statistics.fmean(r['test_accuracy'] for r in rs) - ref['test_accuracy']):+.2f}"
-        lines.append(f"| {dataset} | {lpc} | {path} | {budget} | {len(rs)} | {pct_mean_std(rs, 'val_accuracy')} | "
-                     f"{pct_mean_std(rs, 'test_accuracy')} | "
-                     f"{pct_mean_std(rs, 'test_accuracy_tta')} | {t} | {ece} | {avg(rs, 'worst_class_accuracy', '.1f', 100)} "
+        lines.append(f"| {dataset} | {lpc} | {path} | {budget} | {len(rs)} | {pct(rs, 'val_accuracy')} | "
+                     f"{pct(rs, 'test_accuracy')} | {pct(rs, 'test_accuracy_tta')} | {t} | {ece} | "
+                     f"{avg(rs, 'worst_class_accuracy', '.1f', 100)} "
                      f"| {avg(rs, 'cpu_s', '.1f', 1 / 60)} | {gap} |")
     return "\n".join(lines + notes_lines("headlines")) + "\n"
 
