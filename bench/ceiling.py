@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import RESULTS, command, machine, notes_lines, pct_mean_std  # noqa: E402
+from common import RESULTS, command, machine, mean_cell, notes_lines, pct_mean_std  # noqa: E402
 
 RUNS = RESULTS / "ceiling"
 RECORD = RESULTS / "ceiling.json"
@@ -173,16 +173,12 @@ def table(record: dict) -> str:
     for r in record["rows"]:
         groups.setdefault((*row_key(r), int(r["budget_s"])), []).append(r)
 
-    def avg(rs: list[dict], key: str, fmt: str) -> str:
-        values = [r[key] for r in rs if r.get(key) is not None]
-        return format(statistics.fmean(values), fmt) if values else "—"
-
     for (model, precision, optimizer, threads, budget), rs in sorted(groups.items(), key=lambda kv: (-kv[0][3], kv[0])):
-        ece = f"{avg(rs, 'ece_before', '.3f')} → {avg(rs, 'ece_after', '.3f')}"
-        lines.append(f"| {model} | {precision} | {optimizer} | {threads} | {budget} | {len(rs)} | {avg(rs, 'iterations', ',.0f')} | "
-                     f"{avg(rs, 'run_cpu_s', ',.0f')} | {pct_mean_std(rs, 'val_accuracy')} | {pct_mean_std(rs, 'test_accuracy')} "
-                     f"| {pct_mean_std(rs, 'test_accuracy_tta')} | {avg(rs, 'train_images_per_cpu_s', ',.0f')} | "
-                     f"{avg(rs, 'predict_images_per_s', ',.0f')} | {avg(rs, 'temperature', '.2f')} | {ece} |")
+        ece = f"{mean_cell(rs, 'ece_before', '.3f')} → {mean_cell(rs, 'ece_after', '.3f')}"
+        lines.append(f"| {model} | {precision} | {optimizer} | {threads} | {budget} | {len(rs)} | {mean_cell(rs, 'iterations', ',.0f')} | "
+                     f"{mean_cell(rs, 'run_cpu_s', ',.0f')} | {pct_mean_std(rs, 'val_accuracy')} | {pct_mean_std(rs, 'test_accuracy')} "
+                     f"| {pct_mean_std(rs, 'test_accuracy_tta')} | {mean_cell(rs, 'train_images_per_cpu_s', ',.0f')} | "
+                     f"{mean_cell(rs, 'predict_images_per_s', ',.0f')} | {mean_cell(rs, 'temperature', '.2f')} | {ece} |")
     gaps = missing(record)
     if gaps:
         by_row: dict[str, list[str]] = {}

@@ -45,6 +45,12 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def mean_cell(rows: list[dict], key: str, fmt: str, scale: float = 1.0) -> str:
+    """The rows' ``key`` times ``scale``, averaged and formatted with ``fmt``, over the rows that have a number; "—" if none."""
+    values = [scale * r[key] for r in rows if isinstance(r.get(key), (int, float))]
+    return format(statistics.fmean(values), fmt) if values else "—"
+
+
 def pct_mean_std(rows: list[dict], key: str) -> str:
     """"89.12 ± 0.28": the rows' ``key`` (a fraction) in percent, mean ± std over the rows that have it; "—" if none."""
     values = [r[key] for r in rows if r.get(key) is not None]

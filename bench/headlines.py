@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CONSISTENCY_SETTINGS, RESULTS, notes_lines, pct_mean_std  # noqa: E402
+from common import CONSISTENCY_SETTINGS, RESULTS, mean_cell, notes_lines, pct_mean_std  # noqa: E402
 
 RECORD = RESULTS / "headlines.json"
 CEILING_ROW = ("cnn", "fp32", "sgd")  # the network every headline trains, with today's recipe
@@ -114,25 +114,21 @@ def table(record: dict) -> str:
         n = sum(isinstance(r.get(key), (int, float)) for r in rs)
         return pct_mean_std(rs, key) + (f" ({n} of {len(rs)})" if 0 < n < len(rs) else "")
 
-    def avg(rs: list[dict], key: str, fmt: str, scale: float = 1.0) -> str:
-        values = [scale * r[key] for r in rs if isinstance(r.get(key), (int, float))]
-        return format(statistics.fmean(values), fmt) if values else "—"
-
     for (dataset, lpc, path, budget), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1],
                                                                                    -statistics.fmean(r["test_accuracy"] for r in kv[1]))):
         fitted = sorted({r["temperature_fitted_on"].split(":")[0].removeprefix("unlabeled ") for r in rs
                          if r.get("temperature_fitted_on")})
-        t = avg(rs, "temperature", ".2f") + (f" ({', '.join(fitted)})" if fitted else "")
+        t = mean_cell(rs, "temperature", ".2f") + (f" ({', '.join(fitted)})" if fitted else "")
         n_ece = sum(isinstance(r.get("ece_before"), (int, float)) for r in rs)
-        ece = "—" if not n_ece else (f"{avg(rs, 'ece_before', '.3f')} → {avg(rs, 'ece_after', '.3f')}"
+        ece = "—" if not n_ece else (f"{mean_cell(rs, 'ece_before', '.3f')} → {mean_cell(rs, 'ece_after', '.3f')}"
                                      + (f" ({n_ece} of {len(rs)})" if n_ece < len(rs) else ""))
         gap = "—"
         if ref and dataset == "fashion-mnist":
             gap = f"{100 * (statistics.fmean(r['test_accuracy'] for r in rs) - ref['test_accuracy']):+.2f}"
         lines.append(f"| {dataset} | {lpc} | {path} | {budget} | {len(rs)} | {pct(rs, 'val_accuracy')} | "
                      f"{pct(rs, 'test_accuracy')} | {pct(rs, 'test_accuracy_tta')} | {t} | {ece} | "
-                     f"{avg(rs, 'worst_class_accuracy', '.1f', 100)} "
-                     f"| {avg(rs, 'cpu_s', '.1f', 1 / 60)} | {gap} |")
+                     f"{mean_cell(rs, 'worst_class_accuracy', '.1f', 100)} "
+                     f"| {mean_cell(rs, 'cpu_s', '.1f', 1 / 60)} | {gap} |")
     return "\n".join(lines + notes_lines("headlines")) + "\n"
 
 
