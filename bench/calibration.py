@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import RESULTS, command, machine, mean_std, notes_lines  # noqa: E402
 
 RUNS = RESULTS / "calibration"
+FINISHED = RUNS / "finished"  # calibration_finished.py's rows: runs of other benches, scored without retraining
 RECORD = RESULTS / "calibration.json"
 DATA = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
 CELLS = ["digits:fixmatch:300", "digits:softmatch:300", "digits:supervised:300", "fashion-mnist:fixmatch:300",
@@ -77,12 +78,20 @@ def head_crossfit_temperature(feats, y, folds: int = 4) -> float:
     return fit_temperature(held, y)
 
 
+def score_candidates(z, y, t_fit: dict) -> dict:
+    """Each candidate's T with the test ECE (15 bins) and NLL of the served logits ``z`` at it: the test set only scores."""
+    from fewlabels.evaluate.calibration import expected_calibration_error, nll, scaled_probs
+
+    return {name: {"temperature": round(t, 4), "ece": expected_calibration_error(scaled_probs(z, t), y),
+                   "nll": nll(z, y, t)} for name, t in t_fit.items()}
+
+
 def one_run(dataset: str, algorithm: str, iterations: int, seed: int) -> dict:
     import time
 
     import torch
 
-    from fewlabels.evaluate.calibration import expected_calibration_error, fit_temperature, nll, scaled_probs
+    from fewlabels.evaluate.calibration import fit_temperature
     from fewlabels.evaluate.pool_calibration import ensemble_targets, fit_temperature_to, pool_evidence
     from fewlabels.evaluate.tta import tta_logits
     from fewlabels.train import TrainConfig
@@ -112,8 +121,7 @@ def one_run(dataset: str, algorithm: str, iterations: int, seed: int) -> dict:
     test = trainer.p.source.test
     z = served(test.x)
     t_fit["test-fitted"] = fit_temperature(z, test.y)
-    scored = {name: {"temperature": round(t, 4), "ece": expected_calibration_error(scaled_probs(z, t), test.y),
-                     "nll": nll(z, test.y, t)} for name, t in t_fit.items()}
+    scored = score_candidates(z, test.y, t_fit)
     return {"dataset": dataset, "algorithm": algorithm, "iterations": iterations, "seed": seed,
             "test_accuracy": res["test_accuracy"], "tta": mode, "candidates": scored,
             "recorded": {k: v for k, v in res.items() if k.startswith("temperature")},
@@ -130,7 +138,7 @@ def pipeline_row(final_stage: str, seed: int) -> dict:
 
     from fewlabels.api import load
     from fewlabels.data import load as load_data
-    from fewlabels.evaluate.calibration import expected_calibration_error, fit_temperature, nll, scaled_probs
+    from fewlabels.evaluate.calibration import fit_temperature
     from fewlabels.evaluate.tta import served
 
     run = load(final_stage)
@@ -140,8 +148,7 @@ def pipeline_row(final_stage: str, seed: int) -> dict:
     res = run.results
     t_fit = {"none": 1.0, "adopted": res.get("temperature") or 1.0, "pool-weak": res.get("temperature_estimate") or 1.0,
              "pool-strong": res.get("temperature_strong_views") or 1.0, "test-fitted": fit_temperature(z, test.y)}
-    scored = {name: {"temperature": round(t, 4), "ece": expected_calibration_error(scaled_probs(z, t), test.y),
-                     "nll": nll(z, test.y, t)} for name, t in t_fit.items()}
+    scored = score_candidates(z, test.y, t_fit)
     return {"dataset": run.config.dataset, "algorithm": "pipeline (final stage: distill)", "iterations": res.get("iterations"),
             "seed": seed, "test_accuracy": res["test_accuracy"], "tta": serving.mode, "candidates": scored,
             "recorded": {k: v for k, v in res.items() if k.startswith("temperature")}, "machine": machine(),
@@ -153,7 +160,8 @@ def collect() -> dict:
     rows = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*-s*.json"))]
     record = {"bench": "calibration", "title": "Calibration without a validation split (4 labels per class)",
               "command": "nice -n 10 python bench/calibration.py", "machine": rows[-1]["machine"] if rows else machine(),
-              "candidates": CANDIDATES, "rows": rows}
+              "candidates": CANDIDATES, "rows": rows,
+              "finished": [json.loads(p.read_text()) for p in sorted(FINISHED.glob("*.json"))]}
     RECORD.write_text(json.dumps(record, indent=1) + "\n")
     return record
 
@@ -182,7 +190,32 @@ def table(record: dict) -> str:
             t, e, n = (mean_std([c[k] for c in got])[0] for k in ("temperature", "ece", "nll"))
             row.append(f"T {t:.2f}<br>ECE {e:.3f}<br>NLL {n:.3f}")
         lines.append("| " + " | ".join(row) + " |")
+    if record.get("finished"):
+        from calibration_finished import finished_table
+
+        lines += finished_table(record["finished"])
     return "\n".join(lines + notes_lines("calibration")) + "\n"
+
+
+def score_finished(folders: list[Path]) -> None:
+    """One row per finished run folder into FINISHED (named after the folder's last two parts), then the record."""
+    import torch
+    from calibration_finished import finished_row
+
+    torch.set_num_threads(1)
+    FINISHED.mkdir(parents=True, exist_ok=True)
+    sources: dict = {}
+    for folder in folders:
+        path = FINISHED / f"{folder.parent.name}-{folder.name}.json"
+        if path.exists() or not (folder / "results.json").exists():
+            continue
+        row = finished_row(folder, sources)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(row, indent=1) + "\n")
+        tmp.replace(path)
+        print(f"{path.stem}: " + ", ".join(f"{k} T {v['temperature']:.2f} ECE {v['ece']:.3f}"
+                                         for k, v in row["candidates"].items()), flush=True)
+    collect()
 
 
 def main() -> None:
@@ -191,7 +224,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--pipeline", metavar="FINAL_STAGE", help="score a finished pipeline's final stage folder instead "
                         "(with --seeds giving its one seed)")
+    parser.add_argument("--finished", nargs="+", metavar="RUN_FOLDER", help="score finished runs of other benches instead "
+                        "(calibration_finished.py); folders already scored are skipped")
     args = parser.parse_args()
+    if args.finished:
+        score_finished([Path(f) for f in args.finished])
+        return
     if args.pipeline:
         path = RUNS / f"pipeline-s{args.seeds[0]}.json"
         RUNS.mkdir(parents=True, exist_ok=True)

@@ -165,3 +165,27 @@ def test_the_report_draws_the_reliability_of_the_served_probabilities(pool_run, 
     assert code == 0, err
     html = (out / "report.html").read_text()
     assert "of the probabilities predict serves" in html
+
+
+def test_the_bench_scores_a_finished_run_as_the_run_served_it(pool_run):
+    """bench/calibration.py --finished restores a run folder and rescores it: its figures are the run's own.
+
+    The weak-view estimate it refits from the restored checkpoint equals the one the run recorded (same pool images,
+    same views, same seed), and ECE at the served T equals results.json's ece_after: evidence gathered later from
+    finished runs is about the models as they were served, or this fails.
+    """
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from calibration_finished import finished_row
+
+    out, res = pool_run
+    row = finished_row(out, {})
+    # margins: the bench predicts in other batch sizes than the run did, which some kernels round differently
+    assert row["rescored_accuracy"] == pytest.approx(res["test_accuracy"], abs=2.5e-3)  # the weights restored
+    assert row["candidates"]["served"]["temperature"] == pytest.approx(res["temperature"], abs=1e-4)
+    assert row["candidates"]["pool-weak"]["temperature"] == pytest.approx(res["temperature_estimate"], rel=1e-2)
+    assert row["candidates"]["served"]["ece"] == pytest.approx(res["ece_after"], abs=2e-3)
+    assert row["candidates"]["none"]["ece"] == pytest.approx(res["ece_before"], abs=2e-3)
+    assert 0.0 <= row["agree"]["strong"] <= row["agree"]["weak"] <= 1.0
