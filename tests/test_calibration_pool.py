@@ -122,6 +122,8 @@ def test_a_method_the_estimate_was_not_checked_on_gets_no_temperature(tmp_path):
     res = train(TrainConfig(**{**POOL_RUN, "algorithm": "pimodel", "iterations": 10, "eval_every": 10,
                                "checkpoint_every": 10}, out=str(tmp_path / "run")), progress=False)
     assert res["temperature"] is None and "not checked on pimodel" in res["temperature_note"]
+    # what it serves is still scored: the network's own probabilities, before and after alike
+    assert res["ece_after"] == res["ece_before"] and res["nll_after"] == res["nll_before"] and res["ece_before"] > 0
 
 
 def test_the_methods_served_a_pool_temperature_are_the_ones_it_was_checked_on():

@@ -126,7 +126,8 @@ def calibration_figures(trainer: Any) -> dict[str, Any]:
 
     Fitted on the logits of the final EMA model as predict serves them (with the run's test-time augmentation):
     on the validation split's labels where there is one; otherwise estimated from the unlabeled pool
-    (evaluate/pool_calibration.py), or left out (1) with a note saying why. The test set only scores the T found.
+    (evaluate/pool_calibration.py), or left out (1) with a note saying why. The test set only scores the T found,
+    and the probabilities served without one (ECE after = before), so every run reports the ECE it serves.
     """
     from fewlabels.evaluate.pool_calibration import pool_temperature
     from fewlabels.evaluate.tta import tta_logits
@@ -143,8 +144,8 @@ def calibration_figures(trainer: Any) -> dict[str, Any]:
         return temperature_record(served(trainer.train_x[val]), trainer.train_y[val], "validation", shown,
                                   test.y if test is not None else None)
     out = pool_temperature(trainer, served)
-    if out["temperature"] is not None and shown is not None and len(test.y):
-        out.update(scores(shown, test.y, out["temperature"]))
+    if shown is not None and len(test.y):  # no T served: the network's own probabilities are scored (after = before)
+        out.update(scores(shown, test.y, out["temperature"] or 1.0))
     return out
 
 
