@@ -21,18 +21,15 @@ def restored(folder: Path, sources: dict):
     """A finished run folder's Trainer with its last checkpoint restored, and its results.json; writes nothing."""
     from fewlabels import data
     from fewlabels.storage import RunFolder
-    from fewlabels.train.config import TrainConfig
-    from fewlabels.train.loop import Trainer
-    from fewlabels.train.preparation import prepare
+    from fewlabels.train.resuming import restored_trainer, saved_config
 
-    ckpt = RunFolder(folder).checkpoint()
-    config = TrainConfig.from_dict({"augment": "hand", **ckpt["config"]})
-    config.out = None
+    run = RunFolder(folder)
+    ckpt = run.checkpoint()
+    config = saved_config(ckpt)
     key = (config.dataset, config.data_dir)
     if key not in sources:
         sources[key] = data.load(config.dataset, config.data_dir)
-    trainer = Trainer(prepare(config, source=sources[key]), progress=False, restoring=True)
-    trainer.restore(ckpt)
+    trainer = restored_trainer(config, ckpt, run.source, data=sources[key])
     return trainer, json.loads((folder / "results.json").read_text())
 
 
