@@ -190,3 +190,25 @@ def test_completed_run_resumes_to_the_same_results(reference, tmp_path):
 
     a, b = json.loads(before), json.loads((copy / "results.json").read_text())
     assert a["test"] == b["test"]
+
+
+def test_resume_refuses_a_checkpoint_that_no_longer_fits_the_data_or_the_model(tmp_path, reference):
+    """The refusals of ``restored_trainer``, which resume and the benches share: one sentence, nothing trained."""
+    def copy_with(name, change):
+        folder = tmp_path / name
+        folder.mkdir()
+        ckpt = torch.load(reference / "last.pt", weights_only=True)
+        change(ckpt)
+        torch.save(ckpt, folder / "last.pt")
+        (folder / "config.yaml").write_text((reference / "config.yaml").read_text())
+        return folder
+
+    other_classes = copy_with("classes", lambda c: c.update(classes=[f"c{i}" for i in range(len(c["classes"]))]))
+    with pytest.raises(FewLabelsError, match="was trained on data with classes .* resume with the same data"):
+        resume(other_classes, progress=False)
+    weights = torch.load(reference / "last.pt", weights_only=True)["model"]
+    conv = next(k for k, v in weights.items() if k.endswith("weight") and v.dim() == 4)
+    other_model = copy_with("model", lambda c: c["model"].update({conv: torch.zeros(3, 1, 5, 5)}))  # another width
+    with pytest.raises(FewLabelsError, match="does not fit model 'cnn'"):
+        resume(other_model, progress=False)
+    assert not (other_classes / "results.json").exists() and not (other_model / "results.json").exists()
