@@ -11,7 +11,6 @@ One JSON per run under bench/results/calibration/finished/; the calibration sect
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from common import machine, mean_std
@@ -30,7 +29,7 @@ def restored(folder: Path, sources: dict):
     if key not in sources:
         sources[key] = data.load(config.dataset, config.data_dir)
     trainer = restored_trainer(config, ckpt, run.source, data=sources[key])
-    return trainer, json.loads((folder / "results.json").read_text())
+    return trainer, run.results()
 
 
 def finished_row(folder: Path, sources: dict) -> dict:

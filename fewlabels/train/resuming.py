@@ -62,7 +62,7 @@ def saved_config(ckpt: dict, moved: dict[str, str] | None = None) -> TrainConfig
     return config
 
 
-def restored_trainer(config: TrainConfig, ckpt: dict, source_name: object, progress: bool = False,
+def restored_trainer(config: TrainConfig, ckpt: dict, source_name: str | os.PathLike, progress: bool = False,
                      data: DataSource | None = None) -> Trainer:
     """A Trainer for ``config`` with ``ckpt`` restored into it: the one way a run (or a bench) picks a run up again.
 
